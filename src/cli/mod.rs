@@ -1,0 +1,442 @@
+//! The command line: argument definitions, context resolution and exit codes.
+//!
+//! Handlers live in one file per area; this module only parses, resolves the config and
+//! root, runs the handler and turns its error into a message and an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::layout::AppRoot;
+use crate::names::{AppName, Channel, Target, Version};
+
+pub mod agent;
+pub mod pack;
+pub mod publish;
+pub mod store;
+
+/// Exit codes scripts can rely on (documented in README "Exit codes").
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Any failure not listed below.
+    pub const ERROR: u8 = 1;
+    /// Bad command line or config file.
+    pub const USAGE: u8 = 2;
+    /// Another updraft operation holds the lock.
+    pub const BUSY: u8 = 3;
+    /// The new release failed its checks and was rolled back (and blocked).
+    pub const ROLLED_BACK: u8 = 4;
+    /// A signature, checksum, size or freshness check failed: nothing was changed.
+    pub const VERIFY: u8 = 5;
+    /// Asked-for release or document does not exist.
+    pub const NOT_FOUND: u8 = 6;
+    /// `check`: an update is available.
+    pub const UPDATE_AVAILABLE: u8 = 10;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "updraft",
+    version,
+    about = "Pull-based release updater: signed registries, atomic activation, health checks, automatic rollback",
+    long_about = "updraft keeps an app root (/opt/<app>) on a signed release channel.\n\n\
+        Releases are unpacked into releases/<version>/ and activated by atomically switching \
+        the releases/current symlink; services are restarted and health-checked, and a \
+        release that fails is rolled back and blocked.\n\n\
+        Operators: deploy, rollback, list, status, prune, pin, unblock, why.\n\
+        Agents: check, update (for a systemd timer), agent (daemon).\n\
+        CI: keygen, pack, publish, promote, yank, registry verify.\n\
+        Try it: updraft demo"
+)]
+pub struct Cli {
+    /// TOML config file (see README "Configuration"). Optional for push-mode commands.
+    #[arg(long, global = true, env = "UPDRAFT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// App root (default: `root` from the config, else /opt/<app>).
+    #[arg(long, global = true, env = "UPDRAFT_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Log format: auto (text on a terminal, JSON under systemd), text or json.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log more (repeat for more detail); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install a release tarball and activate it (push mode).
+    Deploy(DeployArgs),
+    /// Switch back to an installed release (default: the previous one).
+    Rollback(RollbackArgs),
+    /// List installed releases.
+    List(JsonArgs),
+    /// Show current, previous, pinned and blocked versions and the last operation.
+    Status(JsonArgs),
+    /// Remove old releases, keeping the newest N (current, previous and pinned are kept).
+    Prune(PruneArgs),
+    /// Poll the registry once and report what `update` would do (exit 10: update available).
+    Check(JsonArgs),
+    /// Poll the registry once and apply what the channel says (run by updraft.timer).
+    Update,
+    /// Run as a daemon: poll every `interval` (with jitter) until SIGTERM.
+    Agent,
+    /// Hold this machine on a version whatever the channel says.
+    Pin(VersionArg),
+    /// Release a pin: follow the channel again.
+    Unpin,
+    /// Allow a version that failed its health checks to be tried again.
+    Unblock(VersionArg),
+    /// Explain why this machine runs what it runs.
+    Why(JsonArgs),
+    /// Show the whole flow on a throw-away registry and app root (no setup needed).
+    Demo(DemoArgs),
+    /// Create a minisign-compatible key pair for signing releases.
+    Keygen(KeygenArgs),
+    /// Build a reproducible release tarball from a directory.
+    Pack(PackArgs),
+    /// Upload a release artifact, sign its release document, and optionally set a channel.
+    Publish(PublishArgs),
+    /// Point a channel at an existing release (re-signed; artifacts are not copied).
+    Promote(PromoteArgs),
+    /// Quarantine a version fleet-wide by listing it as yanked in a channel.
+    Yank(YankArgs),
+    /// Registry maintenance.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Serve a registry directory over HTTP on loopback (for demos and tests).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print machine-readable JSON with a stable shape.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArg {
+    pub version: Version,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Version to install (semver; a leading 'v' is accepted).
+    #[arg(long)]
+    pub version: Version,
+    /// Local release tarball (.tar.gz).
+    #[arg(
+        long,
+        value_name = "P",
+        conflicts_with = "artifact_url",
+        required_unless_present = "artifact_url"
+    )]
+    pub artifact_path: Option<PathBuf>,
+    /// Release tarball URL (http:// or https://).
+    #[arg(long, value_name = "U")]
+    pub artifact_url: Option<String>,
+    /// Expected sha256 of the tarball (hex); the deploy is refused on mismatch.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Replace an installed release of the same version whose bytes differ.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Version to switch to (default: the previous release).
+    #[arg(long)]
+    pub version: Option<Version>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Releases to keep (default: `keep` from the config, else 5).
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Show what would be removed without removing it.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's registry and app root in this directory instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    #[arg(long, value_name = "F")]
+    pub secret_key: PathBuf,
+    #[arg(long, value_name = "F")]
+    pub public_key: PathBuf,
+    /// Encrypt the secret key with the password in this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Directory holding the release contents (bin/, assets/, ...).
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub version: Version,
+    #[arg(long, value_name = "F")]
+    pub output: PathBuf,
+}
+
+/// Where the signing key comes from: a file, or an environment variable holding the
+/// key file's contents (a CI secret).
+#[derive(Debug, Args, Clone)]
+pub struct SecretKeyArgs {
+    /// minisign secret key file.
+    #[arg(long, value_name = "F", required_unless_present = "secret_key_env")]
+    pub secret_key: Option<PathBuf>,
+    /// Environment variable holding the secret key file's contents.
+    #[arg(long, value_name = "VAR")]
+    pub secret_key_env: Option<String>,
+    /// Environment variable holding the secret key's password (if it has one).
+    #[arg(long, value_name = "VAR", default_value = "UPDRAFT_KEY_PASSWORD")]
+    pub password_env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    #[arg(long, value_name = "V")]
+    pub version: Version,
+    /// Release tarball; repeat with --target for several targets.
+    #[arg(long, value_name = "F", required = true)]
+    pub artifact: Vec<PathBuf>,
+    /// Target of each --artifact, in order (default: this machine's).
+    #[arg(long, value_name = "T")]
+    pub target: Vec<Target>,
+    /// Also point this channel at the new release.
+    #[arg(long, value_name = "C")]
+    pub channel: Option<Channel>,
+    /// Release notes.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Staged rollout: share of the fleet (0-100) that may take it.
+    #[arg(long, value_name = "PERCENT")]
+    pub rollout: Option<u8>,
+    /// Channel document validity (default 30d).
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Release to point the channel at.
+    #[arg(
+        long,
+        value_name = "V",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
+    pub version: Option<Version>,
+    /// Take the version another channel points at.
+    #[arg(long, value_name = "C1")]
+    pub from: Option<Channel>,
+    /// Channel to move.
+    #[arg(long, value_name = "C2")]
+    pub channel: Channel,
+    /// Staged rollout: share of the fleet (0-100) that may take it.
+    #[arg(long, value_name = "PERCENT")]
+    pub rollout: Option<u8>,
+    /// Time-based waves, e.g. "0s=10,1h=50,1d=100" (from publish time + offset, that share).
+    #[arg(long, value_name = "WAVES", conflicts_with = "rollout")]
+    pub waves: Option<String>,
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct YankArgs {
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    #[arg(long, value_name = "C")]
+    pub channel: Channel,
+    #[arg(long, value_name = "V")]
+    pub version: Version,
+    /// Why it is yanked (shown by `updraft why` on every machine).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Audit a registry: every signature, checksum and size.
+    Verify(RegistryVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryVerifyArgs {
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Trusted public key file; repeat for several.
+    #[arg(long, value_name = "F", required = true)]
+    pub public_key: Vec<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory to serve.
+    pub dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+/// What every handler gets: the parsed config (empty if none) and where it came from.
+pub struct Ctx {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub root_flag: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// The app root: `--root`/`UPDRAFT_ROOT`, else `root` in the config, else /opt/<app>.
+    pub fn app_root(&self) -> anyhow::Result<AppRoot> {
+        if let Some(r) = &self.root_flag {
+            return Ok(AppRoot::new(r));
+        }
+        if let Some(r) = &self.config.root {
+            return Ok(AppRoot::new(r));
+        }
+        if let Some(app) = &self.config.app {
+            return Ok(AppRoot::new(format!("/opt/{app}")));
+        }
+        anyhow::bail!(
+            "no app root given: pass --root DIR, set UPDRAFT_ROOT, or set `root` (or `app`) in the config file"
+        )
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    crate::logging::init(cli.log_format.as_deref(), cli.verbose);
+    let config = match &cli.config {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::USAGE);
+            }
+        },
+        None => Config::default(),
+    };
+    let ctx = Ctx {
+        config,
+        config_path: cli.config.clone(),
+        root_flag: cli.root.clone(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match rt.block_on(dispatch(&ctx, cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code_for(&e))
+        }
+    }
+}
+
+async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
+    match cmd {
+        Command::Deploy(a) => store::deploy(ctx, a).await,
+        Command::Rollback(a) => store::rollback(ctx, a).await,
+        Command::List(a) => store::list(ctx, a),
+        Command::Status(a) => store::status(ctx, a),
+        Command::Prune(a) => store::prune(ctx, a),
+        Command::Check(a) => agent::check(ctx, a).await,
+        Command::Update => agent::update(ctx).await,
+        Command::Agent => agent::daemon(ctx).await,
+        Command::Pin(a) => agent::pin(ctx, a),
+        Command::Unpin => agent::unpin(ctx),
+        Command::Unblock(a) => agent::unblock(ctx, a),
+        Command::Why(a) => agent::why(ctx, a),
+        Command::Demo(a) => agent::demo(ctx, a).await,
+        Command::Keygen(a) => publish::keygen(ctx, a),
+        Command::Pack(a) => pack::pack(ctx, a),
+        Command::Publish(a) => publish::publish(ctx, a).await,
+        Command::Promote(a) => publish::promote(ctx, a).await,
+        Command::Yank(a) => publish::yank(ctx, a).await,
+        Command::Registry(RegistryCommand::Verify(a)) => publish::verify(ctx, a).await,
+        Command::Serve(a) => publish::serve(ctx, a).await,
+    }
+}
+
+/// Map typed library errors to the documented exit codes.
+fn exit_code_for(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<crate::lock::LockError>().is_some() {
+            return exit::BUSY;
+        }
+        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
+            return exit::USAGE;
+        }
+        if let Some(code) = crate::exit_code_hint(cause) {
+            return code;
+        }
+    }
+    exit::ERROR
+}

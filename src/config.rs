@@ -1,0 +1,368 @@
+//! The TOML configuration file. Every key is documented in README.md ("Configuration").
+//!
+//! Unknown keys are an error naming the key: a typo such as `intervall` must not
+//! silently fall back to a default on a fleet of machines.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::names::{AppName, Channel, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// A duration written the human way: "5s", "200ms", "15m", "1h 30m".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {s:?}: {e} (write e.g. \"5s\", \"200ms\", \"15m\")"
+                ))
+            })
+    }
+}
+
+fn secs(n: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(n))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub app: Option<AppName>,
+    pub root: Option<PathBuf>,
+    pub registry: Option<String>,
+    pub channel: Option<Channel>,
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    #[serde(default)]
+    pub public_key_files: Vec<PathBuf>,
+    pub target: Option<Target>,
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "default_jitter")]
+    pub jitter: HumanDuration,
+    #[serde(default = "default_bake")]
+    pub bake: HumanDuration,
+    pub machine_id_file: Option<PathBuf>,
+    pub machine_id: Option<String>,
+    #[serde(default)]
+    pub health: Vec<HealthCheck>,
+    #[serde(default)]
+    pub services: Services,
+    /// Command run inside the staged release before it is activated (argv; `{release}`
+    /// is replaced by the staged release directory).
+    #[serde(default)]
+    pub pre_activate: Vec<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: HumanDuration,
+    pub log_format: Option<String>,
+    // S3 (see README "S3 and CDN").
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    #[serde(default)]
+    pub s3_path_style: Option<bool>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_session_token: Option<String>,
+}
+
+fn default_keep() -> usize {
+    5
+}
+fn default_interval() -> HumanDuration {
+    secs(15 * 60)
+}
+fn default_jitter() -> HumanDuration {
+    secs(60)
+}
+fn default_bake() -> HumanDuration {
+    secs(0)
+}
+fn default_lock_timeout() -> HumanDuration {
+    secs(60)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // An empty document yields every default, keeping one source of truth.
+        toml::from_str("").expect("empty config must parse")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Optional label used in messages; defaults to the probe itself.
+    pub name: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub http: Option<String>,
+    pub tcp: Option<String>,
+    /// Expected HTTP status (default 200).
+    pub expect_status: Option<u16>,
+    /// Substring the HTTP body must contain.
+    pub body_contains: Option<String>,
+    #[serde(default = "default_check_timeout")]
+    pub timeout: HumanDuration,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_check_interval")]
+    pub interval: HumanDuration,
+    /// Wait this long after the restart before the first attempt.
+    #[serde(default = "default_grace")]
+    pub grace: HumanDuration,
+}
+
+fn default_check_timeout() -> HumanDuration {
+    secs(5)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_check_interval() -> HumanDuration {
+    secs(1)
+}
+fn default_grace() -> HumanDuration {
+    secs(0)
+}
+
+impl HealthCheck {
+    /// Exactly one probe kind must be set; anything else is a config error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let n = [
+            self.command.is_some(),
+            self.http.is_some(),
+            self.tcp.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if n != 1 {
+            return Err(ConfigError::Invalid(
+                "each [[health]] entry needs exactly one of `command`, `http` or `tcp`".into(),
+            ));
+        }
+        if matches!(&self.command, Some(c) if c.is_empty()) {
+            return Err(ConfigError::Invalid(
+                "[[health]] command must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn label(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        if let Some(c) = &self.command {
+            return format!("command {}", c.join(" "));
+        }
+        if let Some(u) = &self.http {
+            return format!("http {u}");
+        }
+        format!("tcp {}", self.tcp.as_deref().unwrap_or("?"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Services {
+    /// systemd units: shorthand for `systemctl reload|restart <unit>` each.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// Command (argv) tried first; if it fails, `restart` runs.
+    #[serde(default)]
+    pub reload: Vec<String>,
+    /// Command (argv) that restarts the app.
+    #[serde(default)]
+    pub restart: Vec<String>,
+    #[serde(default = "default_service_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_service_timeout() -> HumanDuration {
+    secs(90)
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            units: Vec::new(),
+            reload: Vec::new(),
+            restart: Vec::new(),
+            timeout: default_service_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_unpacked")]
+    pub max_unpacked_bytes: u64,
+    #[serde(default = "default_max_entries")]
+    pub max_entries: u64,
+    #[serde(default = "default_max_artifact")]
+    pub max_artifact_bytes: u64,
+    #[serde(default = "default_max_document")]
+    pub max_document_bytes: u64,
+}
+
+fn default_max_unpacked() -> u64 {
+    8 << 30
+}
+fn default_max_entries() -> u64 {
+    200_000
+}
+fn default_max_artifact() -> u64 {
+    4 << 30
+}
+fn default_max_document() -> u64 {
+    1 << 20
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_unpacked_bytes: default_max_unpacked(),
+            max_entries: default_max_entries(),
+            max_artifact_bytes: default_max_artifact(),
+            max_document_bytes: default_max_document(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "default_connect")]
+    pub connect: HumanDuration,
+    /// Longest silence while reading a response body before the transfer is abandoned
+    /// (and resumed with Range if the server allows). Guards against slow retrieval.
+    #[serde(default = "default_read")]
+    pub read: HumanDuration,
+    /// Bound on one whole document request (channel or release document).
+    #[serde(default = "default_document")]
+    pub document: HumanDuration,
+    #[serde(default = "default_retries_net")]
+    pub retries: u32,
+}
+
+fn default_connect() -> HumanDuration {
+    secs(10)
+}
+fn default_read() -> HumanDuration {
+    secs(30)
+}
+fn default_document() -> HumanDuration {
+    secs(30)
+}
+fn default_retries_net() -> u32 {
+    4
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: default_connect(),
+            read: default_read(),
+            document: default_document(),
+            retries: default_retries_net(),
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        for h in &cfg.health {
+            h.validate()?;
+        }
+        if cfg.keep == 0 {
+            return Err(ConfigError::Invalid("`keep` must be at least 1".into()));
+        }
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r#"
+app = "demo"
+root = "/opt/demo"
+registry = "http://127.0.0.1:8080"   # also file:///srv/registry, and s3://bucket/prefix once S3 lands
+channel = "prod"
+public_keys = ["RWQ..."]             # minisign public keys, the base64 line of a .pub file; several for rotation
+keep = 5
+
+[[health]]
+command = ["/opt/demo/releases/current/bin/health"]   # or: http = "http://127.0.0.1:3000/health", or: tcp = "127.0.0.1:3000"
+timeout = "5s"
+retries = 2
+interval = "200ms"
+"#;
+
+    #[test]
+    fn issue_example_parses() {
+        let c = Config::parse(ISSUE_EXAMPLE, Path::new("t.toml")).unwrap();
+        assert_eq!(c.app.unwrap().as_str(), "demo");
+        assert_eq!(c.health.len(), 1);
+        assert_eq!(c.health[0].interval.0, Duration::from_millis(200));
+        assert_eq!(c.health[0].retries, 2);
+        assert_eq!(c.keep, 5);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("app = \"x\"\nintervall = \"5m\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("intervall"), "{err}");
+    }
+
+    #[test]
+    fn health_needs_one_probe() {
+        let err = Config::parse("[[health]]\ntimeout = \"1s\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one"), "{err}");
+    }
+}

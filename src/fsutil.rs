@@ -1,0 +1,138 @@
+//! Crash-safe filesystem primitives: every visible change is a rename of something
+//! already complete and fsynced, followed by an fsync of the directory that holds it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A name no other process (or earlier crash) is using, in the same directory as `path`
+/// so the final rename never crosses filesystems.
+pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = format!(
+        ".{name}.{tag}-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    );
+    path.with_file_name(unique)
+}
+
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Write `bytes` to `path` so a reader (or a crash) sees the old file or the new one,
+/// never a mix. `mode` sets the permission bits explicitly (not subject to umask surprises).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_sibling(path, "tmp");
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fsync_dir(parent_of(path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Point `link` at `target` atomically: build the new symlink beside it, then rename it
+/// over the old one (rename(2) replaces atomically; `ln -sfn` unlinks first).
+pub fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
+    let tmp = temp_sibling(link, "link");
+    std::os::unix::fs::symlink(target, &tmp)?;
+    if let Err(e) = fs::rename(&tmp, link) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fsync_dir(parent_of(link))
+}
+
+/// Flush everything written under `dir` to stable storage in one call.
+///
+/// `syncfs` flushes the whole filesystem holding `dir`, which costs one system call
+/// instead of one fsync per unpacked file; directories are then fsynced by the rename.
+pub fn sync_filesystem_of(dir: &Path) -> io::Result<()> {
+    let f = File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Total size in bytes of regular files under `dir` (symlinks are not followed).
+pub fn tree_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                total += entry.metadata()?.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Remove a directory tree that may be partly written; a missing directory is fine.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_sets_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.json");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o644).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // No temporaries left behind.
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn symlink_replacement_is_a_rename() {
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("current");
+        replace_symlink(&link, Path::new("1.0.0")).unwrap();
+        replace_symlink(&link, Path::new("2.0.0")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("2.0.0"));
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

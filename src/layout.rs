@@ -1,0 +1,142 @@
+//! The on-disk layout of an app root, the seed's plus a `.updraft/` directory of ours.
+//!
+//! ```text
+//! <root>/releases/<version>/      immutable, complete releases
+//! <root>/releases/current -> <version>   (relative link, so the root can move)
+//! <root>/releases/.staging-*      in-progress unpacks, removed on the next run
+//! <root>/config/ data/ uploads/ commands/ logs/releases.log
+//! <root>/.updraft/state.json      our state (atomic writes)
+//! <root>/.updraft/history.jsonl   append-only history of decisions and outcomes
+//! <root>/.updraft/lock            serialises operations
+//! ```
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::names::Version;
+
+pub const STAGING_PREFIX: &str = ".staging-";
+
+#[derive(Debug, Clone)]
+pub struct AppRoot {
+    root: PathBuf,
+}
+
+impl AppRoot {
+    pub fn new(root: impl Into<PathBuf>) -> AppRoot {
+        AppRoot { root: root.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+    pub fn releases(&self) -> PathBuf {
+        self.root.join("releases")
+    }
+    pub fn current_link(&self) -> PathBuf {
+        self.releases().join("current")
+    }
+    pub fn release_dir(&self, v: &Version) -> PathBuf {
+        self.releases().join(v.to_string())
+    }
+    pub fn commands(&self) -> PathBuf {
+        self.root.join("commands")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn release_log(&self) -> PathBuf {
+        self.logs().join("releases.log")
+    }
+    pub fn meta(&self) -> PathBuf {
+        self.root.join(".updraft")
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.meta().join("state.json")
+    }
+    pub fn history_file(&self) -> PathBuf {
+        self.meta().join("history.jsonl")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.meta().join("lock")
+    }
+
+    /// Create the seed's directories. Existing ones (and their contents: config, data)
+    /// are left exactly as they are.
+    pub fn ensure(&self) -> io::Result<()> {
+        for d in [
+            self.releases(),
+            self.root.join("config"),
+            self.root.join("data"),
+            self.root.join("uploads"),
+            self.commands(),
+            self.logs(),
+            self.meta(),
+        ] {
+            fs::create_dir_all(&d)?;
+        }
+        Ok(())
+    }
+
+    /// The version `current` points at, if it points at a release directory that exists.
+    pub fn current(&self) -> io::Result<Option<Version>> {
+        match fs::read_link(self.current_link()) {
+            Ok(target) => {
+                let name = target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok(name
+                    .parse::<Version>()
+                    .ok()
+                    .filter(|v| self.release_dir(v).is_dir()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Installed releases: directories under `releases/` whose name is a version.
+    /// Staging directories and anything else are ignored.
+    pub fn installed(&self) -> io::Result<Vec<Version>> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(self.releases()) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in rd {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(v) = name.parse::<Version>() {
+                if v.to_string() == name {
+                    out.push(v);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Staging directories left by an interrupted run.
+    pub fn leftover_staging(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(self.releases()) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in rd {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(STAGING_PREFIX) || name.starts_with(".current.") {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+}

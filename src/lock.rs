@@ -1,0 +1,58 @@
+//! One operation at a time per app root: an advisory lock on `.updraft/lock`.
+//!
+//! The kernel drops the lock when the process dies (even by SIGKILL), so a crash can
+//! never leave a stale lock behind, unlike a pid file.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another updraft operation holds {path} (waited {waited:?}); try again when it finishes, or raise `lock_timeout`")]
+    Busy { path: String, waited: Duration },
+    #[error("cannot open lock file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct RootLock {
+    _file: File,
+}
+
+impl RootLock {
+    /// Wait up to `timeout` for the lock, polling so the wait stays bounded.
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<RootLock, LockError> {
+        let io_err = |source| LockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io_err)?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RootLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+            }
+            if start.elapsed() >= timeout {
+                return Err(LockError::Busy {
+                    path: path.display().to_string(),
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Registry access: one small trait, one implementation per scheme.
+//!
+//! Verification, caching and decisions live above this seam and never learn whether
+//! bytes came from a directory, a web server or a bucket. Keys are paths relative to the
+//! registry root, such as `demo/channels/prod.json`; each scheme maps them to its own
+//! addressing.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub mod file;
+pub mod http;
+pub mod retry;
+pub mod s3;
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{location} not found (404): check the registry URL, app name and channel")]
+    NotFound { location: String },
+    #[error("access to {location} denied ({status}): {hint}")]
+    Denied {
+        location: String,
+        status: u16,
+        hint: String,
+    },
+    #[error("{location} answered HTTP {status}{detail}")]
+    Status {
+        location: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("network error fetching {location}: {message}")]
+    Network { location: String, message: String },
+    #[error("timed out fetching {location} after {after:?}")]
+    Timeout { location: String, after: Duration },
+    #[error("{location} is larger than the limit of {limit} bytes (raise limits.max_document_bytes or limits.max_artifact_bytes if this is expected)")]
+    TooLarge { location: String, limit: u64 },
+    #[error("{location}: {message}")]
+    Io { location: String, message: String },
+    #[error("invalid registry URL {url:?}: {why}")]
+    InvalidUrl { url: String, why: String },
+}
+
+impl TransportError {
+    /// Transient faults worth another attempt: the network, timeouts, 5xx, throttling.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Network { .. } | TransportError::Timeout { .. } => true,
+            TransportError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// One read from a registry.
+#[derive(Debug, Clone, Default)]
+pub struct FetchRequest {
+    pub key: String,
+    /// Conditional GET validators from the last successful fetch.
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+    /// Resume from this byte offset (HTTP Range); 0 fetches the whole object.
+    pub offset: u64,
+    /// Refuse bodies larger than this (checked against Content-Length up front and
+    /// against bytes received while streaming).
+    pub limit: u64,
+}
+
+pub enum Fetched {
+    NotModified,
+    Body(Body),
+}
+
+pub struct Body {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Length of this response body if the server said so.
+    pub len: Option<u64>,
+    /// Byte offset of the first byte of `stream` in the object: equals the request's
+    /// offset when the server honoured Range, 0 when it sent the whole object.
+    pub offset: u64,
+    pub stream: ByteStream,
+}
+
+impl Body {
+    /// Collect a (small) body, enforcing `limit` while reading.
+    pub async fn bytes(mut self, location: &str, limit: u64) -> Result<Vec<u8>, TransportError> {
+        use futures_util::StreamExt;
+        let mut out = Vec::new();
+        while let Some(chunk) = self.stream.next().await {
+            let chunk = chunk?;
+            if out.len() as u64 + chunk.len() as u64 > limit {
+                return Err(TransportError::TooLarge {
+                    location: location.to_string(),
+                    limit,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// Read access to a registry, the only thing the agent needs.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, TransportError>;
+    /// Human-readable location of `key` for messages (a URL, a path, `s3://...`).
+    fn location(&self, key: &str) -> String;
+}
+
+/// Write access for publishers. Writes of one object must be atomic to readers.
+#[async_trait::async_trait]
+pub trait Store: Transport {
+    /// The object's bytes, or None if it does not exist.
+    async fn get(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError>;
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError>;
+    /// Upload a (possibly large) local file; S3 uses multipart above a threshold.
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), TransportError>;
+    /// Keys under `prefix` (recursively), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError>;
+}
+
+/// Settings shared by every scheme, from the config file and environment.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    pub connect_timeout: Duration,
+    /// Longest silence while reading before giving up on a transfer.
+    pub read_timeout: Duration,
+    pub s3: S3Options,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            s3: S3Options::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+}
+
+/// Open a registry for reading by URL scheme: `file://`, `http(s)://`, `s3://`.
+pub fn open(url: &str, opts: &TransportOptions) -> Result<Box<dyn Transport>, TransportError> {
+    match scheme_of(url)? {
+        "file" => Ok(Box::new(file::FileRegistry::from_url(url)?)),
+        "http" | "https" => Ok(Box::new(http::HttpRegistry::new(url, opts)?)),
+        "s3" => Ok(Box::new(s3::S3Registry::new(url, opts)?)),
+        _ => unreachable!("scheme_of only returns known schemes"),
+    }
+}
+
+/// Open a registry for publishing. HTTP registries are read-only: publish to the
+/// directory or bucket the web server serves.
+pub fn open_store(url: &str, opts: &TransportOptions) -> Result<Box<dyn Store>, TransportError> {
+    match scheme_of(url)? {
+        "file" => Ok(Box::new(file::FileRegistry::from_url(url)?)),
+        "s3" => Ok(Box::new(s3::S3Registry::new(url, opts)?)),
+        _ => Err(TransportError::InvalidUrl {
+            url: url.to_string(),
+            why: "publishing needs a file:// directory or an s3:// bucket; an HTTP server is read-only (publish to the directory it serves)".into(),
+        }),
+    }
+}
+
+fn scheme_of(url: &str) -> Result<&'static str, TransportError> {
+    for s in ["file", "http", "https", "s3"] {
+        if url.len() > s.len() + 3 && url.starts_with(s) && url[s.len()..].starts_with("://") {
+            return Ok(s);
+        }
+    }
+    Err(TransportError::InvalidUrl {
+        url: url.to_string(),
+        why: "expected file:///path, http(s)://host/path or s3://bucket/prefix".into(),
+    })
+}

@@ -1,0 +1,1 @@
+//! Retries with backoff and transparent Range resume (in progress).
