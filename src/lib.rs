@@ -4,9 +4,11 @@
 //! drive the same code. Pure decisions (`decide`, `rollout`, `prune` in `store`) are kept
 //! apart from I/O.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod demo;
 pub mod deploy;
 pub mod fsutil;
 pub mod health;
@@ -32,6 +34,9 @@ pub fn exit_code_hint(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     use cli::exit;
     if let Some(d) = e.downcast_ref::<deploy::DeployError>() {
         return Some(d.exit_code());
+    }
+    if let Some(a) = e.downcast_ref::<agent::AgentError>() {
+        return Some(a.exit_code());
     }
     if e.downcast_ref::<unpack::UnpackError>().is_some() {
         return Some(exit::VERIFY);

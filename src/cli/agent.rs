@@ -1,28 +1,317 @@
 //! Agent-side handlers: check, update, agent, pin, unpin, unblock, why, demo.
 
-use super::{Ctx, DemoArgs, JsonArgs, VersionArg};
+use std::time::Duration;
 
-pub async fn check(_ctx: &Ctx, _a: JsonArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("check: not implemented yet")
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
+use crate::agent::{Agent, AgentError};
+use crate::deploy::{show, Kind, Pipeline};
+use crate::state::State;
+
+fn agent(ctx: &Ctx) -> anyhow::Result<Agent> {
+    if ctx.config_path.is_none() {
+        anyhow::bail!("the agent needs a config file: pass --config FILE or set UPDRAFT_CONFIG (see README \"Configuration\")");
+    }
+    Ok(Agent::from_config(ctx.app_root()?, &ctx.config)?)
 }
-pub async fn update(_ctx: &Ctx) -> anyhow::Result<u8> {
-    anyhow::bail!("update: not implemented yet")
+
+pub async fn check(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
+    let agent = agent(ctx)?;
+    let report = agent.check().await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} {}: current {}, channel offers {} (sequence {}{})",
+            report.app,
+            report.channel,
+            show(report.current.as_ref()),
+            report.available,
+            report.sequence,
+            if report.unchanged { ", unchanged" } else { "" }
+        );
+        println!("{}", report.explanation);
+    }
+    Ok(if report.update_available {
+        exit::UPDATE_AVAILABLE
+    } else {
+        exit::OK
+    })
 }
-pub async fn daemon(_ctx: &Ctx) -> anyhow::Result<u8> {
-    anyhow::bail!("agent: not implemented yet")
+
+pub async fn update(ctx: &Ctx) -> anyhow::Result<u8> {
+    let agent = agent(ctx)?;
+    // Hold SIGTERM while applying: the apply finishes (or fails cleanly) instead of
+    // dying half-way; a SIGKILL is covered by pending-activation recovery.
+    let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let out = agent.update().await?;
+    match &out.activated {
+        Some(v) => println!("updated to {v}: {}", out.explanation),
+        None => println!("{}", out.explanation),
+    }
+    Ok(exit::OK)
 }
-pub fn pin(_ctx: &Ctx, _a: VersionArg) -> anyhow::Result<u8> {
-    anyhow::bail!("pin: not implemented yet")
+
+pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let agent = agent(ctx)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut usec = 0u64;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        let every = Duration::from_micros(usec / 2);
+        tokio::spawn(async move {
+            loop {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+    info!(interval = ?agent.config.interval.0, jitter = ?agent.config.jitter.0, "agent started");
+    loop {
+        match agent.update().await {
+            Ok(out) => {
+                let status = format!("{}", out.explanation);
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+            }
+            Err(e) => {
+                warn!("poll failed: {e}");
+                let status = format!("last poll failed: {e}");
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+            }
+        }
+        let jitter = agent.config.jitter.0.as_millis() as u64;
+        let wait = agent.config.interval.0 + Duration::from_millis(fastrand::u64(0..=jitter));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    info!("agent stopping");
+    Ok(exit::OK)
 }
-pub fn unpin(_ctx: &Ctx) -> anyhow::Result<u8> {
-    anyhow::bail!("unpin: not implemented yet")
+
+pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let p = Pipeline::new(&root, &ctx.config);
+    let _lock = p.lock().await?;
+    let mut state = p.load_state()?;
+    p.recover(&mut state).await?;
+    state.pinned = Some(a.version.clone());
+    p.save_state(&state)?;
+    p.history("pin", &a.version, true, "pinned by operator");
+    p.log(&format!("[pin] pinned to {}", a.version));
+    let current = p.current()?;
+    if current.as_ref() == Some(&a.version) {
+        println!("pinned to {} (already current)", a.version);
+    } else if p.installed()?.contains(&a.version) {
+        p.activate(&mut state, &a.version, Kind::Rollback).await?;
+        println!(
+            "pinned to {} and switched to it (was {})",
+            a.version,
+            show(current.as_ref())
+        );
+    } else {
+        println!(
+            "pinned to {}; it is not installed yet: the next `updraft update` fetches it from the registry",
+            a.version
+        );
+    }
+    Ok(exit::OK)
 }
-pub fn unblock(_ctx: &Ctx, _a: VersionArg) -> anyhow::Result<u8> {
-    anyhow::bail!("unblock: not implemented yet")
+
+pub async fn unpin(ctx: &Ctx) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let p = Pipeline::new(&root, &ctx.config);
+    let _lock = p.lock().await?;
+    let mut state = p.load_state()?;
+    match state.pinned.take() {
+        Some(v) => {
+            p.save_state(&state)?;
+            p.history("unpin", &v, true, "pin released by operator");
+            p.log(&format!("[pin] unpinned {v}"));
+            println!("unpinned {v}: following the channel again on the next update");
+        }
+        None => println!("not pinned"),
+    }
+    Ok(exit::OK)
 }
-pub fn why(_ctx: &Ctx, _a: JsonArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("why: not implemented yet")
+
+pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let p = Pipeline::new(&root, &ctx.config);
+    let _lock = p.lock().await?;
+    let mut state = p.load_state()?;
+    match state.blocked.remove(&a.version) {
+        Some(b) => {
+            p.save_state(&state)?;
+            p.history(
+                "unblock",
+                &a.version,
+                true,
+                &format!("unblocked by operator (was: {})", b.reason),
+            );
+            p.log(&format!("[unblock] {}", a.version));
+            println!(
+                "unblocked {} (it was blocked because: {})",
+                a.version, b.reason
+            );
+        }
+        None => println!("{} is not blocked", a.version),
+    }
+    Ok(exit::OK)
 }
-pub async fn demo(_ctx: &Ctx, _a: DemoArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("demo: not implemented yet")
+
+#[derive(Serialize)]
+struct WhyReport {
+    current: Option<crate::names::Version>,
+    channel: Option<String>,
+    channel_version: Option<crate::names::Version>,
+    channel_sequence: Option<u64>,
+    last_check: Option<String>,
+    last_error: Option<String>,
+    pinned: Option<crate::names::Version>,
+    blocked: std::collections::BTreeMap<crate::names::Version, crate::state::Blocked>,
+    yanked: Vec<crate::names::Version>,
+    decision: Option<String>,
+    explanation: Option<String>,
+    rollout: Option<serde_json::Value>,
+    last_health: Option<crate::state::Operation>,
+    last_operation: Option<crate::state::Operation>,
+    history: Vec<serde_json::Value>,
+}
+
+pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let state = State::load(&root.state_file())?;
+    let current = root.current()?;
+    let installed = root.installed()?;
+    let mut decision = None;
+    let mut explanation = None;
+    let mut rollout = None;
+    if ctx.config_path.is_some() {
+        if let Ok(agent) = Agent::from_config(root.clone(), &ctx.config) {
+            match agent.cached_view(&state) {
+                Ok(Some(view)) => {
+                    let d = agent.decide(&state, current.as_ref(), &installed, &view);
+                    decision = Some(d.name().to_string());
+                    explanation = Some(d.explain());
+                    rollout = Some(agent.rollout_summary(&view));
+                }
+                Ok(None) => {
+                    explanation = Some(
+                        "no channel document seen yet: run `updraft check` or `updraft update`"
+                            .into(),
+                    )
+                }
+                Err(e) => {
+                    explanation = Some(format!(
+                        "the cached channel document no longer verifies: {e}"
+                    ))
+                }
+            }
+        }
+    }
+    let history = read_history(&root.history_file(), 20);
+    let ch = state.channel.clone().unwrap_or_default();
+    let report = WhyReport {
+        current: current.clone(),
+        channel: ch.channel.as_ref().map(|c| c.to_string()),
+        channel_version: ch.version.clone(),
+        channel_sequence: state.channel.as_ref().map(|c| c.sequence),
+        last_check: state.last_check.clone(),
+        last_error: state.last_error.clone(),
+        pinned: state.pinned.clone(),
+        blocked: state.blocked.clone(),
+        yanked: ch.yanked.clone(),
+        decision,
+        explanation,
+        rollout,
+        last_health: state.last_health.clone(),
+        last_operation: state.last_operation.clone(),
+        history,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(exit::OK);
+    }
+    println!("This machine runs {}.", show(report.current.as_ref()));
+    match (&report.channel, &report.channel_version) {
+        (Some(c), Some(v)) => println!(
+            "Channel {c} points at {v} (sequence {}, last checked {}).",
+            report.channel_sequence.unwrap_or(0),
+            report.last_check.as_deref().unwrap_or("never")
+        ),
+        _ => println!("No channel document has been accepted yet."),
+    }
+    if let Some(e) = &report.explanation {
+        println!("Decision: {e}");
+    }
+    match &report.pinned {
+        Some(p) => {
+            println!("Pinned to {p} by an operator (`updraft unpin` to follow the channel).")
+        }
+        None => println!("Not pinned."),
+    }
+    for (v, b) in &report.blocked {
+        println!(
+            "Blocked: {v} since {}: {} (`updraft unblock {v}` to allow it again).",
+            b.at, b.reason
+        );
+    }
+    if !report.yanked.is_empty() {
+        let list: Vec<String> = report.yanked.iter().map(|v| v.to_string()).collect();
+        println!("Yanked fleet-wide: {}.", list.join(", "));
+    }
+    if let Some(h) = &report.last_health {
+        println!(
+            "Last health result: {} for {} at {}: {}.",
+            if h.ok { "passed" } else { "FAILED" },
+            show(h.version.as_ref()),
+            h.at,
+            h.message
+        );
+    }
+    if let Some(e) = &report.last_error {
+        println!("Last error: {e}");
+    }
+    if !report.history.is_empty() {
+        println!("\nRecent history:");
+        for h in &report.history {
+            println!(
+                "  {} {:<9} {:<10} {}",
+                h["at"].as_str().unwrap_or("?"),
+                h["event"].as_str().unwrap_or("?"),
+                h["version"].as_str().unwrap_or("-"),
+                h["message"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn read_history(path: &std::path::Path, last: usize) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let all: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    all[all.len().saturating_sub(last)..].to_vec()
+}
+
+pub async fn demo(ctx: &Ctx, a: DemoArgs) -> anyhow::Result<u8> {
+    crate::demo::run(ctx, a.dir)
+        .await
+        .map_err(|e| match e.downcast::<AgentError>() {
+            Ok(a) => a.into(),
+            Err(e) => e,
+        })?;
+    Ok(exit::OK)
 }

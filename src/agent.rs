@@ -1,0 +1,563 @@
+//! The pull agent: poll the channel, verify, decide, apply through the deploy pipeline.
+//!
+//! One poll is: conditional GET of the channel document (an unchanged channel costs a
+//! 304), signature and freshness checks, a pure decision, and, if an update is due, the
+//! release document and the artifact streamed into the store. Every rejection is
+//! recorded with its reason and leaves the machine as it is.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::decide::{self, Decision};
+use crate::deploy::{DeployError, InstallRequest, Kind, Pipeline};
+use crate::keys::{PublicKey, TrustedKeys};
+use crate::layout::AppRoot;
+use crate::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
+use crate::names::{AppName, Channel, Target, Version};
+use crate::rollout;
+use crate::source::Source;
+use crate::state::{self, ChannelSeen, State};
+use crate::transport::retry::{self, Document, RetryPolicy};
+use crate::transport::{self, FetchRequest, Transport, TransportError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("config: `{0}` is required for the agent (see README \"Configuration\")")]
+    Missing(&'static str),
+    #[error("config: no trusted public keys: set `public_keys` or `public_key_files`")]
+    NoKeys,
+    #[error("config: {0}")]
+    BadKey(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    #[error("release {version} has no artifact for target {target} (it has: {available}); set `target` in the config if this machine should use another")]
+    NoArtifact {
+        version: Version,
+        target: Target,
+        available: String,
+    },
+    #[error("cannot read machine id: {0}")]
+    MachineId(String),
+}
+
+impl AgentError {
+    pub fn exit_code(&self) -> u8 {
+        use crate::cli::exit;
+        match self {
+            AgentError::Missing(_) | AgentError::NoKeys | AgentError::BadKey(_) => exit::USAGE,
+            AgentError::Manifest(_) => exit::VERIFY,
+            AgentError::Deploy(d) => d.exit_code(),
+            AgentError::Transport(TransportError::NotFound { .. }) => exit::NOT_FOUND,
+            _ => exit::ERROR,
+        }
+    }
+}
+
+/// Everything a poll needs, resolved once from the config.
+pub struct Agent {
+    pub root: AppRoot,
+    pub config: Config,
+    pub app: AppName,
+    pub channel: Channel,
+    pub target: Target,
+    pub keys: TrustedKeys,
+    pub transport: Arc<dyn Transport>,
+    pub machine_id: String,
+    pub policy: RetryPolicy,
+}
+
+/// What the channel says, verified.
+#[derive(Debug, Clone)]
+pub struct ChannelView {
+    pub doc: ChannelDoc,
+    /// True when the registry said nothing changed (304, or the same ETag again).
+    pub unchanged: bool,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub bytes: Vec<u8>,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub app: String,
+    pub channel: String,
+    pub current: Option<Version>,
+    pub available: Version,
+    pub sequence: u64,
+    pub unchanged: bool,
+    pub decision: String,
+    pub explanation: String,
+    pub update_available: bool,
+}
+
+impl Agent {
+    pub fn from_config(root: AppRoot, config: &Config) -> Result<Agent, AgentError> {
+        let app = config.app.clone().ok_or(AgentError::Missing("app"))?;
+        let channel = config
+            .channel
+            .clone()
+            .ok_or(AgentError::Missing("channel"))?;
+        let registry = config
+            .registry
+            .clone()
+            .ok_or(AgentError::Missing("registry"))?;
+        let mut keys = Vec::new();
+        for k in &config.public_keys {
+            keys.push(
+                PublicKey::from_base64_line(k)
+                    .map_err(|e| AgentError::BadKey(format!("public_keys entry {k:?}: {e}")))?,
+            );
+        }
+        for f in &config.public_key_files {
+            keys.push(
+                PublicKey::from_file(f)
+                    .map_err(|e| AgentError::BadKey(format!("{}: {e}", f.display())))?,
+            );
+        }
+        if keys.is_empty() {
+            return Err(AgentError::NoKeys);
+        }
+        let opts = crate::cli::transport_options(config);
+        let transport: Arc<dyn Transport> = Arc::from(transport::open(&registry, &opts)?);
+        let machine_id = rollout::machine_id(
+            config.machine_id.as_deref(),
+            config.machine_id_file.as_deref(),
+        )
+        .map_err(|e| AgentError::MachineId(e.to_string()))?;
+        Ok(Agent {
+            root,
+            app,
+            channel,
+            target: config.target.clone().unwrap_or_else(Target::host),
+            keys: TrustedKeys::new(keys),
+            transport,
+            machine_id,
+            policy: RetryPolicy {
+                attempts: config.timeouts.retries + 1,
+                min_delay: Duration::from_millis(200),
+                max_delay: Duration::from_secs(10),
+            },
+            config: config.clone(),
+        })
+    }
+
+    fn limit(&self) -> u64 {
+        self.config.limits.max_document_bytes
+    }
+
+    async fn fetch_small(&self, key: &str) -> Result<Vec<u8>, AgentError> {
+        let req = FetchRequest {
+            key: key.to_string(),
+            limit: self.limit(),
+            ..Default::default()
+        };
+        match self
+            .with_timeout(
+                key,
+                retry::fetch_document(self.transport.as_ref(), &req, &self.policy),
+            )
+            .await?
+        {
+            Document::Fresh { bytes, .. } => Ok(bytes),
+            Document::NotModified => Err(AgentError::Transport(TransportError::Status {
+                location: self.transport.location(key),
+                status: 304,
+                detail: " to an unconditional request".into(),
+            })),
+        }
+    }
+
+    async fn with_timeout<T>(
+        &self,
+        key: &str,
+        fut: impl std::future::Future<Output = Result<T, TransportError>>,
+    ) -> Result<T, TransportError> {
+        let after = self.config.timeouts.document.0 * (self.policy.attempts.max(1));
+        tokio::time::timeout(after, fut)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                location: self.transport.location(key),
+                after,
+            })?
+    }
+
+    /// Fetch and verify the channel document, using the cached copy on a 304.
+    pub async fn fetch_channel(&self, state: &State) -> Result<ChannelView, AgentError> {
+        let key = manifest::channel_key(&self.app, &self.channel);
+        let cached = state
+            .channel
+            .as_ref()
+            .filter(|c| c.channel.as_ref() == Some(&self.channel) && c.document.is_some());
+        let req = FetchRequest {
+            key: key.clone(),
+            if_none_match: cached.and_then(|c| c.etag.clone()),
+            if_modified_since: cached.and_then(|c| c.last_modified.clone()),
+            limit: self.limit(),
+            ..Default::default()
+        };
+        let min_sequence = state
+            .channel
+            .as_ref()
+            .filter(|c| c.channel.as_ref() == Some(&self.channel))
+            .map(|c| c.sequence)
+            .unwrap_or(0);
+        let doc = self
+            .with_timeout(
+                &key,
+                retry::fetch_document(self.transport.as_ref(), &req, &self.policy),
+            )
+            .await?;
+        let (bytes, signature, etag, last_modified, unchanged) = match (doc, cached) {
+            (Document::NotModified, Some(c)) => (
+                c.document.clone().unwrap_or_default().into_bytes(),
+                c.signature.clone().unwrap_or_default(),
+                c.etag.clone(),
+                c.last_modified.clone(),
+                true,
+            ),
+            (Document::NotModified, None) => {
+                return Err(AgentError::Transport(TransportError::Status {
+                    location: self.transport.location(&key),
+                    status: 304,
+                    detail: " without a cached copy".into(),
+                }))
+            }
+            (
+                Document::Fresh {
+                    bytes,
+                    etag,
+                    last_modified,
+                },
+                cached,
+            ) => {
+                // Some S3 servers ignore If-None-Match and answer 200 with the same ETag:
+                // that is still "unchanged", and the cached signature still applies.
+                let same = cached.is_some_and(|c| {
+                    etag.is_some()
+                        && c.etag == etag
+                        && c.document.as_deref().map(str::as_bytes) == Some(&bytes[..])
+                });
+                let signature = match (same, cached) {
+                    (true, Some(c)) => c.signature.clone().unwrap_or_default(),
+                    _ => {
+                        String::from_utf8_lossy(&self.fetch_small(&format!("{key}.minisig")).await?)
+                            .into_owned()
+                    }
+                };
+                (bytes, signature, etag, last_modified, same)
+            }
+        };
+        // Verified every time, cached or not: expiry (freeze attacks) moves with the clock.
+        let doc = manifest::verify_channel(
+            &bytes,
+            &signature,
+            &self.keys,
+            &self.app,
+            &self.channel,
+            min_sequence,
+            SystemTime::now(),
+        )?;
+        Ok(ChannelView {
+            doc,
+            unchanged,
+            etag,
+            last_modified,
+            bytes,
+            signature,
+        })
+    }
+
+    /// Fetch and verify the release document of `version`.
+    pub async fn fetch_release(&self, version: &Version) -> Result<ReleaseDoc, AgentError> {
+        let key = manifest::release_key(&self.app, version);
+        let bytes = self.fetch_small(&key).await?;
+        let sig = self.fetch_small(&format!("{key}.minisig")).await?;
+        Ok(manifest::verify_release(
+            &bytes,
+            &String::from_utf8_lossy(&sig),
+            &self.keys,
+            &self.app,
+            version,
+        )?)
+    }
+
+    pub fn decide(
+        &self,
+        state: &State,
+        current: Option<&Version>,
+        installed: &[Version],
+        view: &ChannelView,
+    ) -> Decision {
+        let doc = &view.doc;
+        let bucket = rollout::bucket(
+            &self.machine_id,
+            self.app.as_str(),
+            &doc.version.to_string(),
+        );
+        let admission = rollout::admission(doc.rollout.as_ref(), bucket, SystemTime::now());
+        let min_sequence = state
+            .channel
+            .as_ref()
+            .filter(|c| c.channel.as_ref() == Some(&self.channel))
+            .map(|c| c.sequence)
+            .unwrap_or(0);
+        let yanked: Vec<Version> = doc.yanked.iter().map(|y| y.version.clone()).collect();
+        decide::decide(&decide::Inputs {
+            current,
+            channel_version: &doc.version,
+            channel_sequence: doc.sequence,
+            last_sequence: min_sequence,
+            pinned: state.pinned.as_ref(),
+            blocked: &state.blocked,
+            yanked: &yanked,
+            installed,
+            admission,
+            bucket,
+        })
+    }
+
+    /// The last accepted channel document, re-verified (expiry moves with the clock),
+    /// for `why`, which works offline.
+    pub fn cached_view(&self, state: &State) -> Result<Option<ChannelView>, AgentError> {
+        let Some(c) = state
+            .channel
+            .as_ref()
+            .filter(|c| c.channel.as_ref() == Some(&self.channel))
+        else {
+            return Ok(None);
+        };
+        let (Some(doc), Some(sig)) = (&c.document, &c.signature) else {
+            return Ok(None);
+        };
+        let parsed = manifest::verify_channel(
+            doc.as_bytes(),
+            sig,
+            &self.keys,
+            &self.app,
+            &self.channel,
+            0,
+            SystemTime::now(),
+        )?;
+        Ok(Some(ChannelView {
+            doc: parsed,
+            unchanged: true,
+            etag: c.etag.clone(),
+            last_modified: c.last_modified.clone(),
+            bytes: doc.clone().into_bytes(),
+            signature: sig.clone(),
+        }))
+    }
+
+    /// Where this machine stands in the channel's rollout, for `why`.
+    pub fn rollout_summary(&self, view: &ChannelView) -> serde_json::Value {
+        let version = view.doc.version.to_string();
+        let bucket = rollout::bucket(&self.machine_id, self.app.as_str(), &version);
+        let admission = rollout::admission(view.doc.rollout.as_ref(), bucket, SystemTime::now());
+        serde_json::json!({
+            "version": version,
+            "rollout": view.doc.rollout,
+            "machine_bucket_percent": bucket as f64 / 100.0,
+            "admission": format!("{admission:?}"),
+        })
+    }
+
+    fn remember_channel(&self, state: &mut State, view: &ChannelView) {
+        state.channel = Some(ChannelSeen {
+            channel: Some(self.channel.clone()),
+            sequence: view.doc.sequence,
+            version: Some(view.doc.version.clone()),
+            etag: view.etag.clone(),
+            last_modified: view.last_modified.clone(),
+            yanked: view.doc.yanked.iter().map(|y| y.version.clone()).collect(),
+            document: Some(String::from_utf8_lossy(&view.bytes).into_owned()),
+            signature: Some(view.signature.clone()),
+        });
+    }
+
+    /// Poll once and report, changing nothing on disk.
+    pub async fn check(&self) -> Result<CheckReport, AgentError> {
+        let p = Pipeline::new(&self.root, &self.config);
+        let state = p.load_state()?;
+        let current = p.current()?;
+        let installed = p.installed()?;
+        let view = self.fetch_channel(&state).await?;
+        let decision = self.decide(&state, current.as_ref(), &installed, &view);
+        Ok(CheckReport {
+            app: self.app.to_string(),
+            channel: self.channel.to_string(),
+            current,
+            available: view.doc.version.clone(),
+            sequence: view.doc.sequence,
+            unchanged: view.unchanged,
+            update_available: decision.target().is_some(),
+            decision: decision.name().to_string(),
+            explanation: decision.explain(),
+        })
+    }
+
+    /// Poll once and apply: what `updraft update` and each daemon tick do.
+    pub async fn update(&self) -> Result<UpdateOutcome, AgentError> {
+        let p = Pipeline::new(&self.root, &self.config);
+        let _lock = p.lock().await?;
+        let mut state = p.load_state()?;
+        p.recover(&mut state).await?;
+        state.last_check = Some(state::now_rfc3339());
+        let result = self.update_locked(&p, &mut state).await;
+        // Re-read: the pipeline saved its own changes; keep them and add ours.
+        let mut fresh = p.load_state().unwrap_or(state);
+        fresh.last_check = Some(state::now_rfc3339());
+        match &result {
+            Ok(_) => fresh.last_error = None,
+            Err(e) => {
+                warn!("update failed: {e}");
+                fresh.last_error = Some(e.to_string());
+            }
+        }
+        p.save_state(&fresh)?;
+        result
+    }
+
+    async fn update_locked(
+        &self,
+        p: &Pipeline<'_>,
+        state: &mut State,
+    ) -> Result<UpdateOutcome, AgentError> {
+        let view = match self.fetch_channel(state).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.note(p, "rejected", None, &e.to_string());
+                return Err(e);
+            }
+        };
+        if !view.unchanged {
+            info!(version = %view.doc.version, sequence = view.doc.sequence, "channel document accepted");
+        }
+        self.remember_channel(state, &view);
+        p.save_state(state)?;
+        let current = p.current()?;
+        let installed = p.installed()?;
+        let decision = self.decide(state, current.as_ref(), &installed, &view);
+        let explanation = decision.explain();
+        let Some(target) = decision.target().cloned() else {
+            info!("{explanation}");
+            if !view.unchanged {
+                self.note(p, "decision", Some(&view.doc.version), &explanation);
+            }
+            return Ok(UpdateOutcome {
+                decision: decision.name().into(),
+                explanation,
+                activated: None,
+                current,
+            });
+        };
+        info!("{explanation}");
+        self.note(p, "decision", Some(&target), &explanation);
+        let release = self.fetch_release(&target).await?;
+        let (location, artifact) =
+            release
+                .artifact_location(&self.target)
+                .map_err(|_| AgentError::NoArtifact {
+                    version: target.clone(),
+                    target: self.target.clone(),
+                    available: release
+                        .artifacts
+                        .keys()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+        let stream = match &location {
+            Location::Key(key) => retry::resumable_stream(
+                self.transport.clone(),
+                key.clone(),
+                self.config.limits.max_artifact_bytes,
+                Some(artifact.size),
+                self.policy.clone(),
+            ),
+            Location::Url(url) => {
+                let (base, key) = split_url(url);
+                let t: Arc<dyn Transport> = Arc::from(transport::open(
+                    &base,
+                    &crate::cli::transport_options(&self.config),
+                )?);
+                retry::resumable_stream(
+                    t,
+                    key,
+                    self.config.limits.max_artifact_bytes,
+                    Some(artifact.size),
+                    self.policy.clone(),
+                )
+            }
+        };
+        let loc = match &location {
+            Location::Key(k) => self.transport.location(k),
+            Location::Url(u) => u.clone(),
+        };
+        let req = InstallRequest {
+            version: target.clone(),
+            source: Source::Stream {
+                stream,
+                location: loc,
+            },
+            expected_sha256: Some(artifact.sha256.clone()),
+            expected_size: Some(artifact.size),
+            force: false,
+        };
+        p.install(state, req).await?;
+        if let Err(e) = p.pre_activate(&target).await {
+            state.block(&target, e.to_string());
+            p.save_state(state)?;
+            self.note(p, "blocked", Some(&target), &e.to_string());
+            return Err(e.into());
+        }
+        let activated = p.activate(state, &target, Kind::Update).await?;
+        let pruned = p.prune(state, self.config.keep, false)?;
+        for v in &pruned {
+            info!(version = %v, "pruned");
+        }
+        Ok(UpdateOutcome {
+            decision: decision.name().into(),
+            explanation,
+            current: Some(activated.version.clone()),
+            activated: Some(activated.version),
+        })
+    }
+
+    fn note(&self, p: &Pipeline<'_>, event: &str, version: Option<&Version>, message: &str) {
+        let entry = serde_json::json!({
+            "at": state::now_rfc3339(),
+            "event": event,
+            "version": version.map(|v| v.to_string()),
+            "ok": event != "rejected",
+            "message": message,
+        });
+        if let Err(e) = state::append_history(&p.root.history_file(), &entry) {
+            warn!("cannot append to history: {e}");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateOutcome {
+    pub decision: String,
+    pub explanation: String,
+    pub current: Option<Version>,
+    pub activated: Option<Version>,
+}
+
+/// Split an absolute artifact URL into a registry base and a key for the transport.
+fn split_url(url: &str) -> (String, String) {
+    match url.rfind('/') {
+        Some(i) => (url[..i].to_string(), url[i + 1..].to_string()),
+        None => (url.to_string(), String::new()),
+    }
+}

@@ -1,0 +1,187 @@
+//! Crash safety: SIGKILL a real `updraft deploy` / `updraft rollback` at many points and
+//! check that `current` always names a complete release and the state file stays valid.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FILES: usize = 1500;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_updraft")
+}
+
+/// A release of FILES files; the archive's last entry is `zz-sentinel`, so a tree holding
+/// the sentinel and all FILES files is complete.
+fn big_tarball(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::create_dir_all(tree.join("data")).unwrap();
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for i in 0..FILES {
+        let mut buf = vec![0u8; 8192];
+        for b in buf.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = seed as u8;
+        }
+        std::fs::write(tree.join(format!("data/f{i:05}")), &buf).unwrap();
+    }
+    std::fs::write(tree.join("zz-sentinel"), b"complete").unwrap();
+    let tarball = dir.join("big.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .args(["data", "bin", "zz-sentinel"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tarball
+}
+
+fn assert_consistent(root: &Path, what: &str) {
+    let link = root.join("releases/current");
+    if let Ok(target) = std::fs::read_link(&link) {
+        let dir = root.join("releases").join(&target);
+        assert!(
+            dir.is_dir(),
+            "{what}: current -> {target:?} is not a directory"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("zz-sentinel")).ok().as_deref(),
+            Some(&b"complete"[..]),
+            "{what}: current -> {target:?} is incomplete"
+        );
+        let n = std::fs::read_dir(dir.join("data")).unwrap().count();
+        assert_eq!(n, FILES, "{what}: current -> {target:?} has {n} files");
+    } else {
+        panic!("{what}: current link missing although a release was active before");
+    }
+    let st = root.join(".updraft/state.json");
+    if st.exists() {
+        let bytes = std::fs::read(&st).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .unwrap_or_else(|e| panic!("{what}: state file unreadable: {e}"));
+    }
+}
+
+fn updraft(config: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--config").arg(config).env_remove("UPDRAFT_ROOT");
+    c
+}
+
+#[test]
+fn sigkill_at_many_points_never_breaks_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let tarball = big_tarball(dir.path());
+    let config = dir.path().join("updraft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"root = "{}"
+keep = 4
+[services]
+restart = ["sh", "-c", "sleep 0.05"]
+[[health]]
+command = ["sh", "-c", "sleep 0.1; test -f \"$UPDRAFT_RELEASE_DIR/zz-sentinel\""]
+timeout = "5s"
+retries = 0
+"#,
+            root.display()
+        ),
+    )
+    .unwrap();
+    let deploy = |v: &str| {
+        let mut c = updraft(&config);
+        c.args([
+            "deploy",
+            "--version",
+            v,
+            "--artifact-path",
+            tarball.to_str().unwrap(),
+        ]);
+        c
+    };
+
+    // Calibrate: how long one full deploy takes here (not asserted, only to spread kills).
+    let t0 = Instant::now();
+    let out = deploy("1.0.0").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = t0.elapsed().max(Duration::from_millis(100));
+    assert_consistent(&root, "after first deploy");
+
+    let points = 24;
+    let mut killed = 0;
+    for k in 0..points {
+        let v = format!("1.{}.0", k + 1);
+        let mut cmd = if k % 4 == 3 {
+            let mut c = updraft(&config);
+            c.args(["rollback"]);
+            c
+        } else {
+            deploy(&v)
+        };
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd.process_group(0);
+        let mut child = cmd.spawn().unwrap();
+        let delay = full.mul_f64(k as f64 / points as f64 * 1.1);
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert_consistent(&root, &format!("kill point {k} ({delay:?})"));
+        // Any later command sees a valid state (status reads it without the lock).
+        let st = updraft(&config)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "status after kill {k}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    assert!(
+        killed >= points / 2,
+        "only {killed} of {points} runs were killed mid-way"
+    );
+
+    // The next operation cleans up leftovers and recovers a pending activation.
+    let out = deploy("9.0.0").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_consistent(&root, "after final deploy");
+    let leftovers: Vec<String> = std::fs::read_dir(root.join("releases"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "leftovers: {leftovers:?}");
+    let status: serde_json::Value = serde_json::from_slice(
+        &updraft(&config)
+            .args(["status", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["current"], "9.0.0");
+    assert!(status["pending"].is_null());
+}

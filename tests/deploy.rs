@@ -1,0 +1,405 @@
+//! Push-mode deploy, rollback, list, status and prune through the real binary, with the
+//! fixture app's real server process restarted and health-checked on loopback.
+
+#[path = "support/app.rs"]
+mod app;
+use app::*;
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn ok(o: &std::process::Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+#[test]
+fn deploy_list_rollback_and_restart_the_real_server() {
+    let app = App::new("");
+    let t1 = release_tarball(app.tmp(), "1.0.0", "");
+    let t2 = release_tarball(app.tmp(), "1.1.0", "");
+    std::fs::create_dir_all(app.root.join("data")).unwrap();
+    std::fs::write(app.root.join("data/db.sqlite"), b"precious").unwrap();
+
+    ok(&app.deploy("v1.0.0", &t1));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    ok(&app.deploy("1.1.0", &t2));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+
+    let list = app.run(&["list", "--json"]);
+    ok(&list);
+    let j = json(&list);
+    assert_eq!(j["total"], 2);
+    assert_eq!(j["current"], "1.1.0");
+    let rows = j["releases"].as_array().unwrap();
+    assert_eq!(rows[0]["version"], "1.0.0");
+    assert_eq!(rows[0]["previous"], true);
+    assert_eq!(rows[1]["current"], true);
+    assert!(rows[1]["size_bytes"].as_u64().unwrap() > 0);
+    let text = stdout(&app.run(&["list"]));
+    assert!(
+        text.contains("* 1.1.0")
+            && text.contains("← current")
+            && text.contains("Total: 2 releases"),
+        "{text}"
+    );
+
+    // Default rollback: the previous release, and the server really restarts on it.
+    ok(&app.run(&["rollback"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    let missing = app.run(&["rollback", "--version", "9.9.9"]);
+    assert_eq!(code(&missing), 6, "{}", stderr(&missing));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("release not found") && err.contains("1.0.0, 1.1.0"),
+        "{err}"
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+
+    // Config and data are never touched; the log has every operation.
+    assert_eq!(
+        std::fs::read(app.root.join("data/db.sqlite")).unwrap(),
+        b"precious"
+    );
+    assert!(std::fs::read_to_string(app.root.join("config/app.env"))
+        .unwrap()
+        .starts_with("PORT="));
+    let log = std::fs::read_to_string(app.root.join("logs/releases.log")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("activated")).count(),
+        3,
+        "{log}"
+    );
+
+    let status = app.run(&["status", "--json"]);
+    ok(&status);
+    let s = json(&status);
+    assert_eq!(s["current"], "1.0.0");
+    assert_eq!(s["previous"], "1.1.0");
+    assert_eq!(s["last_operation"]["kind"], "rollback");
+}
+
+#[test]
+fn failing_health_check_rolls_back_and_blocks() {
+    let app = App::new("");
+    let good = release_tarball(app.tmp(), "1.0.0", "");
+    let bad = release_tarball(app.tmp(), "1.2.0", "broken");
+    ok(&app.deploy("1.0.0", &good));
+    let out = app.deploy("1.2.0", &bad);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("1.2.0") && err.contains("switched back to 1.0.0") && err.contains("blocked"),
+        "{err}"
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let s = json(&app.run(&["status", "--json"]));
+    assert!(
+        s["blocked"]["1.2.0"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("health"),
+        "{s}"
+    );
+    let log = std::fs::read_to_string(app.root.join("logs/releases.log")).unwrap();
+    assert!(log.contains("[deploy] 1.2.0 FAILED"), "{log}");
+}
+
+#[test]
+fn first_release_failing_leaves_no_current() {
+    let app = App::new("");
+    let bad = release_tarball(app.tmp(), "1.0.0", "crash");
+    let out = app.deploy("1.0.0", &bad);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(app.current(), None);
+}
+
+#[test]
+fn releases_are_immutable_unless_forced() {
+    let app = App::new("");
+    let a = release_tarball(app.tmp(), "1.0.0", "");
+    let b = release_tarball(app.tmp(), "1.0.0", "broken");
+    ok(&app.deploy("1.0.0", &a));
+    let again = app.deploy("1.0.0", &a);
+    ok(&again);
+    assert!(
+        stdout(&again).contains("already installed"),
+        "{}",
+        stdout(&again)
+    );
+    let other = app.deploy("1.0.0", &b);
+    assert_eq!(code(&other), 1, "{}", stderr(&other));
+    assert!(stderr(&other).contains("--force"), "{}", stderr(&other));
+    assert!(!app.root.join("releases/1.0.0/BROKEN").exists());
+    assert!(
+        app.staging_leftovers().is_empty(),
+        "{:?}",
+        app.staging_leftovers()
+    );
+}
+
+#[test]
+fn checksum_mismatch_changes_nothing() {
+    let app = App::new("");
+    let a = release_tarball(app.tmp(), "1.0.0", "");
+    let b = release_tarball(app.tmp(), "1.1.0", "");
+    ok(&app.deploy("1.0.0", &a));
+    let out = app.run(&[
+        "deploy",
+        "--version",
+        "1.1.0",
+        "--artifact-path",
+        b.to_str().unwrap(),
+        "--sha256",
+        &"0".repeat(64),
+    ]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(!app.root.join("releases/1.1.0").exists());
+    assert!(app.staging_leftovers().is_empty());
+
+    // The right checksum is accepted.
+    let sha = sha256_file(&b);
+    ok(&app.run(&[
+        "deploy",
+        "--version",
+        "1.1.0",
+        "--artifact-path",
+        b.to_str().unwrap(),
+        "--sha256",
+        &sha,
+    ]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+}
+
+fn sha256_file(p: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn hostile_tarballs_are_refused_without_a_trace() {
+    let app = App::new("");
+    let good = release_tarball(app.tmp(), "1.0.0", "");
+    ok(&app.deploy("1.0.0", &good));
+    let hostile = fixtures().join("hostile");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&hostile).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".tar.gz") || name.starts_with("setuid") {
+            continue;
+        }
+        seen += 1;
+        let out = app.deploy("6.6.6", &p);
+        assert_eq!(code(&out), 5, "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refused artifact"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert_eq!(app.current().as_deref(), Some("1.0.0"), "{name}");
+        assert!(!app.root.join("releases/6.6.6").exists(), "{name}");
+        assert!(
+            app.staging_leftovers().is_empty(),
+            "{name}: {:?}",
+            app.staging_leftovers()
+        );
+    }
+    assert!(seen >= 8, "expected the hostile fixtures, found {seen}");
+    // Nothing escaped into the temp dir around the root.
+    let mut outside: Vec<String> = std::fs::read_dir(app.tmp())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("tree-") && !n.ends_with(".tar.gz"))
+        .collect();
+    outside.sort();
+    assert_eq!(outside, vec!["app", "updraft.toml"]);
+}
+
+#[test]
+fn prune_keeps_n_and_never_current_or_previous() {
+    let app = App::new("");
+    std::fs::write(
+        &app.config,
+        std::fs::read_to_string(&app.config)
+            .unwrap()
+            .replace("keep = 5", "keep = 3"),
+    )
+    .unwrap();
+    for i in 0..6 {
+        let v = format!("1.{i}.0");
+        ok(&app.deploy(&v, &release_tarball(app.tmp(), &v, "")));
+    }
+    let j = json(&app.run(&["list", "--json"]));
+    let versions: Vec<&str> = j["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, vec!["1.3.0", "1.4.0", "1.5.0"]);
+    // Roll back to the oldest kept; prune --keep 1 must keep current and previous.
+    ok(&app.run(&["rollback", "--version", "1.3.0"]));
+    let out = app.run(&["prune", "--keep", "1", "--json"]);
+    ok(&out);
+    assert_eq!(json(&out)["removed"], serde_json::json!(["1.4.0"]));
+    let j = json(&app.run(&["list", "--json"]));
+    assert_eq!(j["total"], 2);
+}
+
+#[test]
+fn artifact_url_streams_from_a_loopback_http_server() {
+    let app = App::new("");
+    let www = app.tmp().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let t = release_tarball(app.tmp(), "2.0.0", "");
+    std::fs::copy(&t, www.join("app-2.0.0.tar.gz")).unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(bin())
+        .args([
+            "serve",
+            www.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/app-2.0.0.tar.gz");
+    let out = app.run(&[
+        "deploy",
+        "--version",
+        "2.0.0",
+        "--artifact-url",
+        &url,
+        "--sha256",
+        &sha256_file(&t),
+    ]);
+    let missing = app.run(&[
+        "deploy",
+        "--version",
+        "2.0.1",
+        "--artifact-url",
+        &format!("http://127.0.0.1:{port}/nope.tar.gz"),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    ok(&out);
+    assert_eq!(app.current().as_deref(), Some("2.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 2.0.0"));
+    assert_eq!(code(&missing), 6, "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("not found"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn pre_activation_check_runs_inside_the_staged_release() {
+    let app = App::new(r#"pre_activate = ["sh", "-c", "test -f VERSION && ! test -f BROKEN"]"#);
+    let good = release_tarball(app.tmp(), "1.0.0", "");
+    let bad = release_tarball(app.tmp(), "1.1.0", "broken");
+    ok(&app.deploy("1.0.0", &good));
+    let out = app.deploy("1.1.0", &bad);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pre-activation check failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(!app.root.join("releases/1.1.0").exists());
+}
+
+#[test]
+fn concurrent_operations_are_serialised_by_the_lock() {
+    // The first deploy holds the lock while its pre-activation check sleeps.
+    let app = App::new(r#"pre_activate = ["sleep", "3"]"#);
+    let t = release_tarball(app.tmp(), "1.0.0", "");
+    let mut first = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&app.config)
+        .args([
+            "deploy",
+            "--version",
+            "1.0.0",
+            "--artifact-path",
+            t.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    // Wait until the first run is inside the lock (its staging or release exists).
+    for _ in 0..200 {
+        if app.root.join("releases/1.0.0").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let quick = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        quick.path(),
+        std::fs::read_to_string(&app.config)
+            .unwrap()
+            .replace("lock_timeout = \"20s\"", "lock_timeout = \"200ms\""),
+    )
+    .unwrap();
+    let second = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(quick.path())
+        .args(["prune"])
+        .output()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+    assert_eq!(code(&second), 3, "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another updraft operation"),
+        "{}",
+        stderr(&second)
+    );
+}
+
+#[test]
+fn release_commands_are_copied_like_the_seed() {
+    let app = App::new("");
+    let t = release_tarball(app.tmp(), "1.0.0", "");
+    ok(&app.deploy("1.0.0", &t));
+    let copied = app.root.join("commands/hello.sh");
+    assert!(copied.exists(), "fixture release ships commands/hello.sh");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&copied).unwrap().permissions().mode() & 0o111,
+        0o111
+    );
+}

@@ -1,0 +1,171 @@
+//! Test support: app roots, release tarballs of the fixture app (fixtures/app), and
+//! running the real `updraft` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_updraft")
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A free loopback port (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Build a release tarball of the fixture app at `out/<version>.tar.gz`.
+/// `mode` is "" (healthy), "broken" (health returns 500) or "crash".
+pub fn release_tarball(out: &Path, version: &str, mode: &str) -> PathBuf {
+    let tree = out.join(format!("tree-{version}-{mode}"));
+    let mut cmd = Command::new(fixtures().join("app/make-release.sh"));
+    cmd.arg(&tree).arg(version);
+    if !mode.is_empty() {
+        cmd.arg(mode);
+    }
+    let st = cmd.status().unwrap();
+    assert!(st.success(), "make-release.sh failed");
+    let tarball = out.join(format!("{version}{mode}.tar.gz"));
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tarball
+}
+
+/// An app root with a config that restarts the fixture server through the real
+/// restart script and health-checks it over HTTP.
+pub struct App {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+impl App {
+    pub fn new(extra_toml: &str) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        let port = free_port();
+        std::fs::write(root.join("config/app.env"), format!("PORT={port}\n")).unwrap();
+        let config = dir.path().join("updraft.toml");
+        let restart = fixtures().join("app/restart.sh");
+        std::fs::write(
+            &config,
+            format!(
+                r#"root = "{root}"
+keep = 5
+lock_timeout = "20s"
+{extra_toml}
+
+[services]
+restart = ["{restart}", "{root}"]
+
+[[health]]
+http = "http://127.0.0.1:{port}/health"
+timeout = "2s"
+retries = 20
+interval = "100ms"
+"#,
+                root = root.display(),
+                restart = restart.display(),
+            ),
+        )
+        .unwrap();
+        App {
+            dir,
+            root,
+            config,
+            port,
+        }
+    }
+
+    pub fn tmp(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("UPDRAFT_ROOT")
+            .env_remove("UPDRAFT_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    pub fn deploy(&self, version: &str, tarball: &Path) -> Output {
+        self.run(&[
+            "deploy",
+            "--version",
+            version,
+            "--artifact-path",
+            tarball.to_str().unwrap(),
+        ])
+    }
+
+    pub fn current(&self) -> Option<String> {
+        std::fs::read_link(self.root.join("releases/current"))
+            .ok()
+            .map(|p| p.display().to_string())
+    }
+
+    /// What the running fixture server says on /health.
+    pub fn health_body(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        write!(s, "GET /health HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+    }
+
+    pub fn staging_leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("releases"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = Command::new(fixtures().join("app/stop.sh"))
+            .arg(&self.root)
+            .status();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
