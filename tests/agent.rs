@@ -1,0 +1,379 @@
+//! The agent end to end: a registry written by `updraft publish`, served over loopback
+//! HTTP, and `updraft check/update/why/pin/unblock` driving the fixture app's real server.
+
+#[path = "support/app.rs"]
+mod app;
+#[path = "support/registry.rs"]
+mod registry;
+
+use app::*;
+use registry::*;
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn ok(o: &std::process::Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+#[test]
+fn updates_rolls_back_blocks_and_follows_the_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    let t = |v: &str, mode: &str| release_tarball(tmp.path(), v, mode);
+
+    reg.publish("1.0.0", &t("1.0.0", ""), Some("prod"), &[]);
+    let check = app.run(&["check", "--json"]);
+    assert_eq!(code(&check), 10, "{}", stderr(&check));
+    let j = json(&check);
+    assert_eq!(j["available"], "1.0.0");
+    assert_eq!(j["update_available"], true);
+
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let check = app.run(&["check"]);
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+
+    reg.publish("1.1.0", &t("1.1.0", ""), Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+
+    // A release whose health check fails: rolled back and blocked, exit 4.
+    reg.publish("1.2.0", &t("1.2.0", "broken"), Some("prod"), &[]);
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+    // The next poll does not retry it.
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    let why = app.run(&["why", "--json"]);
+    ok(&why);
+    let w = json(&why);
+    assert!(
+        w["blocked"]["1.2.0"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("health"),
+        "{w}"
+    );
+    assert_eq!(w["channel_version"], "1.2.0");
+    let text = stdout(&app.run(&["why"]));
+    assert!(
+        text.contains("Blocked: 1.2.0") && text.contains("updraft unblock 1.2.0"),
+        "{text}"
+    );
+
+    // A newer version on the channel is tried.
+    reg.publish("1.3.0", &t("1.3.0", ""), Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.3.0"));
+
+    // The operator moves the channel back (higher sequence, older version): follow it.
+    reg.promote("1.1.0", "prod", &[]);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+
+    // Unblocking lets a blocked version be tried again (it fails again here).
+    ok(&app.run(&["unblock", "1.2.0"]));
+    reg.promote("1.2.0", "prod", &[]);
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+}
+
+#[test]
+fn pin_holds_the_machine_whatever_the_channel_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    reg.publish(
+        "2.0.0",
+        &release_tarball(tmp.path(), "2.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["pin", "1.0.0"]));
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    let w = json(&app.run(&["why", "--json"]));
+    assert_eq!(w["pinned"], "1.0.0");
+    ok(&app.run(&["unpin"]));
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("2.0.0"));
+    // Pinning an installed older version switches to it at once.
+    ok(&app.run(&["pin", "1.0.0"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
+
+#[test]
+fn untrusted_signature_tampered_artifact_and_rollback_attack_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    let channel = reg.dir.join("demo/channels/prod.json");
+    let old_doc = std::fs::read(&channel).unwrap();
+    let old_sig = std::fs::read(reg.dir.join("demo/channels/prod.json.minisig")).unwrap();
+
+    // Tampered artifact: checksum mismatch, exit 5, nothing installed.
+    reg.publish(
+        "1.1.0",
+        &release_tarball(tmp.path(), "1.1.0", ""),
+        Some("prod"),
+        &[],
+    );
+    let art = std::fs::read_dir(reg.dir.join("demo/releases/1.1.0"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
+    let good = std::fs::read(&art).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&art, &bad).unwrap();
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(!app.root.join("releases/1.1.0").exists());
+    assert!(app.staging_leftovers().is_empty());
+    std::fs::write(&art, &good).unwrap();
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+
+    // Rollback attack: an old, validly signed channel document with a lower sequence.
+    std::fs::write(&channel, &old_doc).unwrap();
+    std::fs::write(reg.dir.join("demo/channels/prod.json.minisig"), &old_sig).unwrap();
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("sequence"), "{}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+
+    // A document signed by a key this machine does not trust.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let foreign = agent_app(&reg, "prod", "");
+    let k2 = other.join("k2.pub");
+    ok(&reg.cli(&[
+        "keygen",
+        "--secret-key",
+        other.join("k2.key").to_str().unwrap(),
+        "--public-key",
+        k2.to_str().unwrap(),
+    ]));
+    let line = std::fs::read_to_string(&k2)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let cfg = std::fs::read_to_string(&foreign.config)
+        .unwrap()
+        .replace(&reg.pubkey_line, &line);
+    std::fs::write(&foreign.config, cfg).unwrap();
+    let out = foreign.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("trusted"), "{}", stderr(&out));
+    assert_eq!(foreign.current(), None);
+}
+
+#[test]
+fn rollout_share_and_yank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    // 0% rollout: nobody is admitted; the machine waits and says so.
+    reg.publish(
+        "1.1.0",
+        &release_tarball(tmp.path(), "1.1.0", ""),
+        Some("prod"),
+        &["--rollout", "0"],
+    );
+    let check = app.run(&["check", "--json"]);
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    let w = json(&app.run(&["why", "--json"]));
+    assert!(
+        w["explanation"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("rollout"),
+        "{w}"
+    );
+    // Yanking the running version makes the machine leave it at once, rollout or not.
+    let out = reg.cli(&[
+        "yank",
+        "--registry",
+        &reg.url,
+        "--app",
+        "demo",
+        "--channel",
+        "prod",
+        "--version",
+        "1.0.0",
+        "--secret-key",
+        reg.secret.to_str().unwrap(),
+    ]);
+    ok(&out);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    // 100%: admitted.
+    reg.publish(
+        "1.2.0",
+        &release_tarball(tmp.path(), "1.2.0", ""),
+        Some("prod"),
+        &["--rollout", "100"],
+    );
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.2.0"));
+}
+
+#[test]
+fn a_killed_pending_activation_is_rolled_back_and_blocked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    // The health check of 1.1.0 hangs (a SLOW marker), so the update is killed while pending.
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    let cfg = std::fs::read_to_string(&app.config).unwrap();
+    std::fs::write(&app.config, cfg.replace("retries = 20", "retries = 1000")).unwrap();
+    reg.publish(
+        "1.1.0",
+        &release_tarball(tmp.path(), "1.1.0", "broken"),
+        Some("prod"),
+        &[],
+    );
+    let mut child = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&app.config)
+        .arg("update")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pending = false;
+    for _ in 0..400 {
+        let st = std::fs::read_to_string(app.root.join(".updraft/state.json")).unwrap_or_default();
+        if app.current().as_deref() == Some("1.1.0") && st.contains("\"pending\": {") {
+            pending = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(pending, "the update never reached the pending state");
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    // The next run recovers: back to 1.0.0, 1.1.0 blocked, and it is not retried.
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let s = json(&app.run(&["status", "--json"]));
+    assert!(
+        s["blocked"]["1.1.0"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{s}"
+    );
+}
+
+#[test]
+fn daemon_polls_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "interval = \"200ms\"\njitter = \"50ms\"");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    let mut child = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&app.config)
+        .arg("agent")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |v: &str| {
+        for _ in 0..400 {
+            if app.current().as_deref() == Some(v) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        false
+    };
+    let first = wait_for("1.0.0");
+    reg.publish(
+        "1.1.0",
+        &release_tarball(tmp.path(), "1.1.0", ""),
+        Some("prod"),
+        &[],
+    );
+    let second = wait_for("1.1.0");
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    assert!(first && second, "daemon did not follow the channel");
+    assert!(status.success(), "daemon exit: {status:?}");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let out = std::process::Command::new(bin())
+        .arg("demo")
+        .output()
+        .unwrap();
+    ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("Demo complete"), "{text}");
+    assert!(text.contains("$ updraft update"), "{text}");
+}

@@ -1,0 +1,156 @@
+//! Test support: a signed registry written by the real `updraft publish`, served over
+//! loopback HTTP by `updraft serve`, and an agent config pointing at it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+use super::app::*;
+
+pub struct Registry {
+    pub dir: PathBuf,
+    pub url: String,
+    pub secret: PathBuf,
+    pub public: PathBuf,
+    pub pubkey_line: String,
+    server: Option<Child>,
+    pub http: String,
+}
+
+impl Registry {
+    /// Create keys and an empty registry under `tmp`, served on a loopback port.
+    pub fn new(tmp: &Path) -> Registry {
+        let dir = tmp.join("registry");
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = tmp.join("keys/ci.key");
+        let public = tmp.join("keys/ci.pub");
+        std::fs::create_dir_all(tmp.join("keys")).unwrap();
+        let out = Command::new(bin())
+            .args([
+                "keygen",
+                "--secret-key",
+                secret.to_str().unwrap(),
+                "--public-key",
+                public.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keygen: {}", stderr(&out));
+        let pubkey_line = std::fs::read_to_string(&public)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string();
+        let port = free_port();
+        let server = Command::new(bin())
+            .args([
+                "serve",
+                dir.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Registry {
+            url: format!("file://{}", dir.display()),
+            dir,
+            secret,
+            public,
+            pubkey_line,
+            server: Some(server),
+            http: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin()).args(args).output().unwrap()
+    }
+
+    pub fn publish(
+        &self,
+        version: &str,
+        tarball: &Path,
+        channel: Option<&str>,
+        extra: &[&str],
+    ) -> Output {
+        let mut args = vec![
+            "publish",
+            "--registry",
+            &self.url,
+            "--app",
+            "demo",
+            "--version",
+            version,
+            "--artifact",
+            tarball.to_str().unwrap(),
+            "--secret-key",
+            self.secret.to_str().unwrap(),
+        ];
+        if let Some(c) = channel {
+            args.extend(["--channel", c]);
+        }
+        args.extend(extra);
+        let out = self.cli(&args);
+        assert!(out.status.success(), "publish {version}: {}", stderr(&out));
+        out
+    }
+
+    pub fn promote(&self, version: &str, channel: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "promote",
+            "--registry",
+            &self.url,
+            "--app",
+            "demo",
+            "--version",
+            version,
+            "--channel",
+            channel,
+            "--secret-key",
+            self.secret.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = self.cli(&args);
+        assert!(out.status.success(), "promote {version}: {}", stderr(&out));
+        out
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// Agent config text for an App following `channel` of the registry.
+pub fn agent_toml(reg: &Registry, registry_url: &str, channel: &str, extra: &str) -> String {
+    format!(
+        r#"app = "demo"
+registry = "{registry_url}"
+channel = "{channel}"
+public_keys = ["{key}"]
+machine_id = "test-machine"
+{extra}
+[timeouts]
+retries = 2
+"#,
+        key = reg.pubkey_line
+    )
+}
+
+/// An App (fixture server, restart script, HTTP health) that is also an agent.
+pub fn agent_app(reg: &Registry, channel: &str, extra: &str) -> App {
+    App::new(&agent_toml(reg, &reg.http, channel, extra))
+}
