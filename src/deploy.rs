@@ -21,7 +21,7 @@ use crate::layout::AppRoot;
 use crate::lock::{LockError, RootLock};
 use crate::names::Version;
 use crate::services::{self, ServiceOutcome};
-use crate::source::{HashingReader, Source, StreamReader};
+use crate::source::{HashingReader, Progress, Source, StreamReader};
 use crate::state::{self, Operation, Pending, ReleaseRecord, State, StateError};
 use crate::store::{self, Staging};
 use crate::transport::TransportError;
@@ -292,13 +292,29 @@ impl<'a> Pipeline<'a> {
         let max_artifact = self.config.limits.max_artifact_bytes;
         let target = staging.path().to_path_buf();
         let loc = location.clone();
-        let reader: Box<dyn std::io::Read + Send> = match req.source {
-            Source::File(p) => Box::new(fs::File::open(&p).map_err(|e| DeployError::Read {
-                location: p.display().to_string(),
-                message: format!("{e}; check the path"),
-            })?),
-            Source::Stream { stream, .. } => Box::new(StreamReader::spawn(stream)),
+        let (reader, total): (Box<dyn std::io::Read + Send>, Option<u64>) = match req.source {
+            Source::File(p) => {
+                let f = fs::File::open(&p).map_err(|e| DeployError::Read {
+                    location: p.display().to_string(),
+                    message: format!("{e}; check the path"),
+                })?;
+                let len = f.metadata().ok().map(|m| m.len());
+                (Box::new(f), len)
+            }
+            Source::Stream { stream, .. } => {
+                (Box::new(StreamReader::spawn(stream)), req.expected_size)
+            }
         };
+        let reader: Box<dyn std::io::Read + Send> =
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                Box::new(Progress::new(
+                    reader,
+                    format!("installing {}", req.version),
+                    total,
+                ))
+            } else {
+                reader
+            };
         let (sha256, size) = tokio::task::spawn_blocking(move || {
             let mut hr = HashingReader::new(
                 std::io::BufReader::with_capacity(256 * 1024, reader),

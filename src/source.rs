@@ -158,3 +158,78 @@ pub async fn url_source(
         location: url.to_string(),
     })
 }
+
+/// Progress on stderr for long transfers, only when stderr is a terminal (under systemd
+/// or in scripts the structured log lines say enough).
+pub struct Progress<R> {
+    inner: R,
+    label: String,
+    total: Option<u64>,
+    done: u64,
+    last: std::time::Instant,
+    started: std::time::Instant,
+    shown: bool,
+}
+
+impl<R: Read> Progress<R> {
+    pub fn new(inner: R, label: String, total: Option<u64>) -> Self {
+        let now = std::time::Instant::now();
+        Progress {
+            inner,
+            label,
+            total,
+            done: 0,
+            last: now,
+            started: now,
+            shown: false,
+        }
+    }
+
+    fn draw(&mut self, end: bool) {
+        use std::io::Write;
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let line = match self.total {
+            Some(t) if t > 0 => format!(
+                "\r{}: {:.1}/{:.1} MiB ({:.0}%) {:.1} MiB/s",
+                self.label,
+                mib(self.done),
+                mib(t),
+                self.done as f64 * 100.0 / t as f64,
+                mib(self.done) / secs
+            ),
+            _ => format!(
+                "\r{}: {:.1} MiB {:.1} MiB/s",
+                self.label,
+                mib(self.done),
+                mib(self.done) / secs
+            ),
+        };
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(line.as_bytes());
+        if end {
+            let _ = err.write_all(b"\n");
+        }
+        let _ = err.flush();
+        self.shown = true;
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        // Only long transfers get a progress line: nothing for the first second.
+        if self.last.elapsed() >= std::time::Duration::from_millis(250)
+            && self.started.elapsed() >= std::time::Duration::from_secs(1)
+        {
+            self.last = std::time::Instant::now();
+            self.draw(false);
+        }
+        if n == 0 && self.shown {
+            self.draw(true);
+            self.shown = false;
+        }
+        Ok(n)
+    }
+}
