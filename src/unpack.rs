@@ -11,7 +11,7 @@
 
 mod path;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions};
@@ -51,7 +51,11 @@ pub enum UnpackError {
     },
     #[error("tarball is corrupt or truncated: {0}; fetch it again, or republish it if the registry copy is bad")]
     Corrupt(String),
-    #[error("cannot write {path} while unpacking: {source}")]
+    /// The underlying reader failed (network, disk, or a size limit the caller enforces);
+    /// the caller's own error is the source.
+    #[error("cannot read the tarball while unpacking it")]
+    Read(#[source] std::io::Error),
+    #[error("cannot write {path} while unpacking")]
     Io {
         path: String,
         #[source]
@@ -81,6 +85,20 @@ pub fn unpack_tar_gz<R: Read>(
     dest: &Path,
     limits: &Limits,
 ) -> Result<Stats, UnpackError> {
+    let input_error = Rc::new(RefCell::new(None));
+    let tap = InputTap {
+        inner: reader,
+        error: input_error.clone(),
+    };
+    let result = unpack_inner(tap, dest, limits);
+    // Whatever the decoder or tar reader made of it, a failing input is the real cause.
+    if let Some(e) = input_error.borrow_mut().take() {
+        return Err(UnpackError::Read(e));
+    }
+    result
+}
+
+fn unpack_inner<R: Read>(reader: R, dest: &Path, limits: &Limits) -> Result<Stats, UnpackError> {
     let mut input = BufReader::with_capacity(READ_BUFFER, reader);
     check_gzip_magic(&mut input)?;
     let meter = Meter::new(flate2::bufread::MultiGzDecoder::new(input));
@@ -112,18 +130,32 @@ pub fn unpack_tar_gz<R: Read>(
         }
     })?;
     let mut rest = meter.inner.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(|e| UnpackError::Io {
-        path: "(tarball input)".into(),
-        source: e,
-    })?;
+    io::copy(&mut rest, &mut io::sink()).map_err(UnpackError::Read)?;
     Ok(x.stats)
 }
 
+/// Keeps the underlying reader's own error, which the decoder would otherwise turn into
+/// a vague "corrupt" message.
+struct InputTap<R> {
+    inner: R,
+    error: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for InputTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let kind = e.kind();
+                *self.error.borrow_mut() = Some(e);
+                Err(io::Error::new(kind, "reading the tarball failed"))
+            }
+            other => other,
+        }
+    }
+}
+
 fn check_gzip_magic<R: BufRead>(input: &mut R) -> Result<(), UnpackError> {
-    let head = input.fill_buf().map_err(|e| UnpackError::Io {
-        path: "(tarball input)".into(),
-        source: e,
-    })?;
+    let head = input.fill_buf().map_err(UnpackError::Read)?;
     if head.is_empty() {
         return Err(UnpackError::Corrupt("not a gzip file: it is empty".into()));
     }

@@ -381,3 +381,27 @@ fn reader_is_drained_to_the_end() {
 fn crate_tree_size(d: &Path) -> u64 {
     updraft::fsutil::tree_size(d).unwrap()
 }
+
+/// A failing input (network, size cap) surfaces as the caller's own error, not "corrupt".
+#[test]
+fn input_errors_are_passed_through() {
+    struct FailAfter(Vec<u8>, usize);
+    impl Read for FailAfter {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            if self.1 >= self.0.len() / 2 {
+                return Err(std::io::Error::other("artifact exceeds max_artifact_bytes"));
+            }
+            let n = b.len().min(self.0.len() / 2 - self.1).min(64);
+            b[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+    let bytes = fs::read(fixture("benign", "pax-longnames")).unwrap();
+    let s = Sandbox::new();
+    let err = unpack_tar_gz(FailAfter(bytes, 0), &s.dest(), &LIMITS).unwrap_err();
+    match &err {
+        UnpackError::Read(e) => assert_eq!(e.to_string(), "artifact exceeds max_artifact_bytes"),
+        other => panic!("expected Read, got {other:?}"),
+    }
+}
