@@ -1,7 +1,30 @@
-//! Safe extraction of untrusted release tarballs (interface; implementation in progress).
+//! Safe extraction of untrusted release tarballs.
+//!
+//! A tarball is untrusted until its hash is compared, and the caller compares the hash
+//! while we stream (one pass, no temporary copy), so the extractor itself must be safe
+//! against any byte sequence: it never writes outside `dest`, never follows a symlink it
+//! created, never creates devices or fifos, never chowns, strips setuid/setgid/sticky bits,
+//! and stops at the configured size and entry limits.
+//!
+//! It assumes `dest` is a fresh staging directory nobody else writes to while we unpack
+//! (the deploy pipeline creates it under a lock), so a directory we verified stays one.
 
-use std::io::Read;
-use std::path::Path;
+mod path;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use tar::EntryType;
+
+pub use path::{check_symlink_target, EntryPath, PathRefusal, TargetRefusal};
 
 /// Bounds on what one tarball may unpack to.
 #[derive(Debug, Clone, Copy)]
@@ -18,11 +41,21 @@ pub struct Stats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    #[error("refused tarball entry {entry:?}: {why}")]
+    #[error("refused tarball entry {entry:?}: {why}; the release was not installed (rebuild it with `updraft pack`)")]
     Refused { entry: String, why: String },
-    #[error("tarball is corrupt or truncated: {0}")]
+    #[error("tarball exceeds {limit} ({value}) at entry {entry:?}; if this release really is that large, raise `{limit}` in the [limits] section of the config")]
+    LimitExceeded {
+        entry: String,
+        limit: &'static str,
+        value: u64,
+    },
+    #[error("tarball is corrupt or truncated: {0}; fetch it again, or republish it if the registry copy is bad")]
     Corrupt(String),
-    #[error("cannot write {path}: {source}")]
+    /// The underlying reader failed (network, disk, or a size limit the caller enforces);
+    /// the caller's own error is the source.
+    #[error("cannot read the tarball while unpacking it")]
+    Read(#[source] std::io::Error),
+    #[error("cannot write {path} while unpacking")]
     Io {
         path: String,
         #[source]
@@ -30,12 +63,515 @@ pub enum UnpackError {
     },
 }
 
+/// How much we read from the compressed stream at a time: large reads keep the
+/// decompressor and the caller's hasher in their fast paths.
+const READ_BUFFER: usize = 256 * 1024;
+/// Decompressed bytes allowed between the data of one entry and the next header the
+/// extractor sees: headers, pax records and GNU long names. The `tar` crate reads long
+/// names and pax records into memory, so without this bound one header could claim
+/// gigabytes. Real headers need a few KiB.
+const METADATA_ALLOWANCE: u64 = 1 << 20;
+/// Decompressed bytes allowed after the end-of-archive marker (GNU tar pads to 10 KiB).
+const TRAILER_ALLOWANCE: u64 = 1 << 20;
+
 /// Unpack a gzip-compressed tarball from `reader` into the existing, empty directory
 /// `dest`. Never writes outside `dest`.
+///
+/// Reads `reader` to its end, including everything after the end-of-archive marker,
+/// so a hash computed by the caller covers every byte and the gzip CRC is checked.
+/// On error `dest` may hold a partial tree; the caller discards it.
 pub fn unpack_tar_gz<R: Read>(
-    _reader: R,
-    _dest: &Path,
-    _limits: &Limits,
+    reader: R,
+    dest: &Path,
+    limits: &Limits,
 ) -> Result<Stats, UnpackError> {
-    Err(UnpackError::Corrupt("unpacking not implemented yet".into()))
+    let input_error = Rc::new(RefCell::new(None));
+    let tap = InputTap {
+        inner: reader,
+        error: input_error.clone(),
+    };
+    let result = unpack_inner(tap, dest, limits);
+    // Whatever the decoder or tar reader made of it, a failing input is the real cause.
+    if let Some(e) = input_error.borrow_mut().take() {
+        return Err(UnpackError::Read(e));
+    }
+    result
+}
+
+fn unpack_inner<R: Read>(reader: R, dest: &Path, limits: &Limits) -> Result<Stats, UnpackError> {
+    let mut input = BufReader::with_capacity(READ_BUFFER, reader);
+    check_gzip_magic(&mut input)?;
+    let meter = Meter::new(flate2::bufread::MultiGzDecoder::new(input));
+    let budget = meter.budget.clone();
+    let mut archive = tar::Archive::new(meter);
+    let mut x = Extractor::new(dest, *limits);
+    {
+        let entries = archive
+            .entries()
+            .map_err(|e| UnpackError::Corrupt(e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| budget.explain(e, &x.last_entry))?;
+            x.extract(entry, &budget)?;
+        }
+    }
+    x.finish_dirs()?;
+
+    // Drain: the end-of-archive padding, the gzip trailer (CRC and length checked by the
+    // decoder), then whatever the underlying reader still holds.
+    let mut meter = archive.into_inner();
+    budget.allow_more(TRAILER_ALLOWANCE);
+    io::copy(&mut meter, &mut io::sink()).map_err(|e| {
+        if budget.tripped.get() {
+            UnpackError::Corrupt(format!(
+                "more than {TRAILER_ALLOWANCE} bytes of data after the end-of-archive marker"
+            ))
+        } else {
+            UnpackError::Corrupt(e.to_string())
+        }
+    })?;
+    let mut rest = meter.inner.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(UnpackError::Read)?;
+    Ok(x.stats)
+}
+
+/// Keeps the underlying reader's own error, which the decoder would otherwise turn into
+/// a vague "corrupt" message.
+struct InputTap<R> {
+    inner: R,
+    error: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for InputTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let kind = e.kind();
+                *self.error.borrow_mut() = Some(e);
+                Err(io::Error::new(kind, "reading the tarball failed"))
+            }
+            other => other,
+        }
+    }
+}
+
+fn check_gzip_magic<R: BufRead>(input: &mut R) -> Result<(), UnpackError> {
+    let head = input.fill_buf().map_err(UnpackError::Read)?;
+    if head.is_empty() {
+        return Err(UnpackError::Corrupt("not a gzip file: it is empty".into()));
+    }
+    if !head.starts_with(&[0x1f, 0x8b]) {
+        let shown: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        return Err(UnpackError::Corrupt(format!(
+            "not a gzip file (starts with bytes {}, gzip starts with 1f 8b)",
+            shown.join(" ")
+        )));
+    }
+    Ok(())
+}
+
+/// Position in the decompressed stream and how far the tar reader may go.
+struct Budget {
+    pos: Cell<u64>,
+    allowed_until: Cell<u64>,
+    tripped: Cell<bool>,
+}
+
+impl Budget {
+    fn allow_more(&self, n: u64) {
+        self.allowed_until.set(
+            self.pos
+                .get()
+                .saturating_add(n)
+                .max(self.allowed_until.get()),
+        );
+    }
+
+    /// Turn an error from the tar reader into ours, naming the entry it followed.
+    fn explain(&self, e: io::Error, last: &str) -> UnpackError {
+        if self.tripped.get() {
+            UnpackError::Refused {
+                entry: format!("(the header after {last})"),
+                why: format!(
+                    "more than {METADATA_ALLOWANCE} bytes of headers or long names, or data on an entry that holds none"
+                ),
+            }
+        } else {
+            UnpackError::Corrupt(format!("{e} (after {last})"))
+        }
+    }
+}
+
+/// Counts decompressed bytes and refuses to read past the budget.
+struct Meter<R> {
+    inner: R,
+    budget: Rc<Budget>,
+}
+
+impl<R> Meter<R> {
+    fn new(inner: R) -> Self {
+        Meter {
+            inner,
+            budget: Rc::new(Budget {
+                pos: Cell::new(0),
+                allowed_until: Cell::new(METADATA_ALLOWANCE),
+                tripped: Cell::new(false),
+            }),
+        }
+    }
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let b = &self.budget;
+        let left = b.allowed_until.get().saturating_sub(b.pos.get());
+        if left == 0 && !buf.is_empty() {
+            b.tripped.set(true);
+            return Err(io::Error::other("decompressed stream exceeds its budget"));
+        }
+        let cap = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..cap])?;
+        b.pos.set(b.pos.get() + n as u64);
+        Ok(n)
+    }
+}
+
+struct DirMeta {
+    path: EntryPath,
+    mode: u32,
+    mtime: Option<u64>,
+}
+
+struct Extractor<'d> {
+    dest: &'d Path,
+    limits: Limits,
+    stats: Stats,
+    /// Printable name of the last entry seen, for errors about what follows it.
+    last_entry: String,
+    /// Relative paths verified (or created) as real directories.
+    dirs: HashSet<PathBuf>,
+    /// Regular files extracted so far: the only valid hardlink targets.
+    files: HashSet<EntryPath>,
+    /// Directory modes and mtimes, applied last so a read-only directory does not block
+    /// its own children and creating children does not bump its mtime.
+    dir_meta: Vec<DirMeta>,
+    buf: Vec<u8>,
+}
+
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    Skip,
+}
+
+impl<'d> Extractor<'d> {
+    fn new(dest: &'d Path, limits: Limits) -> Self {
+        Extractor {
+            dest,
+            limits,
+            stats: Stats::default(),
+            last_entry: "the start of the archive".into(),
+            dirs: HashSet::new(),
+            files: HashSet::new(),
+            dir_meta: Vec::new(),
+            buf: vec![0; READ_BUFFER],
+        }
+    }
+
+    fn extract<R: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, R>,
+        budget: &Budget,
+    ) -> Result<(), UnpackError> {
+        let raw_name = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        self.last_entry = format!("entry {shown:?}");
+        let refuse = |why: String| UnpackError::Refused {
+            entry: shown.clone(),
+            why,
+        };
+
+        self.stats.entries += 1;
+        if self.stats.entries > self.limits.max_entries {
+            return Err(UnpackError::LimitExceeded {
+                entry: shown,
+                limit: "max_entries",
+                value: self.limits.max_entries,
+            });
+        }
+
+        let header = entry.header();
+        let etype = header.entry_type();
+        let kind = match etype {
+            EntryType::Regular | EntryType::Continuous if raw_name.ends_with(b"/") => Kind::Dir,
+            EntryType::Regular | EntryType::Continuous => Kind::File,
+            EntryType::Directory => Kind::Dir,
+            EntryType::Symlink => Kind::Symlink,
+            EntryType::Link => Kind::Hardlink,
+            // pax global headers (git archive writes one) carry no file.
+            EntryType::XGlobalHeader => Kind::Skip,
+            other => return Err(refuse(describe_type(other))),
+        };
+        let mode = header
+            .mode()
+            .map_err(|e| refuse(format!("bad mode field: {e}")))?;
+        let mtime = header.mtime().ok();
+        let size = entry.size();
+
+        // Data the extractor will read counts against the budget; data on any other kind
+        // of entry is skipped by the tar reader and only gets the metadata allowance.
+        if matches!(kind, Kind::File) {
+            let left = self.limits.max_bytes.saturating_sub(self.stats.bytes);
+            if size > left {
+                return Err(UnpackError::LimitExceeded {
+                    entry: shown.clone(),
+                    limit: "max_unpacked_bytes",
+                    value: self.limits.max_bytes,
+                });
+            }
+            budget.allow_more(
+                size.div_ceil(512)
+                    .saturating_mul(512)
+                    .saturating_add(METADATA_ALLOWANCE),
+            );
+        } else {
+            budget.allow_more(METADATA_ALLOWANCE);
+        }
+
+        if matches!(kind, Kind::Skip) {
+            return Ok(());
+        }
+
+        let path = match EntryPath::new(&raw_name) {
+            Ok(p) => p,
+            // `./`: the release directory itself, which already exists.
+            Err(PathRefusal::ArchiveRoot) if matches!(kind, Kind::Dir) => return Ok(()),
+            Err(e) => return Err(refuse(e.to_string())),
+        };
+        self.ensure_parents(&path, &shown)?;
+        let full = self.dest.join(path.as_path());
+        let existing = match fs::symlink_metadata(&full) {
+            Ok(m) => Some(m.file_type()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&shown, e)),
+        };
+        if let Some(ft) = existing {
+            if matches!(kind, Kind::Dir) && ft.is_dir() {
+                self.record_dir(path, mode, mtime);
+                return Ok(());
+            }
+            let what = if ft.is_dir() {
+                "a directory"
+            } else if ft.is_symlink() {
+                "a symlink"
+            } else {
+                "a file"
+            };
+            return Err(refuse(format!(
+                "would replace {what} extracted earlier from this archive (duplicate or conflicting entries are refused)"
+            )));
+        }
+
+        match kind {
+            Kind::Dir => {
+                DirBuilder::new()
+                    .mode(0o700)
+                    .create(&full)
+                    .map_err(|e| io_err(&shown, e))?;
+                self.dirs.insert(path.as_path().to_path_buf());
+                self.record_dir(path, mode, mtime);
+            }
+            Kind::File => {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&full)
+                    .map_err(|e| io_err(&shown, e))?;
+                let written = self.copy_data(&mut entry, &mut f, &shown, budget)?;
+                if written != size {
+                    return Err(UnpackError::Corrupt(format!(
+                        "entry {shown:?} ends after {written} of its {size} bytes"
+                    )));
+                }
+                f.set_permissions(fs::Permissions::from_mode(mode & 0o777))
+                    .map_err(|e| io_err(&shown, e))?;
+                if let Some(t) = mtime.and_then(to_system_time) {
+                    f.set_times(FileTimes::new().set_modified(t))
+                        .map_err(|e| io_err(&shown, e))?;
+                }
+                self.files.insert(path);
+            }
+            Kind::Symlink => {
+                let target =
+                    link_target(&entry).ok_or_else(|| refuse("symlink without a target".into()))?;
+                check_symlink_target(&path, &target).map_err(|e| {
+                    refuse(format!("{e}: -> {:?}", String::from_utf8_lossy(&target)))
+                })?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &full)
+                    .map_err(|e| io_err(&shown, e))?;
+            }
+            Kind::Hardlink => {
+                let target = link_target(&entry)
+                    .ok_or_else(|| refuse("hardlink without a target".into()))?;
+                let shown_target = String::from_utf8_lossy(&target).into_owned();
+                let target = EntryPath::new(&target)
+                    .map_err(|e| refuse(format!("hardlink target {shown_target:?}: {e}")))?;
+                let target_full = self.dest.join(target.as_path());
+                let is_file = fs::symlink_metadata(&target_full)
+                    .map(|m| m.file_type().is_file())
+                    .unwrap_or(false);
+                if !self.files.contains(&target) || !is_file {
+                    return Err(refuse(format!(
+                        "hardlink target {shown_target:?} is not a regular file extracted earlier from this archive"
+                    )));
+                }
+                fs::hard_link(&target_full, &full).map_err(|e| io_err(&shown, e))?;
+            }
+            Kind::Skip => {}
+        }
+        Ok(())
+    }
+
+    /// Make sure every parent of `path` is a real directory inside `dest`, creating
+    /// missing ones; a symlink or file in the way is refused, never followed.
+    fn ensure_parents(&mut self, path: &EntryPath, shown: &str) -> Result<(), UnpackError> {
+        for anc in path.ancestors() {
+            if self.dirs.contains(anc) {
+                continue;
+            }
+            let full = self.dest.join(anc);
+            match fs::symlink_metadata(&full) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(m) => {
+                    let what = if m.file_type().is_symlink() {
+                        "a symlink (writing through symlinks is refused)"
+                    } else {
+                        "not a directory"
+                    };
+                    return Err(UnpackError::Refused {
+                        entry: shown.to_string(),
+                        why: format!("its parent {:?} is {what}", anc.display().to_string()),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    DirBuilder::new()
+                        .mode(0o700)
+                        .create(&full)
+                        .map_err(|e| io_err(shown, e))?;
+                    // Implicit parents get the mode `updraft pack` would have given them.
+                    if let Ok(p) = EntryPath::new(anc.as_os_str().as_bytes()) {
+                        self.dir_meta.push(DirMeta {
+                            path: p,
+                            mode: 0o755,
+                            mtime: None,
+                        });
+                    }
+                }
+                Err(e) => return Err(io_err(shown, e)),
+            }
+            self.dirs.insert(anc.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn record_dir(&mut self, path: EntryPath, mode: u32, mtime: Option<u64>) {
+        self.dir_meta.push(DirMeta { path, mode, mtime });
+    }
+
+    /// Copy an entry's data, counting the bytes actually written against the limit.
+    fn copy_data<R: Read>(
+        &mut self,
+        src: &mut R,
+        dst: &mut File,
+        shown: &str,
+        budget: &Budget,
+    ) -> Result<u64, UnpackError> {
+        let mut written = 0u64;
+        loop {
+            let n = match src.read(&mut self.buf) {
+                Ok(0) => return Ok(written),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if budget.tripped.get() => {
+                    return Err(UnpackError::Corrupt(format!(
+                        "entry {shown:?} holds more data than its header says: {e}"
+                    )))
+                }
+                Err(e) => {
+                    return Err(UnpackError::Corrupt(format!(
+                        "while reading entry {shown:?}: {e}"
+                    )))
+                }
+            };
+            written += n as u64;
+            self.stats.bytes += n as u64;
+            if self.stats.bytes > self.limits.max_bytes {
+                return Err(UnpackError::LimitExceeded {
+                    entry: shown.to_string(),
+                    limit: "max_unpacked_bytes",
+                    value: self.limits.max_bytes,
+                });
+            }
+            dst.write_all(&self.buf[..n])
+                .map_err(|e| io_err(shown, e))?;
+        }
+    }
+
+    /// Apply directory modes (owner rwx always kept, so the release can be pruned) and
+    /// mtimes, deepest first.
+    fn finish_dirs(&mut self) -> Result<(), UnpackError> {
+        let mut metas = std::mem::take(&mut self.dir_meta);
+        // Later records for the same directory win; stable sort keeps their order.
+        metas.sort_by_key(|m| std::cmp::Reverse(m.path.depth()));
+        for m in metas {
+            let shown = m.path.to_string();
+            let d = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(self.dest.join(m.path.as_path()))
+                .map_err(|e| io_err(&shown, e))?;
+            if let Some(t) = m.mtime.and_then(to_system_time) {
+                d.set_times(FileTimes::new().set_modified(t))
+                    .map_err(|e| io_err(&shown, e))?;
+            }
+            d.set_permissions(fs::Permissions::from_mode((m.mode & 0o777) | 0o700))
+                .map_err(|e| io_err(&shown, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Option<Vec<u8>> {
+    entry
+        .link_name_bytes()
+        .map(|c| c.into_owned())
+        .filter(|t| !t.is_empty())
+}
+
+fn describe_type(t: EntryType) -> String {
+    let what = match t {
+        EntryType::Char => "a character device",
+        EntryType::Block => "a block device",
+        EntryType::Fifo => "a fifo",
+        EntryType::GNUSparse => "a sparse file (pack without --sparse)",
+        _ => "an entry type other than file, directory, symlink or hardlink",
+    };
+    format!(
+        "{what} (type {:?}); release tarballs may hold only files, directories and links",
+        t.as_byte() as char
+    )
+}
+
+fn to_system_time(secs: u64) -> Option<SystemTime> {
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+fn io_err(entry: &str, source: io::Error) -> UnpackError {
+    UnpackError::Io {
+        path: entry.to_string(),
+        source,
+    }
 }

@@ -1,7 +1,31 @@
-//! `updraft pack`.
+//! `updraft pack DIR --version V --output F.tar.gz`.
 
-use super::{Ctx, PackArgs};
+use anyhow::Context;
 
-pub fn pack(_ctx: &Ctx, _a: PackArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("pack: not implemented yet")
+use super::{exit, Ctx, PackArgs};
+use crate::pack::{pack_dir, DEFAULT_MTIME};
+
+/// Pack a release directory; the mtime comes from `SOURCE_DATE_EPOCH` (the
+/// reproducible-builds convention) so CI can stamp the commit time.
+pub fn pack(_ctx: &Ctx, a: PackArgs) -> anyhow::Result<u8> {
+    let mtime = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!(
+                    "error: SOURCE_DATE_EPOCH={s:?} is not a whole number of seconds since 1970; unset it or fix it"
+                );
+                return Ok(exit::USAGE);
+            }
+        },
+        _ => DEFAULT_MTIME,
+    };
+    let info = pack_dir(&a.dir, &a.version, &a.output, mtime)
+        .with_context(|| format!("cannot pack {} as version {}", a.dir.display(), a.version))?;
+    println!("{}", a.output.display());
+    println!("  version {}", a.version);
+    println!("  entries {}", info.entries);
+    println!("  size    {}", info.size);
+    println!("  sha256  {}", info.sha256);
+    Ok(exit::OK)
 }

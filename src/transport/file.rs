@@ -1,27 +1,201 @@
-//! `file://` registries (implementation in progress).
+//! `file://` registries: a directory laid out exactly as the registry spec says.
+//!
+//! Reads behave like an HTTP server would (ETag, conditional fetch, offset, size limit)
+//! so agents and tests exercise the same paths as over the network. Writes are atomic
+//! (temporary sibling + rename) so a concurrent reader sees the old object or the new
+//! one, never a torn one; files are 0644 and directories 0755 whatever the umask, so a
+//! web server running as another user can serve the tree.
 
-use super::{Transport, TransportError};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{Body, FetchRequest, Fetched, Transport, TransportError};
+use crate::fsutil;
+
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+const CHUNK: usize = 64 * 1024;
 
 pub struct FileRegistry {
-    pub root: std::path::PathBuf,
+    pub root: PathBuf,
 }
 
 impl FileRegistry {
     pub fn from_url(url: &str) -> Result<FileRegistry, TransportError> {
-        Err(TransportError::InvalidUrl {
+        let parsed = url::Url::parse(url).map_err(|e| TransportError::InvalidUrl {
             url: url.into(),
-            why: "file registries not implemented yet".into(),
-        })
+            why: e.to_string(),
+        })?;
+        if parsed.scheme() != "file" {
+            return Err(TransportError::InvalidUrl {
+                url: url.into(),
+                why: "not a file:// URL".into(),
+            });
+        }
+        let root = parsed
+            .to_file_path()
+            .map_err(|()| TransportError::InvalidUrl {
+                url: url.into(),
+                why: "expected an absolute local path such as file:///srv/registry".into(),
+            })?;
+        Ok(FileRegistry { root })
+    }
+
+    pub fn new(root: impl Into<PathBuf>) -> FileRegistry {
+        FileRegistry { root: root.into() }
+    }
+
+    /// Map a registry key to a path, refusing anything that could leave the root.
+    fn path_of(&self, key: &str) -> Result<PathBuf, TransportError> {
+        let bad = |why: &str| TransportError::InvalidUrl {
+            url: key.to_string(),
+            why: format!("invalid registry key: {why}"),
+        };
+        if key.is_empty() || key.starts_with('/') || key.contains('\\') || key.contains('\0') {
+            return Err(bad("must be a relative path"));
+        }
+        let mut p = self.root.clone();
+        for seg in key.trim_end_matches('/').split('/') {
+            if seg.is_empty() || seg == "." || seg == ".." {
+                return Err(bad("empty, '.' or '..' segment"));
+            }
+            p.push(seg);
+        }
+        Ok(p)
+    }
+
+    fn io_err(&self, key: &str, e: io::Error) -> TransportError {
+        if e.kind() == io::ErrorKind::NotFound {
+            TransportError::NotFound {
+                location: self.location(key),
+            }
+        } else {
+            TransportError::Io {
+                location: self.location(key),
+                message: e.to_string(),
+            }
+        }
+    }
+
+    /// Create `dir` and any missing parents with mode 0755 (set explicitly: umask
+    /// must not decide whether a web server can traverse the registry).
+    fn make_dirs(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.make_dirs(parent)?;
+        }
+        match DirBuilder::new().mode(DIR_MODE).create(dir) {
+            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Copy `src` next to `dst`, fsync, set 0644, rename over `dst`.
+    fn copy_atomic(src: &Path, dst: &Path) -> io::Result<()> {
+        let tmp = fsutil::temp_sibling(dst, "tmp");
+        let result = (|| {
+            let mut input = File::open(src)?;
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&tmp)?;
+            io::copy(&mut input, &mut out)?;
+            out.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+            out.sync_all()?;
+            fs::rename(&tmp, dst)?;
+            fsutil::fsync_dir(dst.parent().unwrap_or(Path::new(".")))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
     }
 }
 
+/// A validator that changes whenever the file is replaced: writes are renames of new
+/// files, so (size, mtime in ns) differs even for same-size rewrites in practice.
+fn etag_of(meta: &fs::Metadata) -> String {
+    let ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    format!("\"{}-{}\"", meta.len(), ns)
+}
+
 #[async_trait::async_trait]
-impl super::Transport for FileRegistry {
-    async fn fetch(&self, req: &super::FetchRequest) -> Result<super::Fetched, TransportError> {
-        Err(TransportError::NotFound {
-            location: self.location(&req.key),
-        })
+impl Transport for FileRegistry {
+    async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, TransportError> {
+        let path = self.path_of(&req.key)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| self.io_err(&req.key, e))?;
+        // Validators come from the open descriptor: a rename after open cannot make
+        // the ETag describe bytes other than the ones we stream.
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| self.io_err(&req.key, e))?;
+        if !meta.is_file() {
+            return Err(TransportError::NotFound {
+                location: self.location(&req.key),
+            });
+        }
+        let etag = etag_of(&meta);
+        if req.if_none_match.as_deref() == Some(etag.as_str()) {
+            return Ok(Fetched::NotModified);
+        }
+        let len = meta.len();
+        // Like a server answering a Range it cannot satisfy with the whole object.
+        let offset = if req.offset <= len { req.offset } else { 0 };
+        let remaining = len - offset;
+        if req.limit > 0 && remaining > req.limit {
+            return Err(TransportError::TooLarge {
+                location: self.location(&req.key),
+                limit: req.limit,
+            });
+        }
+        if offset > 0 {
+            file.seek(io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| self.io_err(&req.key, e))?;
+        }
+        let location = self.location(&req.key);
+        let limit = if req.limit > 0 { req.limit } else { u64::MAX };
+        let stream = futures_util::stream::try_unfold(
+            (file, 0u64, location),
+            move |(mut f, read, location)| async move {
+                let mut buf = vec![0u8; CHUNK];
+                let n = f.read(&mut buf).await.map_err(|e| TransportError::Io {
+                    location: location.clone(),
+                    message: e.to_string(),
+                })?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let read = read + n as u64;
+                // The file may have grown since it was opened.
+                if read > limit {
+                    return Err(TransportError::TooLarge { location, limit });
+                }
+                buf.truncate(n);
+                Ok(Some((Bytes::from(buf), (f, read, location))))
+            },
+        );
+        Ok(Fetched::Body(Body {
+            etag: Some(etag),
+            last_modified: None,
+            len: Some(remaining),
+            offset,
+            stream: Box::pin(stream),
+        }))
     }
+
     fn location(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
     }
@@ -29,22 +203,201 @@ impl super::Transport for FileRegistry {
 
 #[async_trait::async_trait]
 impl super::Store for FileRegistry {
-    async fn get(&self, _key: &str, _limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        Ok(None)
+    async fn get(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        let req = FetchRequest {
+            key: key.to_string(),
+            limit,
+            ..Default::default()
+        };
+        match self.fetch(&req).await {
+            Ok(Fetched::Body(body)) => Ok(Some(body.bytes(&self.location(key), limit).await?)),
+            Ok(Fetched::NotModified) => unreachable!("no validator was sent"),
+            Err(TransportError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
-    async fn put(&self, key: &str, _bytes: Vec<u8>) -> Result<(), TransportError> {
-        Err(TransportError::Io {
-            location: self.location(key),
-            message: "not implemented yet".into(),
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {
+        let path = self.path_of(key)?;
+        let this = FileRegistry::new(self.root.clone());
+        let k = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                this.make_dirs(parent).map_err(|e| this.io_err(&k, e))?;
+            }
+            fsutil::write_atomic(&path, &bytes, FILE_MODE).map_err(|e| this.io_err(&k, e))
         })
-    }
-    async fn put_file(&self, key: &str, _path: &std::path::Path) -> Result<(), TransportError> {
-        Err(TransportError::Io {
+        .await
+        .map_err(|e| TransportError::Io {
             location: self.location(key),
-            message: "not implemented yet".into(),
-        })
+            message: e.to_string(),
+        })?
     }
-    async fn list(&self, _prefix: &str) -> Result<Vec<String>, TransportError> {
-        Ok(vec![])
+
+    async fn put_file(&self, key: &str, src: &Path) -> Result<(), TransportError> {
+        let path = self.path_of(key)?;
+        let this = FileRegistry::new(self.root.clone());
+        let k = key.to_string();
+        let src = src.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                this.make_dirs(parent).map_err(|e| this.io_err(&k, e))?;
+            }
+            FileRegistry::copy_atomic(&src, &path).map_err(|e| TransportError::Io {
+                location: this.location(&k),
+                message: format!("copying {}: {e}", src.display()),
+            })
+        })
+        .await
+        .map_err(|e| TransportError::Io {
+            location: self.location(key),
+            message: e.to_string(),
+        })?
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
+        // Walk the deepest directory the prefix names, then filter by the full prefix,
+        // matching S3's string-prefix semantics.
+        let dir_part = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(dir_part)?
+        };
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let location = self.location(dir_part);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut stack = vec![start];
+            while let Some(d) = stack.pop() {
+                let entries = match fs::read_dir(&d) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(TransportError::Io {
+                            location: d.display().to_string(),
+                            message: e.to_string(),
+                        })
+                    }
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| TransportError::Io {
+                        location: location.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    // In-flight temporaries (".name.tmp-...") are not objects.
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    let ft = entry.file_type().map_err(|e| TransportError::Io {
+                        location: entry.path().display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    if ft.is_dir() {
+                        stack.push(entry.path());
+                    } else if ft.is_file() {
+                        let rel = entry.path();
+                        let Ok(rel) = rel.strip_prefix(&root) else {
+                            continue;
+                        };
+                        let key = rel
+                            .components()
+                            .map(|c| c.as_os_str().to_string_lossy())
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        if key.starts_with(&prefix) {
+                            out.push(key);
+                        }
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| TransportError::Io {
+            location: self.location(""),
+            message: e.to_string(),
+        })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Store;
+
+    #[tokio::test]
+    async fn round_trip_conditional_and_ranges() {
+        let d = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(d.path()).unwrap().to_string();
+        let reg = FileRegistry::from_url(&url).unwrap();
+        reg.put("demo/channels/prod.json", b"hello world".to_vec())
+            .await
+            .unwrap();
+        let meta = fs::metadata(d.path().join("demo/channels/prod.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        let dmeta = fs::metadata(d.path().join("demo/channels")).unwrap();
+        assert_eq!(dmeta.permissions().mode() & 0o777, 0o755);
+
+        let mut req = FetchRequest {
+            key: "demo/channels/prod.json".into(),
+            limit: 100,
+            ..Default::default()
+        };
+        let Fetched::Body(b) = reg.fetch(&req).await.unwrap() else {
+            panic!("expected a body")
+        };
+        let etag = b.etag.clone().unwrap();
+        assert_eq!(b.bytes("x", 100).await.unwrap(), b"hello world");
+        req.if_none_match = Some(etag.clone());
+        assert!(matches!(
+            reg.fetch(&req).await.unwrap(),
+            Fetched::NotModified
+        ));
+        req.if_none_match = None;
+        req.offset = 6;
+        let Fetched::Body(b) = reg.fetch(&req).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(b.offset, 6);
+        assert_eq!(b.bytes("x", 100).await.unwrap(), b"world");
+        req.offset = 0;
+        req.limit = 5;
+        assert!(matches!(
+            reg.fetch(&req).await,
+            Err(TransportError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            reg.fetch(&FetchRequest {
+                key: "demo/nope".into(),
+                limit: 10,
+                ..Default::default()
+            })
+            .await,
+            Err(TransportError::NotFound { .. })
+        ));
+        assert!(reg.get("../etc/passwd", 10).await.is_err());
+        assert_eq!(reg.get("demo/missing", 10).await.unwrap(), None);
+
+        let src = d.path().join("src.bin");
+        fs::write(&src, b"artifact").unwrap();
+        reg.put_file("demo/releases/1.0.0/a.tar.gz", &src)
+            .await
+            .unwrap();
+        assert_eq!(
+            reg.list("demo/").await.unwrap(),
+            vec!["demo/channels/prod.json", "demo/releases/1.0.0/a.tar.gz"]
+        );
+        assert_eq!(
+            reg.list("demo/releases/").await.unwrap(),
+            vec!["demo/releases/1.0.0/a.tar.gz"]
+        );
+        assert!(reg.list("other/").await.unwrap().is_empty());
     }
 }
