@@ -324,7 +324,7 @@ pub fn resolve_url(app: &AppName, version: &Version, url: &str) -> Result<Locati
     };
     if url.starts_with("https://") || url.starts_with("http://") {
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        if parsed.host_str().is_none_or(str::is_empty) {
+        if parsed.host_str().unwrap_or_default().is_empty() {
             return Err(bad("absolute URL without a host"));
         }
         return Ok(Location::Url(url.to_string()));
@@ -581,7 +581,8 @@ mod tests {
         let app: AppName = "demo".parse().unwrap();
         let prod: Channel = "prod".parse().unwrap();
         type Mutate = fn(&mut ChannelDoc, &mut Vec<u8>, &mut u64, &mut SystemTime);
-        let cases: Vec<(&str, Mutate, fn(&ManifestError) -> bool)> = vec![
+        type Expect = fn(&ManifestError) -> bool;
+        let cases: Vec<(&str, Mutate, Expect)> = vec![
             ("valid", |_, _, _, _| {}, |_| false),
             (
                 "tampered byte",
