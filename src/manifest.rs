@@ -771,6 +771,48 @@ mod tests {
         .unwrap();
     }
 
+    /// The JSON Schemas in registry-spec/ must describe what we write: every required
+    /// field is written, and every field we write is described.
+    #[test]
+    fn schemas_match_what_we_write() {
+        let mut channel = channel_doc();
+        channel.rollout = Some(Rollout {
+            percent: Some(5),
+            waves: vec![],
+        });
+        channel.yanked.push(Yanked {
+            version: "1.0.0".parse().unwrap(),
+            reason: "r".into(),
+        });
+        channel.notes = Some("n".into());
+        let mut release = release_doc();
+        release.notes = Some("n".into());
+        for (schema, doc) in [
+            (
+                include_str!("../registry-spec/channel.schema.json"),
+                serde_json::to_value(&channel).unwrap(),
+            ),
+            (
+                include_str!("../registry-spec/release.schema.json"),
+                serde_json::to_value(&release).unwrap(),
+            ),
+        ] {
+            let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
+            let props = schema["properties"].as_object().unwrap();
+            let obj = doc.as_object().unwrap();
+            for req in schema["required"].as_array().unwrap() {
+                assert!(obj.contains_key(req.as_str().unwrap()), "{req} not written");
+            }
+            for k in obj.keys() {
+                assert!(props.contains_key(k), "{k} written but not in the schema");
+            }
+            assert_eq!(
+                props["schema_version"]["const"],
+                serde_json::json!(SCHEMA_VERSION)
+            );
+        }
+    }
+
     #[test]
     fn waves_parse_relative_to_now() {
         let now = t("2026-01-01T00:00:00Z");
