@@ -64,7 +64,7 @@ pub enum ManifestError {
         expected: String,
         found: String,
     },
-    #[error("{what}: channel document sequence {found} is lower than {min} already accepted: possible rollback attack; if the registry was rebuilt on purpose, re-publish with `updraft promote` (it signs sequence+1)")]
+    #[error("{what}: channel document sequence {found} is lower than {min} already accepted: possible rollback attack (an old signed document replayed); if instead the registry was restored from an older copy, its channel must be re-signed with a sequence above {min}")]
     Rollback { what: String, found: u64, min: u64 },
     #[error("{what} expired at {expires} (now {now}): possible freeze attack, or nobody re-signed the channel; re-sign it with `updraft promote --from <channel> --channel <channel>`")]
     Expired {

@@ -263,6 +263,16 @@ fn releases_are_immutable_and_republish_is_a_no_op() {
         .join("demo/releases/2.0.0/demo-2.0.0-x86_64-linux.tar.gz");
     assert_eq!(fs::read(art).unwrap(), b"original bytes");
 
+    // A publish interrupted between the release document and its signature is finished
+    // by running it again: the existing bytes are signed, not rewritten.
+    let sig = r.reg.join("demo/releases/2.0.0/release.json.minisig");
+    fs::remove_file(&sig).unwrap();
+    assert_fails_with(&r.verify(), "release.json.minisig is missing");
+    assert_ok(&r.publish("2.0.0", &a, &[]));
+    assert_eq!(fs::read(&rel).unwrap(), before);
+    assert!(sig.exists());
+    assert_ok(&r.verify());
+
     // An artifact left by an interrupted publish is not overwritten with other bytes.
     fs::create_dir_all(r.reg.join("demo/releases/3.0.0")).unwrap();
     fs::write(
