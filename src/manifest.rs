@@ -64,7 +64,7 @@ pub enum ManifestError {
         expected: String,
         found: String,
     },
-    #[error("{what}: channel document sequence {found} is lower than {min} already accepted: possible rollback attack; if the registry was rebuilt on purpose, re-publish with `updraft promote` (it signs sequence+1)")]
+    #[error("{what}: channel document sequence {found} is lower than {min} already accepted: possible rollback attack (an old signed document replayed); if instead the registry was restored from an older copy, its channel must be re-signed with a sequence above {min}")]
     Rollback { what: String, found: u64, min: u64 },
     #[error("{what} expired at {expires} (now {now}): possible freeze attack, or nobody re-signed the channel; re-sign it with `updraft promote --from <channel> --channel <channel>`")]
     Expired {
@@ -324,7 +324,7 @@ pub fn resolve_url(app: &AppName, version: &Version, url: &str) -> Result<Locati
     };
     if url.starts_with("https://") || url.starts_with("http://") {
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        if parsed.host_str().is_none_or(str::is_empty) {
+        if parsed.host_str().unwrap_or_default().is_empty() {
             return Err(bad("absolute URL without a host"));
         }
         return Ok(Location::Url(url.to_string()));
@@ -581,7 +581,8 @@ mod tests {
         let app: AppName = "demo".parse().unwrap();
         let prod: Channel = "prod".parse().unwrap();
         type Mutate = fn(&mut ChannelDoc, &mut Vec<u8>, &mut u64, &mut SystemTime);
-        let cases: Vec<(&str, Mutate, fn(&ManifestError) -> bool)> = vec![
+        type Expect = fn(&ManifestError) -> bool;
+        let cases: Vec<(&str, Mutate, Expect)> = vec![
             ("valid", |_, _, _, _| {}, |_| false),
             (
                 "tampered byte",
@@ -768,6 +769,48 @@ mod tests {
             t("2026-01-02T00:00:00Z"),
         )
         .unwrap();
+    }
+
+    /// The JSON Schemas in registry-spec/ must describe what we write: every required
+    /// field is written, and every field we write is described.
+    #[test]
+    fn schemas_match_what_we_write() {
+        let mut channel = channel_doc();
+        channel.rollout = Some(Rollout {
+            percent: Some(5),
+            waves: vec![],
+        });
+        channel.yanked.push(Yanked {
+            version: "1.0.0".parse().unwrap(),
+            reason: "r".into(),
+        });
+        channel.notes = Some("n".into());
+        let mut release = release_doc();
+        release.notes = Some("n".into());
+        for (schema, doc) in [
+            (
+                include_str!("../registry-spec/channel.schema.json"),
+                serde_json::to_value(&channel).unwrap(),
+            ),
+            (
+                include_str!("../registry-spec/release.schema.json"),
+                serde_json::to_value(&release).unwrap(),
+            ),
+        ] {
+            let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
+            let props = schema["properties"].as_object().unwrap();
+            let obj = doc.as_object().unwrap();
+            for req in schema["required"].as_array().unwrap() {
+                assert!(obj.contains_key(req.as_str().unwrap()), "{req} not written");
+            }
+            for k in obj.keys() {
+                assert!(props.contains_key(k), "{k} written but not in the schema");
+            }
+            assert_eq!(
+                props["schema_version"]["const"],
+                serde_json::json!(SCHEMA_VERSION)
+            );
+        }
     }
 
     #[test]

@@ -216,6 +216,10 @@ pub struct SecretKeyArgs {
     /// Environment variable holding the secret key's password (if it has one).
     #[arg(long, value_name = "VAR", default_value = "UPDRAFT_KEY_PASSWORD")]
     pub password_env: String,
+    /// Also accept existing registry documents signed by this public key (repeat; for
+    /// key rotation). Documents signed by the --secret-key itself are always accepted.
+    #[arg(long, value_name = "F")]
+    pub trusted_key: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

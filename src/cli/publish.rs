@@ -1,22 +1,303 @@
 //! Publisher-side handlers: keygen, publish, promote, yank, registry verify, serve.
 
-use super::{Ctx, KeygenArgs, PromoteArgs, PublishArgs, RegistryVerifyArgs, ServeArgs, YankArgs};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-pub fn keygen(_ctx: &Ctx, _a: KeygenArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("keygen: not implemented yet")
+use anyhow::Context as _;
+
+use super::{
+    exit, Ctx, KeygenArgs, PromoteArgs, PublishArgs, RegistryVerifyArgs, SecretKeyArgs, ServeArgs,
+    YankArgs,
+};
+use crate::keys::{self, PublicKey, SecretKey, TrustedKeys};
+use crate::names::Target;
+use crate::publish::{self as pubops, AuditStatus, PromoteSource, Signer, DEFAULT_EXPIRES_IN};
+use crate::rollout::Rollout;
+use crate::transport::{self, S3Options, Store, TransportOptions};
+
+/// Transport settings from the config file, so `s3://` publishing uses the same
+/// endpoint and credentials settings as the agent.
+fn transport_options(ctx: &Ctx) -> TransportOptions {
+    let c = &ctx.config;
+    TransportOptions {
+        connect_timeout: c.timeouts.connect.0,
+        read_timeout: c.timeouts.read.0,
+        s3: S3Options {
+            endpoint: c.s3_endpoint.clone(),
+            region: c.s3_region.clone(),
+            path_style: c.s3_path_style,
+            access_key_id: c.s3_access_key_id.clone(),
+            secret_access_key: c.s3_secret_access_key.clone(),
+            session_token: c.s3_session_token.clone(),
+        },
+    }
 }
-pub async fn publish(_ctx: &Ctx, _a: PublishArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("publish: not implemented yet")
+
+fn open_store(ctx: &Ctx, url: &str) -> anyhow::Result<Box<dyn Store>> {
+    Ok(transport::open_store(url, &transport_options(ctx))?)
 }
-pub async fn promote(_ctx: &Ctx, _a: PromoteArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("promote: not implemented yet")
+
+fn env_password(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|p| !p.is_empty())
 }
-pub async fn yank(_ctx: &Ctx, _a: YankArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("yank: not implemented yet")
+
+fn load_secret_key(a: &SecretKeyArgs) -> anyhow::Result<SecretKey> {
+    let password = env_password(&a.password_env);
+    if let Some(var) = &a.secret_key_env {
+        let text = std::env::var(var).map_err(|_| {
+            anyhow::anyhow!(
+                "environment variable {var} (from --secret-key-env) is not set: put the secret key file's contents in it"
+            )
+        })?;
+        return Ok(SecretKey::load_named(&text, password, &format!("${var}"))?);
+    }
+    match &a.secret_key {
+        Some(p) => Ok(SecretKey::load_from_file(p, password)?),
+        None => anyhow::bail!("no signing key: pass --secret-key FILE or --secret-key-env VAR"),
+    }
 }
-pub async fn verify(_ctx: &Ctx, _a: RegistryVerifyArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("registry verify: not implemented yet")
+
+fn load_public_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    paths
+        .iter()
+        .map(|p| PublicKey::from_file(p).map_err(anyhow::Error::from))
+        .collect()
 }
+
+fn expires_in(s: &Option<String>) -> anyhow::Result<Duration> {
+    match s {
+        None => Ok(DEFAULT_EXPIRES_IN),
+        Some(s) => {
+            let d = humantime::parse_duration(s)
+                .with_context(|| format!("--expires-in {s:?}: write e.g. 30d, 12h"))?;
+            if d.is_zero() {
+                anyhow::bail!("--expires-in must be positive");
+            }
+            Ok(d)
+        }
+    }
+}
+
+fn percent_rollout(p: Option<u8>) -> anyhow::Result<Option<Rollout>> {
+    match p {
+        None => Ok(None),
+        Some(p) if p > 100 => anyhow::bail!("--rollout {p}: a percentage must be 0-100"),
+        Some(p) => Ok(Some(Rollout {
+            percent: Some(p),
+            waves: vec![],
+        })),
+    }
+}
+
+fn write_new(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already exists: refusing to overwrite a key (pass --force to replace it)",
+            path.display()
+        );
+    }
+    crate::fsutil::write_atomic(path, text.as_bytes(), mode)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn keygen(_ctx: &Ctx, a: KeygenArgs) -> anyhow::Result<u8> {
+    let password = match &a.password_env {
+        Some(var) => Some(env_password(var).ok_or_else(|| {
+            anyhow::anyhow!("--password-env {var}: the variable is unset or empty")
+        })?),
+        None => None,
+    };
+    for p in [&a.secret_key, &a.public_key] {
+        if p.exists() && !a.force {
+            anyhow::bail!(
+                "{} already exists: refusing to overwrite a key (pass --force to replace it)",
+                p.display()
+            );
+        }
+    }
+    let (sk, pk) = keys::generate(password.as_deref())?;
+    write_new(&a.secret_key, &sk, 0o600, a.force)?;
+    write_new(&a.public_key, &pk, 0o644, a.force)?;
+    let public = PublicKey::from_file_text(&pk, "generated key")?;
+    println!(
+        "secret key: {} ({})",
+        a.secret_key.display(),
+        if password.is_some() {
+            "encrypted"
+        } else {
+            "unencrypted: keep it in a CI secret"
+        }
+    );
+    println!(
+        "public key: {} (key id {})",
+        a.public_key.display(),
+        public.key_id()
+    );
+    println!(
+        "trust it on agents with: public_keys = [\"{}\"]",
+        public.to_base64_line()
+    );
+    Ok(exit::OK)
+}
+
+pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
+    let key = load_secret_key(&a.key)?;
+    let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
+    if !a.target.is_empty() && a.target.len() != a.artifact.len() {
+        anyhow::bail!(
+            "{} --artifact but {} --target: give one --target per --artifact, in the same order",
+            a.artifact.len(),
+            a.target.len()
+        );
+    }
+    if a.target.is_empty() && a.artifact.len() > 1 {
+        anyhow::bail!("several --artifact need one --target each");
+    }
+    let targets: Vec<Target> = if a.target.is_empty() {
+        vec![ctx.config.target.clone().unwrap_or_else(Target::host)]
+    } else {
+        a.target.clone()
+    };
+    if a.rollout.is_some() && a.channel.is_none() {
+        anyhow::bail!("--rollout applies to a channel: add --channel");
+    }
+    let store = open_store(ctx, &a.registry)?;
+    let req = pubops::PublishRequest {
+        app: a.app.clone(),
+        version: a.version.clone(),
+        artifacts: targets
+            .into_iter()
+            .zip(a.artifact.iter().cloned())
+            .collect(),
+        channel: a.channel.clone(),
+        notes: a.notes.clone(),
+        rollout: percent_rollout(a.rollout)?,
+        expires_in: expires_in(&a.expires_in)?,
+    };
+    let r = pubops::publish(store.as_ref(), &signer, &req, SystemTime::now()).await?;
+    for art in &r.artifacts {
+        println!(
+            "{} {} ({} bytes, sha256 {})",
+            if art.uploaded {
+                "uploaded"
+            } else {
+                "unchanged"
+            },
+            store.location(&art.key),
+            art.size,
+            art.sha256
+        );
+    }
+    if r.release_written {
+        println!("signed {}", store.location(&r.release));
+    } else {
+        println!(
+            "{} {} is already published with identical artifacts: nothing to do",
+            a.app, a.version
+        );
+    }
+    if let Some(c) = &r.channel {
+        println!(
+            "channel {} -> {} (sequence {}, expires {})",
+            c.channel, c.version, c.sequence, c.expires
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
+    let key = load_secret_key(&a.key)?;
+    let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
+    let now = SystemTime::now();
+    let rollout = match (&a.waves, a.rollout) {
+        (Some(w), _) => Some(Rollout {
+            percent: None,
+            waves: crate::manifest::parse_waves(w, now)
+                .map_err(|e| anyhow::anyhow!("--waves {w:?}: {e}"))?,
+        }),
+        (None, p) => percent_rollout(p)?,
+    };
+    let source = match (&a.version, &a.from) {
+        (Some(v), _) => PromoteSource::Version(v.clone()),
+        (None, Some(c)) => PromoteSource::Channel(c.clone()),
+        (None, None) => anyhow::bail!("give --version V or --from CHANNEL"),
+    };
+    let store = open_store(ctx, &a.registry)?;
+    let doc = pubops::promote(
+        store.as_ref(),
+        &signer,
+        pubops::PromoteRequest {
+            app: a.app.clone(),
+            source,
+            channel: a.channel.clone(),
+            rollout,
+            notes: None,
+            expires_in: expires_in(&a.expires_in)?,
+        },
+        now,
+    )
+    .await?;
+    println!(
+        "channel {} -> {} (sequence {}, expires {})",
+        doc.channel, doc.version, doc.sequence, doc.expires
+    );
+    Ok(exit::OK)
+}
+
+pub async fn yank(ctx: &Ctx, a: YankArgs) -> anyhow::Result<u8> {
+    let key = load_secret_key(&a.key)?;
+    let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
+    let store = open_store(ctx, &a.registry)?;
+    let doc = pubops::yank(
+        store.as_ref(),
+        &signer,
+        pubops::YankRequest {
+            app: a.app.clone(),
+            channel: a.channel.clone(),
+            version: a.version.clone(),
+            reason: a.reason.clone(),
+            expires_in: expires_in(&a.expires_in)?,
+        },
+        SystemTime::now(),
+    )
+    .await?;
+    println!(
+        "yanked {} on channel {} (sequence {}); agents on it will not run {}",
+        a.version, doc.channel, doc.sequence, a.version
+    );
+    Ok(exit::OK)
+}
+
+pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
+    let keys = TrustedKeys::new(load_public_keys(&a.public_key)?);
+    let store = open_store(ctx, &a.registry)?;
+    let report = pubops::audit(store.as_ref(), &a.app, &keys, SystemTime::now()).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for i in &report.items {
+            let tag = match i.status {
+                AuditStatus::Ok => "ok  ",
+                AuditStatus::Warn => "warn",
+                AuditStatus::Fail => "FAIL",
+            };
+            println!("{tag} {}: {}", i.key, i.detail);
+        }
+        println!(
+            "{}: {} checked, {} failed, {} warnings",
+            if report.ok {
+                "registry ok"
+            } else {
+                "registry FAILED"
+            },
+            report.checked,
+            report.failures,
+            report.warnings
+        );
+    }
+    Ok(if report.ok { exit::OK } else { exit::VERIFY })
+}
+
 pub async fn serve(_ctx: &Ctx, _a: ServeArgs) -> anyhow::Result<u8> {
     anyhow::bail!("serve: not implemented yet")
 }

@@ -1,0 +1,455 @@
+//! The publisher commands end to end, over the real binary and a file:// registry.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+
+struct Reg {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    reg: PathBuf,
+}
+
+impl Reg {
+    fn new() -> Reg {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let reg = root.join("registry");
+        let r = Reg {
+            _dir: dir,
+            root,
+            reg,
+        };
+        let out = r.run(&[
+            "keygen",
+            "--secret-key",
+            r.p("k.key").to_str().unwrap(),
+            "--public-key",
+            r.p("k.pub").to_str().unwrap(),
+        ]);
+        assert_ok(&out);
+        r
+    }
+
+    fn p(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.reg.display())
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env_remove("UPDRAFT_KEY_PASSWORD")
+            .env_remove("UPDRAFT_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    /// A command taking --registry/--app/--secret-key, plus `extra`.
+    fn signed(&self, cmd: &str, extra: &[&str]) -> Output {
+        let url = self.url();
+        let key = self.p("k.key");
+        let mut args = vec![
+            cmd,
+            "--registry",
+            &url,
+            "--app",
+            "demo",
+            "--secret-key",
+            key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn artifact(&self, name: &str, content: &[u8]) -> String {
+        let p = self.p(name);
+        fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    fn publish(&self, version: &str, artifact: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "--version",
+            version,
+            "--artifact",
+            artifact,
+            "--target",
+            "x86_64-linux",
+        ];
+        args.extend_from_slice(extra);
+        self.signed("publish", &args)
+    }
+
+    fn verify(&self) -> Output {
+        let url = self.url();
+        let pk = self.p("k.pub");
+        self.run(&[
+            "registry",
+            "verify",
+            "--registry",
+            &url,
+            "--app",
+            "demo",
+            "--public-key",
+            pk.to_str().unwrap(),
+        ])
+    }
+
+    fn channel(&self, c: &str) -> serde_json::Value {
+        let bytes = fs::read(self.reg.join(format!("demo/channels/{c}.json"))).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "{}", text(o));
+}
+
+fn assert_fails_with(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "expected failure: {}", text(o));
+    assert!(
+        text(o).contains(needle),
+        "expected {needle:?} in {}",
+        text(o)
+    );
+}
+
+fn modes_under(dir: &Path, out: &mut Vec<(PathBuf, u32, bool)>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        out.push((e.path(), m.permissions().mode() & 0o777, m.is_dir()));
+        if m.is_dir() {
+            modes_under(&e.path(), out);
+        }
+    }
+}
+
+#[test]
+fn publish_promote_yank_verify_round_trip() {
+    let r = Reg::new();
+    let a1 = r.artifact("a1.tar.gz", b"release one bytes");
+    assert_ok(&r.publish("1.0.0", &a1, &["--channel", "dev"]));
+    assert_eq!(r.channel("dev")["sequence"], 1);
+    assert_eq!(r.channel("dev")["version"], "1.0.0");
+
+    assert_ok(&r.signed("promote", &["--from", "dev", "--channel", "prod"]));
+    assert_eq!(r.channel("prod")["version"], "1.0.0");
+    assert_eq!(r.channel("prod")["sequence"], 1);
+
+    let a2 = r.artifact("a2.tar.gz", b"release two bytes");
+    assert_ok(&r.publish("1.1.0", &a2, &["--channel", "dev"]));
+    assert_eq!(r.channel("dev")["sequence"], 2);
+
+    // Sequence increases on every promote, also when re-signing the same version.
+    assert_ok(&r.signed(
+        "promote",
+        &["--version", "1.1.0", "--channel", "prod", "--rollout", "25"],
+    ));
+    assert_eq!(r.channel("prod")["sequence"], 2);
+    assert_eq!(r.channel("prod")["rollout"]["percent"], 25);
+    assert_ok(&r.signed(
+        "promote",
+        &[
+            "--version",
+            "1.0.0",
+            "--channel",
+            "prod",
+            "--waves",
+            "0s=10,1h=50,1d=100",
+        ],
+    ));
+    let prod = r.channel("prod");
+    assert_eq!(prod["sequence"], 3);
+    assert_eq!(prod["rollout"]["waves"].as_array().unwrap().len(), 3);
+
+    // The version prod points at cannot be yanked; another can.
+    let out = r.signed("yank", &["--channel", "prod", "--version", "1.0.0"]);
+    assert_fails_with(&out, "promote another version");
+    assert_ok(&r.signed(
+        "yank",
+        &[
+            "--channel",
+            "prod",
+            "--version",
+            "1.1.0",
+            "--reason",
+            "corrupts data",
+        ],
+    ));
+    let prod = r.channel("prod");
+    assert_eq!(prod["sequence"], 4);
+    assert_eq!(prod["yanked"][0]["version"], "1.1.0");
+    assert_eq!(prod["yanked"][0]["reason"], "corrupts data");
+    // Promoting a yanked version to that channel is refused.
+    assert_fails_with(
+        &r.signed("promote", &["--version", "1.1.0", "--channel", "prod"]),
+        "yanked",
+    );
+
+    let out = r.verify();
+    assert_ok(&out);
+    assert!(text(&out).contains("registry ok"), "{}", text(&out));
+
+    // JSON report has a stable shape.
+    let url = r.url();
+    let pk = r.p("k.pub");
+    let out = r.run(&[
+        "registry",
+        "verify",
+        "--registry",
+        &url,
+        "--app",
+        "demo",
+        "--public-key",
+        pk.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["failures"], 0);
+    assert!(v["items"].as_array().unwrap().len() >= 6);
+
+    // Files 0644, directories 0755.
+    let mut modes = Vec::new();
+    modes_under(&r.reg, &mut modes);
+    assert!(modes.len() > 10);
+    for (p, mode, is_dir) in modes {
+        let want = if is_dir { 0o755 } else { 0o644 };
+        assert_eq!(mode, want, "{}", p.display());
+    }
+}
+
+#[test]
+fn releases_are_immutable_and_republish_is_a_no_op() {
+    let r = Reg::new();
+    let a = r.artifact("a.tar.gz", b"original bytes");
+    assert_ok(&r.publish("2.0.0", &a, &[]));
+    let rel = r.reg.join("demo/releases/2.0.0/release.json");
+    let before = fs::read(&rel).unwrap();
+    let sig_before = fs::read(r.reg.join("demo/releases/2.0.0/release.json.minisig")).unwrap();
+
+    let out = r.publish("2.0.0", &a, &[]);
+    assert_ok(&out);
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    assert_eq!(fs::read(&rel).unwrap(), before);
+    assert_eq!(
+        fs::read(r.reg.join("demo/releases/2.0.0/release.json.minisig")).unwrap(),
+        sig_before
+    );
+
+    let b = r.artifact("b.tar.gz", b"different bytes");
+    assert_fails_with(&r.publish("2.0.0", &b, &[]), "immutable");
+    assert_eq!(fs::read(&rel).unwrap(), before);
+    let art = r
+        .reg
+        .join("demo/releases/2.0.0/demo-2.0.0-x86_64-linux.tar.gz");
+    assert_eq!(fs::read(art).unwrap(), b"original bytes");
+
+    // A publish interrupted between the release document and its signature is finished
+    // by running it again: the existing bytes are signed, not rewritten.
+    let sig = r.reg.join("demo/releases/2.0.0/release.json.minisig");
+    fs::remove_file(&sig).unwrap();
+    assert_fails_with(&r.verify(), "release.json.minisig is missing");
+    assert_ok(&r.publish("2.0.0", &a, &[]));
+    assert_eq!(fs::read(&rel).unwrap(), before);
+    assert!(sig.exists());
+    assert_ok(&r.verify());
+
+    // An artifact left by an interrupted publish is not overwritten with other bytes.
+    fs::create_dir_all(r.reg.join("demo/releases/3.0.0")).unwrap();
+    fs::write(
+        r.reg
+            .join("demo/releases/3.0.0/demo-3.0.0-x86_64-linux.tar.gz"),
+        b"leftover",
+    )
+    .unwrap();
+    assert_fails_with(&r.publish("3.0.0", &b, &[]), "immutable");
+}
+
+#[test]
+fn tampering_is_reported_naming_the_file() {
+    type Tamper = fn(&Path);
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "artifact byte",
+            |reg| flip(&reg.join("demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz")),
+            "demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz",
+        ),
+        (
+            "release document byte",
+            |reg| flip(&reg.join("demo/releases/1.0.0/release.json")),
+            "demo/releases/1.0.0/release.json",
+        ),
+        (
+            "channel document byte",
+            |reg| flip(&reg.join("demo/channels/prod.json")),
+            "demo/channels/prod.json",
+        ),
+        (
+            "signature",
+            |reg| {
+                // Swap in the signature of another document: valid key, wrong bytes.
+                let other = fs::read(reg.join("demo/releases/1.0.0/release.json.minisig")).unwrap();
+                fs::write(reg.join("demo/channels/prod.json.minisig"), other).unwrap();
+            },
+            "demo/channels/prod.json",
+        ),
+        (
+            "missing signature",
+            |reg| fs::remove_file(reg.join("demo/releases/1.0.0/release.json.minisig")).unwrap(),
+            "demo/releases/1.0.0/release.json",
+        ),
+    ];
+    for (name, tamper, file) in cases {
+        let r = Reg::new();
+        let a = r.artifact("a.tar.gz", b"some artifact bytes for tampering");
+        assert_ok(&r.publish("1.0.0", &a, &["--channel", "prod"]));
+        assert_ok(&r.verify());
+        tamper(&r.reg);
+        let out = r.verify();
+        assert!(!out.status.success(), "{name}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(5), "{name}: {}", text(&out));
+        let fail_lines: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .collect();
+        assert!(
+            fail_lines.iter().any(|l| l.contains(file)),
+            "{name}: no FAIL line names {file}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn untrusted_keys_are_refused() {
+    let r = Reg::new();
+    let a = r.artifact("a.tar.gz", b"bytes");
+    assert_ok(&r.publish("1.0.0", &a, &["--channel", "prod"]));
+    // A second key pair: verifying with it fails, and publishing on top of documents
+    // signed by the first key is refused unless the first key is passed as trusted.
+    let other_key = r.p("o.key");
+    let other_pub = r.p("o.pub");
+    assert_ok(&r.run(&[
+        "keygen",
+        "--secret-key",
+        other_key.to_str().unwrap(),
+        "--public-key",
+        other_pub.to_str().unwrap(),
+    ]));
+    let url = r.url();
+    let out = r.run(&[
+        "registry",
+        "verify",
+        "--registry",
+        &url,
+        "--app",
+        "demo",
+        "--public-key",
+        other_pub.to_str().unwrap(),
+    ]);
+    assert_fails_with(&out, "not a trusted key");
+    let promote = |extra: &[&str]| {
+        let mut args = vec![
+            "promote",
+            "--registry",
+            &url,
+            "--app",
+            "demo",
+            "--version",
+            "1.0.0",
+            "--channel",
+            "prod",
+            "--secret-key",
+            other_key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        r.run(&args)
+    };
+    assert_fails_with(&promote(&[]), "--trusted-key");
+    let old_pub = r.p("k.pub");
+    assert_ok(&promote(&["--trusted-key", old_pub.to_str().unwrap()]));
+    // Now the channel is signed by the new key, the release by the old: agents that
+    // trust both accept the registry.
+    let out = r.run(&[
+        "registry",
+        "verify",
+        "--registry",
+        &url,
+        "--app",
+        "demo",
+        "--public-key",
+        old_pub.to_str().unwrap(),
+        "--public-key",
+        other_pub.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+}
+
+#[test]
+fn secret_key_from_environment_and_keygen_refuses_overwrite() {
+    let r = Reg::new();
+    let out = r.run(&[
+        "keygen",
+        "--secret-key",
+        r.p("k.key").to_str().unwrap(),
+        "--public-key",
+        r.p("k.pub").to_str().unwrap(),
+    ]);
+    assert_fails_with(&out, "already exists");
+    let key_text = fs::read_to_string(r.p("k.key")).unwrap();
+    let mode = fs::metadata(r.p("k.key")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let a = r.artifact("a.tar.gz", b"bytes");
+    let url = r.url();
+    let out = Command::new(BIN)
+        .args([
+            "publish",
+            "--registry",
+            &url,
+            "--app",
+            "demo",
+            "--version",
+            "1.0.0",
+            "--artifact",
+            &a,
+            "--target",
+            "aarch64-linux",
+            "--secret-key-env",
+            "CI_SIGNING_KEY",
+        ])
+        .env("CI_SIGNING_KEY", key_text)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(r
+        .reg
+        .join("demo/releases/1.0.0/demo-1.0.0-aarch64-linux.tar.gz")
+        .exists());
+}
+
+fn flip(p: &Path) {
+    let mut b = fs::read(p).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x20;
+    fs::write(p, b).unwrap();
+}
