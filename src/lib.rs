@@ -38,6 +38,11 @@ pub fn exit_code_hint(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(a) = e.downcast_ref::<agent::AgentError>() {
         return Some(a.exit_code());
     }
+    if e.downcast_ref::<manifest::ManifestError>().is_some()
+        || e.downcast_ref::<keys::KeyError>().is_some()
+    {
+        return Some(exit::VERIFY);
+    }
     if e.downcast_ref::<unpack::UnpackError>().is_some() {
         return Some(exit::VERIFY);
     }
