@@ -159,7 +159,9 @@ fn check_gzip_magic<R: BufRead>(input: &mut R) -> Result<(), UnpackError> {
     if head.is_empty() {
         return Err(UnpackError::Corrupt("not a gzip file: it is empty".into()));
     }
-    if !head.starts_with(&[0x1f, 0x8b]) {
+    // A short first read may hold only one byte; the decoder checks the rest.
+    let n = head.len().min(2);
+    if head[..n] != [0x1f, 0x8b][..n] {
         let shown: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
         return Err(UnpackError::Corrupt(format!(
             "not a gzip file (starts with bytes {}, gzip starts with 1f 8b)",
