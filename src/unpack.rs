@@ -159,7 +159,9 @@ fn check_gzip_magic<R: BufRead>(input: &mut R) -> Result<(), UnpackError> {
     if head.is_empty() {
         return Err(UnpackError::Corrupt("not a gzip file: it is empty".into()));
     }
-    if !head.starts_with(&[0x1f, 0x8b]) {
+    // A short first read may hold only one byte; the decoder checks the rest.
+    let n = head.len().min(2);
+    if head[..n] != [0x1f, 0x8b][..n] {
         let shown: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
         return Err(UnpackError::Corrupt(format!(
             "not a gzip file (starts with bytes {}, gzip starts with 1f 8b)",
@@ -257,6 +259,12 @@ struct Extractor<'d> {
     buf: Vec<u8>,
 }
 
+/// A link's validated target.
+enum Link {
+    Symlink(Vec<u8>),
+    Hard(EntryPath),
+}
+
 enum Kind {
     File,
     Dir,
@@ -349,6 +357,34 @@ impl<'d> Extractor<'d> {
             Err(PathRefusal::ArchiveRoot) if matches!(kind, Kind::Dir) => return Ok(()),
             Err(e) => return Err(refuse(e.to_string())),
         };
+        // Check link targets before creating anything for this entry.
+        let link = match kind {
+            Kind::Symlink => {
+                let target =
+                    link_target(&entry).ok_or_else(|| refuse("symlink without a target".into()))?;
+                check_symlink_target(&path, &target).map_err(|e| {
+                    refuse(format!("{e}: -> {:?}", String::from_utf8_lossy(&target)))
+                })?;
+                Some(Link::Symlink(target))
+            }
+            Kind::Hardlink => {
+                let target = link_target(&entry)
+                    .ok_or_else(|| refuse("hardlink without a target".into()))?;
+                let shown_target = String::from_utf8_lossy(&target).into_owned();
+                let target = EntryPath::new(&target)
+                    .map_err(|e| refuse(format!("hardlink target {shown_target:?}: {e}")))?;
+                let is_file = fs::symlink_metadata(self.dest.join(target.as_path()))
+                    .map(|m| m.file_type().is_file())
+                    .unwrap_or(false);
+                if !self.files.contains(&target) || !is_file {
+                    return Err(refuse(format!(
+                        "hardlink target {shown_target:?} is not a regular file extracted earlier from this archive"
+                    )));
+                }
+                Some(Link::Hard(target))
+            }
+            _ => None,
+        };
         self.ensure_parents(&path, &shown)?;
         let full = self.dest.join(path.as_path());
         let existing = match fs::symlink_metadata(&full) {
@@ -405,30 +441,16 @@ impl<'d> Extractor<'d> {
                 self.files.insert(path);
             }
             Kind::Symlink => {
-                let target =
-                    link_target(&entry).ok_or_else(|| refuse("symlink without a target".into()))?;
-                check_symlink_target(&path, &target).map_err(|e| {
-                    refuse(format!("{e}: -> {:?}", String::from_utf8_lossy(&target)))
-                })?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &full)
-                    .map_err(|e| io_err(&shown, e))?;
+                if let Some(Link::Symlink(target)) = &link {
+                    std::os::unix::fs::symlink(OsStr::from_bytes(target), &full)
+                        .map_err(|e| io_err(&shown, e))?;
+                }
             }
             Kind::Hardlink => {
-                let target = link_target(&entry)
-                    .ok_or_else(|| refuse("hardlink without a target".into()))?;
-                let shown_target = String::from_utf8_lossy(&target).into_owned();
-                let target = EntryPath::new(&target)
-                    .map_err(|e| refuse(format!("hardlink target {shown_target:?}: {e}")))?;
-                let target_full = self.dest.join(target.as_path());
-                let is_file = fs::symlink_metadata(&target_full)
-                    .map(|m| m.file_type().is_file())
-                    .unwrap_or(false);
-                if !self.files.contains(&target) || !is_file {
-                    return Err(refuse(format!(
-                        "hardlink target {shown_target:?} is not a regular file extracted earlier from this archive"
-                    )));
+                if let Some(Link::Hard(target)) = &link {
+                    let target_full = self.dest.join(target.as_path());
+                    fs::hard_link(&target_full, &full).map_err(|e| io_err(&shown, e))?;
                 }
-                fs::hard_link(&target_full, &full).map_err(|e| io_err(&shown, e))?;
             }
             Kind::Skip => {}
         }

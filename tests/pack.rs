@@ -259,3 +259,34 @@ fn escaping_symlinks_and_special_files_are_refused() {
         "inside the directory",
     );
 }
+
+#[test]
+fn long_names_and_long_link_targets_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rel");
+    let long_dir = "d".repeat(120);
+    let long_file = format!("{long_dir}/{}", "f".repeat(150));
+    fs::create_dir_all(dir.join(&long_dir)).unwrap();
+    fs::write(dir.join(&long_file), b"deep\n").unwrap();
+    symlink(&long_file, dir.join("link")).unwrap();
+    let out = tmp.path().join("r.tar.gz");
+    ok(pack(&dir, "0.1.0-rc.1+build.5", &out));
+
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        max_entries: 100,
+    };
+    let stats = unpack_tar_gz(fs::File::open(&out).unwrap(), &dest, &limits).unwrap();
+    assert_eq!(stats.entries, 4);
+    assert_eq!(fs::read(dest.join("link")).unwrap(), b"deep\n");
+    assert_eq!(
+        fs::read_link(dest.join("link")).unwrap(),
+        Path::new(&long_file)
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("VERSION")).unwrap(),
+        "0.1.0-rc.1+build.5\n"
+    );
+}

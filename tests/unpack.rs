@@ -365,7 +365,9 @@ fn reader_is_drained_to_the_end() {
     struct Counting<R>(R, u64);
     impl<R: Read> Read for Counting<R> {
         fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(b)?;
+            // One byte at a time, like the slowest network stream.
+            let one = b.len().min(1);
+            let n = self.0.read(&mut b[..one])?;
             self.1 += n as u64;
             Ok(n)
         }
@@ -404,4 +406,17 @@ fn input_errors_are_passed_through() {
         UnpackError::Read(e) => assert_eq!(e.to_string(), "artifact exceeds max_artifact_bytes"),
         other => panic!("expected Read, got {other:?}"),
     }
+}
+
+#[test]
+fn pax_global_header_is_skipped() {
+    let s = Sandbox::new();
+    let stats = s
+        .unpack_file(&fixture("benign", "pax-global-header"), &LIMITS)
+        .unwrap();
+    assert_eq!(stats.entries, 2);
+    assert_eq!(fs::read(s.dest().join("VERSION")).unwrap(), b"1.0.0\n");
+    let names: Vec<_> = fs::read_dir(s.dest()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+    s.assert_outside_untouched();
 }
