@@ -31,9 +31,14 @@ impl Demo {
             .map(|a| a.replace(&self.dir.display().to_string(), "$DEMO"))
             .collect();
         println!("$ updraft {}", shown.join(" "));
-        let status = tokio::process::Command::new(&self.exe)
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        if self.config.exists() {
+            cmd.env("UPDRAFT_CONFIG", &self.config);
+        } else {
+            cmd.env_remove("UPDRAFT_CONFIG");
+        }
+        let status = cmd
             .args(args)
-            .env("UPDRAFT_CONFIG", &self.config)
             .env_remove("UPDRAFT_ROOT")
             .env("UPDRAFT_DEMO", "1")
             .stdin(Stdio::null())
@@ -123,6 +128,8 @@ async fn run_in(dir: &Path) -> anyhow::Result<()> {
     let registry = dir.join("registry");
     let root = dir.join("app");
     std::fs::create_dir_all(&registry)?;
+    std::fs::create_dir_all(dir.join("keys"))?;
+    std::fs::create_dir_all(dir.join("out"))?;
     let mut d = Demo {
         exe,
         dir: dir.to_path_buf(),

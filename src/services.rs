@@ -1,4 +1,4 @@
-//! (stub until the services branch lands)
+//! Service restarts (placeholder until the health branch lands).
 use crate::config::Services;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceOutcome {
@@ -9,12 +9,28 @@ pub enum ServiceOutcome {
 #[derive(Debug, thiserror::Error)]
 #[error("service restart failed: {0}")]
 pub struct ServiceError(pub String);
-pub async fn restart(
-    cfg: &Services,
-    _env: &[(String, String)],
-) -> Result<ServiceOutcome, ServiceError> {
-    if cfg.units.is_empty() && cfg.restart.is_empty() && cfg.reload.is_empty() {
-        return Ok(ServiceOutcome::Skipped);
+
+async fn run(argv: &[String], env: &[(String, String)]) -> Result<(), ServiceError> {
+    let st = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(env.iter().cloned())
+        .status()
+        .await
+        .map_err(|e| ServiceError(format!("{}: {e}", argv[0])))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(ServiceError(format!("`{}` exited with {st}", argv.join(" "))))
     }
-    Err(ServiceError("not implemented".into()))
+}
+
+pub async fn restart(cfg: &Services, env: &[(String, String)]) -> Result<ServiceOutcome, ServiceError> {
+    if !cfg.reload.is_empty() && run(&cfg.reload, env).await.is_ok() {
+        return Ok(ServiceOutcome::Reloaded);
+    }
+    if !cfg.restart.is_empty() {
+        run(&cfg.restart, env).await?;
+        return Ok(ServiceOutcome::Restarted);
+    }
+    Ok(ServiceOutcome::Skipped)
 }
