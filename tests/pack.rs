@@ -99,6 +99,7 @@ fn packing_is_reproducible_and_normalised() {
     assert_eq!(&bytes1[4..8], &[0, 0, 0, 0]);
 
     let listing = Command::new("tar")
+        .env("TZ", "UTC")
         .arg("-tvzf")
         .arg(&out1)
         .output()
