@@ -96,6 +96,11 @@ impl DeployError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DeployError::Lock(_) => exit::BUSY,
+            // A read error inside the unpacker is the network or the disk, not the tarball.
+            DeployError::Unpack {
+                source: UnpackError::Read(_),
+                ..
+            } => exit::ERROR,
             DeployError::Unpack { .. }
             | DeployError::Checksum { .. }
             | DeployError::Size { .. } => exit::VERIFY,

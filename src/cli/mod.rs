@@ -398,7 +398,7 @@ pub fn main() -> ExitCode {
     match rt.block_on(dispatch(&ctx, cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::from(exit_code_for(&e))
         }
     }
@@ -427,6 +427,23 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Registry(RegistryCommand::Verify(a)) => publish::verify(ctx, a).await,
         Command::Serve(a) => publish::serve(ctx, a).await,
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message
+/// already includes (many messages embed their source for readability in logs).
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Map typed library errors to the documented exit codes.
