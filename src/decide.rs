@@ -55,7 +55,10 @@ pub fn decide(i: &Inputs) -> Decision {
         if i.current == Some(p) {
             return Decision::Stay(format!("pinned to {p}"));
         }
-        return Decision::Update { to: p.clone(), why: format!("pinned to {p}") };
+        return Decision::Update {
+            to: p.clone(),
+            why: format!("pinned to {p}"),
+        };
     }
     let cur_yanked = i.current.is_some_and(|c| i.yanked.contains(c));
     if i.yanked.contains(ch) {
@@ -68,10 +71,18 @@ pub fn decide(i: &Inputs) -> Decision {
         return Decision::UpToDate(ch.clone());
     }
     if cur_yanked {
-        return Decision::Update { to: ch.clone(), why: format!("leaving yanked version for {ch}") };
+        return Decision::Update {
+            to: ch.clone(),
+            why: format!("leaving yanked version for {ch}"),
+        };
     }
     if i.admission != Admission::Admitted {
-        return Decision::Stay(format!("waiting for the rollout to reach this machine ({ch})"));
+        return Decision::Stay(format!(
+            "waiting for the rollout to reach this machine ({ch})"
+        ));
     }
-    Decision::Update { to: ch.clone(), why: format!("updating to {ch}") }
+    Decision::Update {
+        to: ch.clone(),
+        why: format!("updating to {ch}"),
+    }
 }

@@ -554,9 +554,20 @@ impl<'a> Pipeline<'a> {
                     None => "removed the current link (there was no previous release)".into(),
                 };
                 if previous.is_some() {
+                    // Confirm the restored release came back, so the operator knows
+                    // whether the machine is serving at all.
                     let env = self.env(previous.as_ref(), Some(version));
-                    if let Err(e) = services::restart(&self.config.services, &env).await {
-                        restored.push_str(&format!(" (but restarting it failed: {e})"));
+                    match services::restart(&self.config.services, &env).await {
+                        Err(e) => restored.push_str(&format!(" (but restarting it failed: {e})")),
+                        Ok(_) => match health::run_checks(&self.config.health, &env).await {
+                            Ok(_) if !self.config.health.is_empty() => {
+                                restored.push_str(" (healthy)")
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                restored.push_str(&format!(" (but it is not healthy either: {e})"))
+                            }
+                        },
                     }
                 }
                 state.pending = None;

@@ -19,7 +19,12 @@ async fn once(c: &HealthCheck, env: &[(String, String)]) -> Result<(), String> {
         if out.status.success() {
             return Ok(());
         }
-        return Err(format!("{} exited with {}: {}", c.label(), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{} exited with {}: {}",
+            c.label(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     if let Some(url) = &c.http {
         let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
@@ -30,12 +35,17 @@ async fn once(c: &HealthCheck, env: &[(String, String)]) -> Result<(), String> {
         return Ok(());
     }
     if let Some(addr) = &c.tcp {
-        tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-pub async fn run_checks(checks: &[HealthCheck], env: &[(String, String)]) -> Result<HealthReport, HealthError> {
+pub async fn run_checks(
+    checks: &[HealthCheck],
+    env: &[(String, String)],
+) -> Result<HealthReport, HealthError> {
     for c in checks {
         tokio::time::sleep(c.grace.0).await;
         let mut last = String::new();
@@ -60,6 +70,11 @@ pub async fn run_checks(checks: &[HealthCheck], env: &[(String, String)]) -> Res
     Ok(HealthReport {})
 }
 
-pub async fn watch(_checks: &[HealthCheck], _env: &[(String, String)], _d: Duration, _every: Duration) -> Result<(), HealthError> {
+pub async fn watch(
+    _checks: &[HealthCheck],
+    _env: &[(String, String)],
+    _d: Duration,
+    _every: Duration,
+) -> Result<(), HealthError> {
     Ok(())
 }

@@ -55,5 +55,6 @@ pub fn machine_id(over: Option<&str>, file: Option<&std::path::Path>) -> std::io
     if let Some(m) = over {
         return Ok(m.to_string());
     }
-    std::fs::read_to_string(file.unwrap_or(std::path::Path::new("/etc/machine-id"))).map(|s| s.trim().to_string())
+    std::fs::read_to_string(file.unwrap_or(std::path::Path::new("/etc/machine-id")))
+        .map(|s| s.trim().to_string())
 }

@@ -21,11 +21,17 @@ pub async fn serve(dir: PathBuf, listener: TcpListener) -> std::io::Result<()> {
                 async move {
                     let path = req.uri().path().trim_start_matches('/').to_string();
                     let resp = if path.split('/').any(|s| s == "..") {
-                        Response::builder().status(400).body(Full::new(Bytes::new()))
+                        Response::builder()
+                            .status(400)
+                            .body(Full::new(Bytes::new()))
                     } else {
                         match tokio::fs::read(dir.join(&path)).await {
-                            Ok(b) => Response::builder().status(200).body(Full::new(Bytes::from(b))),
-                            Err(_) => Response::builder().status(404).body(Full::new(Bytes::new())),
+                            Ok(b) => Response::builder()
+                                .status(200)
+                                .body(Full::new(Bytes::from(b))),
+                            Err(_) => Response::builder()
+                                .status(404)
+                                .body(Full::new(Bytes::new())),
                         }
                     };
                     Ok::<_, hyper::http::Error>(resp.unwrap_or_default())

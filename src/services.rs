@@ -20,11 +20,17 @@ async fn run(argv: &[String], env: &[(String, String)]) -> Result<(), ServiceErr
     if st.success() {
         Ok(())
     } else {
-        Err(ServiceError(format!("`{}` exited with {st}", argv.join(" "))))
+        Err(ServiceError(format!(
+            "`{}` exited with {st}",
+            argv.join(" ")
+        )))
     }
 }
 
-pub async fn restart(cfg: &Services, env: &[(String, String)]) -> Result<ServiceOutcome, ServiceError> {
+pub async fn restart(
+    cfg: &Services,
+    env: &[(String, String)],
+) -> Result<ServiceOutcome, ServiceError> {
     if !cfg.reload.is_empty() && run(&cfg.reload, env).await.is_ok() {
         return Ok(ServiceOutcome::Reloaded);
     }

@@ -298,6 +298,7 @@ pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
     Ok(if report.ok { exit::OK } else { exit::VERIFY })
 }
 
-pub async fn serve(_ctx: &Ctx, _a: ServeArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("serve: not implemented yet")
+pub async fn serve(_ctx: &Ctx, a: ServeArgs) -> anyhow::Result<u8> {
+    crate::serve::run(a.dir, &a.listen).await?;
+    Ok(super::exit::OK)
 }
