@@ -224,16 +224,10 @@ impl<'a> Pipeline<'a> {
             );
             warn!(version = %pending.version, "{reason}; rolling back");
             self.switch_to(pending.previous.as_ref())?;
-            if pending.previous.is_some() {
-                if let Err(e) = services::restart(
-                    &self.config.services,
-                    &self.env(pending.previous.as_ref(), None),
-                )
-                .await
-                {
-                    warn!("restart after recovery failed: {e}");
-                }
-            }
+            let how = self
+                .bring_back(pending.previous.as_ref(), &pending.version)
+                .await;
+            info!("restored {}{how}", show(pending.previous.as_ref()));
             state.block(&pending.version, reason.clone());
             state.last_operation = Some(op("recover", Some(&pending.version), false, &reason));
             self.log(&format!(
@@ -553,23 +547,7 @@ impl<'a> Pipeline<'a> {
                     Some(p) => format!("switched back to {p}"),
                     None => "removed the current link (there was no previous release)".into(),
                 };
-                if previous.is_some() {
-                    // Confirm the restored release came back, so the operator knows
-                    // whether the machine is serving at all.
-                    let env = self.env(previous.as_ref(), Some(version));
-                    match services::restart(&self.config.services, &env).await {
-                        Err(e) => restored.push_str(&format!(" (but restarting it failed: {e})")),
-                        Ok(_) => match health::run_checks(&self.config.health, &env).await {
-                            Ok(_) if !self.config.health.is_empty() => {
-                                restored.push_str(" (healthy)")
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                restored.push_str(&format!(" (but it is not healthy either: {e})"))
-                            }
-                        },
-                    }
-                }
+                restored.push_str(&self.bring_back(previous.as_ref(), version).await);
                 state.pending = None;
                 state.last_health = Some(op("health", Some(version), false, &reason));
                 state.last_operation = Some(op(kind.as_str(), Some(version), false, &reason));
@@ -596,6 +574,23 @@ impl<'a> Pipeline<'a> {
                     })
                 }
             }
+        }
+    }
+
+    /// Restart the release we switched back to and confirm its health, so the
+    /// operator learns whether the machine is serving at all. Returns a note for messages.
+    async fn bring_back(&self, restored: Option<&Version>, failed: &Version) -> String {
+        if restored.is_none() {
+            return String::new();
+        }
+        let env = self.env(restored, Some(failed));
+        match services::restart(&self.config.services, &env).await {
+            Err(e) => format!(" (but restarting it failed: {e})"),
+            Ok(_) => match health::run_checks(&self.config.health, &env).await {
+                Ok(_) if !self.config.health.is_empty() => " (healthy)".into(),
+                Ok(_) => String::new(),
+                Err(e) => format!(" (but it is not healthy either: {e})"),
+            },
         }
     }
 
