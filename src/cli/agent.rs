@@ -74,7 +74,7 @@ pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
     loop {
         match agent.update().await {
             Ok(out) => {
-                let status = format!("{}", out.explanation);
+                let status = out.explanation.clone();
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
             }
             Err(e) => {
