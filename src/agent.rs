@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::decide::{self, Decision};
 use crate::deploy::{DeployError, InstallRequest, Kind, Pipeline};
-use crate::keys::{PublicKey, TrustedKeys};
+use crate::keys::{KeyError, PublicKey, TrustedKeys};
 use crate::layout::AppRoot;
 use crate::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
 use crate::names::{AppName, Channel, Target, Version};
@@ -257,15 +257,31 @@ impl Agent {
             }
         };
         // Verified every time, cached or not: expiry (freeze attacks) moves with the clock.
-        let doc = manifest::verify_channel(
-            &bytes,
-            &signature,
-            &self.keys,
-            &self.app,
-            &self.channel,
-            min_sequence,
-            SystemTime::now(),
-        )?;
+        let verify = |bytes: &[u8], sig: &str| {
+            manifest::verify_channel(
+                bytes,
+                sig,
+                &self.keys,
+                &self.app,
+                &self.channel,
+                min_sequence,
+                SystemTime::now(),
+            )
+        };
+        let (doc, bytes, signature) = match verify(&bytes, &signature) {
+            Ok(doc) => (doc, bytes, signature),
+            // The document and its signature are two files: a poll can catch a publisher
+            // between writing one and the other. Fetch both once more before rejecting.
+            Err(ManifestError::Signature(KeyError::BadSignature { .. })) if !unchanged => {
+                warn!("channel signature did not match; fetching document and signature again");
+                let bytes = self.fetch_small(&key).await?;
+                let signature =
+                    String::from_utf8_lossy(&self.fetch_small(&format!("{key}.minisig")).await?)
+                        .into_owned();
+                (verify(&bytes, &signature)?, bytes, signature)
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(ChannelView {
             doc,
             unchanged,
