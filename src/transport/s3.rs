@@ -15,7 +15,7 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{self, HeaderMap};
-use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
+use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tokio::io::AsyncReadExt;
 
@@ -273,17 +273,15 @@ impl S3Registry {
             }
             let location = self.location(prefix);
             let page = read_body(resp, LIST_PAGE_LIMIT, &location, &self.opts).await?;
-            let parsed = ListObjectsV2::parse_response(&page).map_err(|e| TransportError::Io {
-                location: location.clone(),
-                message: format!("unreadable ListObjectsV2 answer: {e}"),
-            })?;
-            for item in parsed.contents {
-                if let Some(rel) = item.key.strip_prefix(&self.settings.prefix) {
+            let page = String::from_utf8_lossy(&page);
+            let (page_keys, next) = parse_list_page(&page);
+            for key in page_keys {
+                if let Some(rel) = key.strip_prefix(&self.settings.prefix) {
                     keys.push(rel.to_string());
                 }
             }
-            match parsed.next_continuation_token {
-                Some(t) if !t.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
+            match next {
+                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
             }
         }
@@ -830,6 +828,24 @@ fn check_key(key: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Keys of one ListObjectsV2 page and the token for the next page, if any. Read by hand
+/// because servers differ in which optional fields (ETag, Owner...) they send.
+fn parse_list_page(xml: &str) -> (Vec<String>, Option<String>) {
+    let mut keys = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<Contents>") {
+        let block = &rest[start..];
+        let end = block.find("</Contents>").unwrap_or(block.len());
+        if let Some(key) = xml_tag(&block[..end], "Key") {
+            keys.push(key);
+        }
+        rest = &block[end..];
+    }
+    let truncated = xml_tag(xml, "IsTruncated").is_some_and(|t| t == "true");
+    let next = xml_tag(xml, "NextContinuationToken").filter(|_| truncated);
+    (keys, next)
+}
+
 /// `bytes 100-199/200` → 100.
 fn content_range_start(v: &str) -> Option<u64> {
     let range = v.trim().strip_prefix("bytes")?.trim_start();
@@ -1157,6 +1173,21 @@ mod tests {
         for bad in ["", "/x", "x/", "a/../b", "./a", "a\nb"] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn list_pages_parse_without_optional_fields() {
+        let page = "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>true</IsTruncated>\
+            <Contents><Key>a&amp;b</Key><Size>1</Size></Contents>\
+            <Contents><Key>p/1.0.0+b/x</Key><ETag>\"e\"</ETag></Contents>\
+            <NextContinuationToken>tok</NextContinuationToken></ListBucketResult>";
+        let (keys, next) = parse_list_page(page);
+        assert_eq!(keys, vec!["a&b", "p/1.0.0+b/x"]);
+        assert_eq!(next.as_deref(), Some("tok"));
+        let (keys, next) = parse_list_page(
+            "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>",
+        );
+        assert!(keys.is_empty() && next.is_none());
     }
 
     #[test]
