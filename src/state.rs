@@ -63,6 +63,9 @@ pub struct Operation {
 /// If a run finds one, the process died mid-activation: roll back and block.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Pending {
+    /// "deploy", "update" or "rollback": only a new release is blocked on recovery.
+    #[serde(default)]
+    pub kind: String,
     pub version: Version,
     pub previous: Option<Version>,
     pub started_at: String,

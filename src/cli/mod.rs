@@ -406,7 +406,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Rollback(a) => store::rollback(ctx, a).await,
         Command::List(a) => store::list(ctx, a),
         Command::Status(a) => store::status(ctx, a),
-        Command::Prune(a) => store::prune(ctx, a),
+        Command::Prune(a) => store::prune(ctx, a).await,
         Command::Check(a) => agent::check(ctx, a).await,
         Command::Update => agent::update(ctx).await,
         Command::Agent => agent::daemon(ctx).await,
@@ -439,4 +439,20 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         }
     }
     exit::ERROR
+}
+
+/// Transport settings from the config file.
+pub fn transport_options(c: &Config) -> crate::transport::TransportOptions {
+    crate::transport::TransportOptions {
+        connect_timeout: c.timeouts.connect.0,
+        read_timeout: c.timeouts.read.0,
+        s3: crate::transport::S3Options {
+            endpoint: c.s3_endpoint.clone(),
+            region: c.s3_region.clone(),
+            path_style: c.s3_path_style,
+            access_key_id: c.s3_access_key_id.clone(),
+            secret_access_key: c.s3_secret_access_key.clone(),
+            session_token: c.s3_session_token.clone(),
+        },
+    }
 }

@@ -1,19 +1,305 @@
 //! Push-mode handlers: deploy, rollback, list, status, prune.
 
-use super::{Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
+use std::time::SystemTime;
 
-pub async fn deploy(_ctx: &Ctx, _a: DeployArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("deploy: not implemented yet")
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{exit, Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
+use crate::deploy::{self, show, InstallRequest, Pipeline};
+use crate::layout::AppRoot;
+use crate::names::Version;
+use crate::source::Source;
+use crate::state::State;
+
+pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let source = match (&a.artifact_path, &a.artifact_url) {
+        (Some(p), _) => Source::File(p.clone()),
+        (None, Some(u)) => {
+            crate::source::url_source(u, &super::transport_options(&ctx.config)).await?
+        }
+        (None, None) => anyhow::bail!("one of --artifact-path or --artifact-url is required"),
+    };
+    eprintln!(
+        "[deploy] deploying {} from {}",
+        a.version,
+        source.location()
+    );
+    let req = InstallRequest {
+        version: a.version.clone(),
+        source,
+        expected_sha256: a.sha256.clone(),
+        expected_size: None,
+        force: a.force,
+    };
+    let report = deploy::deploy(&root, &ctx.config, req).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let i = &report.installed;
+        let how = if i.replaced {
+            "replaced and activated"
+        } else if i.fresh {
+            "installed and activated"
+        } else {
+            "already installed (same sha256); activated"
+        };
+        println!(
+            "deployed {}: {how} (sha256 {}, previous {}, services {})",
+            i.version,
+            i.sha256,
+            show(report.activated.previous.as_ref()),
+            report.activated.services
+        );
+        for v in &report.activated.pruned {
+            println!("pruned old release {v}");
+        }
+    }
+    Ok(exit::OK)
 }
-pub async fn rollback(_ctx: &Ctx, _a: RollbackArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("rollback: not implemented yet")
+
+pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let act = deploy::rollback(&root, &ctx.config, a.version).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&act)?);
+    } else {
+        println!(
+            "rolled back to {} (was {}, services {})",
+            act.version,
+            show(act.previous.as_ref()),
+            act.services
+        );
+    }
+    Ok(exit::OK)
 }
-pub fn list(_ctx: &Ctx, _a: JsonArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("list: not implemented yet")
+
+#[derive(Serialize)]
+struct ReleaseRow {
+    version: Version,
+    installed_at: Option<String>,
+    size_bytes: u64,
+    current: bool,
+    previous: bool,
+    pinned: bool,
+    blocked: Option<String>,
+    sha256: Option<String>,
 }
-pub fn status(_ctx: &Ctx, _a: JsonArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("status: not implemented yet")
+
+#[derive(Serialize)]
+struct ListReport {
+    root: String,
+    current: Option<Version>,
+    releases: Vec<ReleaseRow>,
+    total: usize,
+    total_bytes: u64,
 }
-pub fn prune(_ctx: &Ctx, _a: PruneArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("prune: not implemented yet")
+
+fn read_state(root: &AppRoot) -> anyhow::Result<State> {
+    State::load(&root.state_file()).map_err(Into::into)
+}
+
+pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let state = read_state(&root)?;
+    let current = root.current().context("reading current link")?;
+    let mut rows = Vec::new();
+    for v in root.installed().context("listing releases")? {
+        let dir = root.release_dir(&v);
+        let rec = state.releases.get(&v);
+        let installed_at = rec.map(|r| r.installed_at.clone()).or_else(|| {
+            std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t: SystemTime| humantime::format_rfc3339_seconds(t).to_string())
+        });
+        rows.push(ReleaseRow {
+            size_bytes: crate::fsutil::tree_size(&dir).unwrap_or(0),
+            current: current.as_ref() == Some(&v),
+            previous: state.previous.as_ref() == Some(&v),
+            pinned: state.pinned.as_ref() == Some(&v),
+            blocked: state.blocked.get(&v).map(|b| b.reason.clone()),
+            sha256: rec.map(|r| r.sha256.clone()),
+            installed_at,
+            version: v,
+        });
+    }
+    let report = ListReport {
+        root: root.path().display().to_string(),
+        current,
+        total: rows.len(),
+        total_bytes: rows.iter().map(|r| r.size_bytes).sum(),
+        releases: rows,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(exit::OK);
+    }
+    if report.releases.is_empty() {
+        println!("No releases found in {}", root.releases().display());
+        return Ok(exit::OK);
+    }
+    println!("Available releases:\n");
+    for r in &report.releases {
+        let mut notes = Vec::new();
+        if r.current {
+            notes.push("← current".to_string());
+        }
+        if r.previous {
+            notes.push("previous".into());
+        }
+        if r.pinned {
+            notes.push("pinned".into());
+        }
+        if let Some(b) = &r.blocked {
+            notes.push(format!("blocked: {b}"));
+        }
+        println!(
+            "  {} {:<12} ({})  {:>9}  {}",
+            if r.current { "*" } else { " " },
+            r.version.to_string(),
+            r.installed_at.as_deref().unwrap_or("?"),
+            human_bytes(r.size_bytes),
+            notes.join(", ")
+        );
+    }
+    println!(
+        "\nTotal: {} release{} ({})",
+        report.total,
+        if report.total == 1 { "" } else { "s" },
+        human_bytes(report.total_bytes)
+    );
+    Ok(exit::OK)
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    root: String,
+    app: Option<String>,
+    channel: Option<String>,
+    current: Option<Version>,
+    previous: Option<&'a Version>,
+    pinned: Option<&'a Version>,
+    blocked: &'a std::collections::BTreeMap<Version, crate::state::Blocked>,
+    pending: Option<&'a crate::state::Pending>,
+    available: Option<&'a Version>,
+    channel_sequence: Option<u64>,
+    last_operation: Option<&'a crate::state::Operation>,
+    last_health: Option<&'a crate::state::Operation>,
+    last_check: Option<&'a String>,
+    last_error: Option<&'a String>,
+}
+
+pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let state = read_state(&root)?;
+    let current = root.current().context("reading current link")?;
+    let report = StatusReport {
+        root: root.path().display().to_string(),
+        app: ctx.config.app.as_ref().map(|a| a.to_string()),
+        channel: ctx.config.channel.as_ref().map(|c| c.to_string()),
+        current,
+        previous: state.previous.as_ref(),
+        pinned: state.pinned.as_ref(),
+        blocked: &state.blocked,
+        pending: state.pending.as_ref(),
+        available: state.channel.as_ref().and_then(|c| c.version.as_ref()),
+        channel_sequence: state.channel.as_ref().map(|c| c.sequence),
+        last_operation: state.last_operation.as_ref(),
+        last_health: state.last_health.as_ref(),
+        last_check: state.last_check.as_ref(),
+        last_error: state.last_error.as_ref(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(exit::OK);
+    }
+    println!("root:      {}", report.root);
+    if let Some(app) = &report.app {
+        println!("app:       {app}");
+    }
+    if let Some(ch) = &report.channel {
+        println!(
+            "channel:   {ch} (available {}, sequence {})",
+            show(report.available),
+            report
+                .channel_sequence
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    println!("current:   {}", show(report.current.as_ref()));
+    println!("previous:  {}", show(report.previous));
+    println!("pinned:    {}", show(report.pinned));
+    if report.blocked.is_empty() {
+        println!("blocked:   none");
+    }
+    for (v, b) in report.blocked {
+        println!("blocked:   {v} since {}: {}", b.at, b.reason);
+    }
+    if let Some(p) = report.pending {
+        println!(
+            "pending:   {} {} since {} (not yet confirmed healthy)",
+            p.kind, p.version, p.started_at
+        );
+    }
+    if let Some(o) = report.last_operation {
+        println!(
+            "last op:   {} {} at {}: {} ({})",
+            o.kind,
+            show(o.version.as_ref()),
+            o.at,
+            if o.ok { "ok" } else { "FAILED" },
+            o.message
+        );
+    }
+    if let Some(t) = report.last_check {
+        println!("checked:   {t}");
+    }
+    if let Some(e) = report.last_error {
+        println!("last error: {e}");
+    }
+    Ok(exit::OK)
+}
+
+pub async fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<u8> {
+    let root = ctx.app_root()?;
+    let keep = a.keep.unwrap_or(ctx.config.keep);
+    if keep == 0 {
+        anyhow::bail!("--keep must be at least 1 (the current release is never removed)");
+    }
+    let p = Pipeline::new(&root, &ctx.config);
+    let _lock = p.lock().await?;
+    let mut state = p.load_state()?;
+    p.recover(&mut state).await?;
+    let removed = p.prune(&state, keep, a.dry_run)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "keep": keep, "dry_run": a.dry_run, "removed": removed })
+        );
+    } else if removed.is_empty() {
+        println!("nothing to prune (keeping {keep})");
+    } else {
+        for v in &removed {
+            println!("{} {v}", if a.dry_run { "would remove" } else { "removed" });
+        }
+    }
+    Ok(exit::OK)
 }
