@@ -51,35 +51,7 @@ impl S3Registry {
     /// then the usual AWS environment variables (see `docs/s3.md`).
     pub fn new(url: &str, opts: &TransportOptions) -> Result<S3Registry, TransportError> {
         let settings = Settings::resolve(url, &opts.s3, &|k| std::env::var(k).ok())?;
-        let endpoint: url::Url =
-            settings
-                .endpoint
-                .parse()
-                .map_err(|e| TransportError::InvalidUrl {
-                    url: url.to_string(),
-                    why: format!(
-                        "S3 endpoint {:?} is not a URL ({e}): fix s3.endpoint or AWS_ENDPOINT_URL",
-                        settings.endpoint
-                    ),
-                })?;
-        let style = if settings.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        let bucket = Bucket::new(
-            endpoint,
-            style,
-            settings.bucket.clone(),
-            settings.region.clone(),
-        )
-        .map_err(|e| TransportError::InvalidUrl {
-            url: url.to_string(),
-            why: format!(
-                "S3 endpoint {:?} is unusable ({e}): it must be http(s)://host[:port]",
-                settings.endpoint
-            ),
-        })?;
+        let bucket = settings.bucket_addressing()?;
         let credentials = settings.credentials.as_ref().map(|c| match &c.token {
             Some(t) => Credentials::new_with_token(&c.key_id, &c.secret, t),
             None => Credentials::new(&c.key_id, &c.secret),
@@ -179,7 +151,7 @@ impl S3Registry {
             limit,
             ..FetchRequest::default()
         };
-        match self.fetch_inner(&req, Op::Write).await {
+        match self.fetch_inner(&req, Op::Read).await {
             Ok(Fetched::Body(body)) => Ok(Some(body.bytes(&self.location(key), limit).await?)),
             Ok(Fetched::NotModified) => Err(TransportError::Io {
                 location: self.location(key),
@@ -797,6 +769,34 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// rusty-s3's view of the bucket: base URL (path-style or virtual-hosted) and region.
+    fn bucket_addressing(&self) -> Result<Bucket, TransportError> {
+        let invalid = |why: String| TransportError::InvalidUrl {
+            url: self.url.clone(),
+            why,
+        };
+        // A trailing slash keeps an endpoint's own path when the bucket is joined to it.
+        let endpoint: url::Url = format!("{}/", self.endpoint).parse().map_err(|e| {
+            invalid(format!(
+                "S3 endpoint {:?} is not a URL ({e}): fix s3.endpoint or AWS_ENDPOINT_URL",
+                self.endpoint
+            ))
+        })?;
+        let style = if self.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        Bucket::new(endpoint, style, self.bucket.clone(), self.region.clone()).map_err(|e| {
+            invalid(format!(
+                "S3 endpoint {:?} is unusable ({e}): it must be http(s)://host[:port][/path]",
+                self.endpoint
+            ))
+        })
+    }
+}
+
 /// Lenient on purpose (legacy buckets may hold capitals or `_`): only what would break
 /// the URL is refused; the server judges the rest.
 fn check_bucket(bucket: &str) -> Result<(), &'static str> {
@@ -1137,6 +1137,52 @@ mod tests {
         let c = s.credentials.unwrap();
         assert_eq!((c.key_id.as_str(), c.token.as_deref()), ("CFGKEY", None));
         assert!(!format!("{c:?}").contains("cfgsecret"));
+    }
+
+    #[test]
+    fn bucket_urls_for_each_addressing_style() {
+        let base = |url: &str, opts: S3Options, env: &[(&str, &str)]| {
+            resolve(url, &opts, env)
+                .bucket_addressing()
+                .unwrap()
+                .object_url("k/1.0.0+b")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            base(
+                "s3://rel/p",
+                S3Options::default(),
+                &[("AWS_REGION", "eu-west-1")]
+            ),
+            "https://rel.s3.eu-west-1.amazonaws.com/k/1.0.0%2Bb"
+        );
+        assert_eq!(
+            base("s3://my.rel", S3Options::default(), &[]),
+            "https://s3.us-east-1.amazonaws.com/my.rel/k/1.0.0%2Bb"
+        );
+        let custom = |endpoint: &str| S3Options {
+            endpoint: Some(endpoint.into()),
+            ..S3Options::default()
+        };
+        assert_eq!(
+            base("s3://rel", custom("http://127.0.0.1:9000"), &[]),
+            "http://127.0.0.1:9000/rel/k/1.0.0%2Bb"
+        );
+        assert_eq!(
+            base("s3://rel", custom("https://gw.example/storage/"), &[]),
+            "https://gw.example/storage/rel/k/1.0.0%2Bb"
+        );
+        let opts = S3Options {
+            path_style: Some(false),
+            ..custom("https://objects.example")
+        };
+        assert_eq!(
+            base("s3://rel", opts, &[]),
+            "https://rel.objects.example/k/1.0.0%2Bb"
+        );
+        let bad = resolve("s3://rel", &custom("ftp://x"), &[]).bucket_addressing();
+        assert!(matches!(bad, Err(TransportError::InvalidUrl { .. })));
     }
 
     #[test]
