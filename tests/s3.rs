@@ -252,7 +252,7 @@ async fn wrong_secret_is_denied_with_a_credentials_hint_and_writes_nothing() {
         "{msg}"
     );
     assert!(msg.contains("SignatureDoesNotMatch"), "{msg}");
-    assert!(msg.contains("s3.secret_access_key"), "{msg}");
+    assert!(msg.contains("s3_secret_access_key"), "{msg}");
     assert!(msg.contains(s3support::ACCESS_KEY), "{msg}");
     assert!(!e.is_retryable());
 

@@ -729,7 +729,7 @@ impl Settings {
             ),
             (Some(_), None) | (None, Some(_)) => {
                 return Err(invalid(
-                    "set both s3.access_key_id and s3.secret_access_key in the config, or neither (then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are used)".into(),
+                    "set both s3_access_key_id and s3_secret_access_key in the config, or neither (then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are used)".into(),
                 ))
             }
             (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
@@ -779,7 +779,7 @@ impl Settings {
         // A trailing slash keeps an endpoint's own path when the bucket is joined to it.
         let endpoint: url::Url = format!("{}/", self.endpoint).parse().map_err(|e| {
             invalid(format!(
-                "S3 endpoint {:?} is not a URL ({e}): fix s3.endpoint or AWS_ENDPOINT_URL",
+                "S3 endpoint {:?} is not a URL ({e}): fix s3_endpoint or AWS_ENDPOINT_URL",
                 self.endpoint
             ))
         })?;
@@ -934,7 +934,7 @@ fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
             location,
             status,
             detail: format!(
-                ": bucket {:?} is not served by {} ({}): set s3.region (or AWS_REGION) to the bucket's region",
+                ": bucket {:?} is not served by {} ({}): set s3_region (or AWS_REGION) to the bucket's region",
                 s.bucket,
                 s.endpoint,
                 info.describe()
@@ -947,7 +947,7 @@ fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
                 location,
                 status,
                 detail: format!(
-                    ": bucket {:?} does not exist at {} (NoSuchBucket): check the bucket in the registry URL and the endpoint (s3.endpoint / AWS_ENDPOINT_URL){}",
+                    ": bucket {:?} does not exist at {} (NoSuchBucket): check the bucket in the registry URL and the endpoint (s3_endpoint / AWS_ENDPOINT_URL){}",
                     s.bucket,
                     s.endpoint,
                     if s.custom_endpoint { "" } else { " and region" }
@@ -966,7 +966,7 @@ fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
                 location,
                 status,
                 hint: format!(
-                    "the session token was refused ({}): refresh the temporary credentials (AWS_SESSION_TOKEN / s3.session_token together with their key pair)",
+                    "the session token was refused ({}): refresh the temporary credentials (AWS_SESSION_TOKEN / s3_session_token together with their key pair)",
                     info.describe()
                 ),
             }
@@ -994,15 +994,15 @@ fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
     let said = info.describe();
     let (key_var, secret_var) = if s.credentials_from == "config" {
         (
-            "s3.access_key_id in the config",
-            "s3.secret_access_key in the config",
+            "s3_access_key_id in the config",
+            "s3_secret_access_key in the config",
         )
     } else {
         ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     };
     let mut hint = match (&s.credentials, code) {
         (None, _) => format!(
-            "no S3 credentials were found, so the request was sent unsigned and bucket {:?} does not allow anonymous access ({said}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3.access_key_id and s3.secret_access_key in the config)",
+            "no S3 credentials were found, so the request was sent unsigned and bucket {:?} does not allow anonymous access ({said}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3_access_key_id and s3_secret_access_key in the config)",
             s.bucket
         ),
         (Some(c), "SignatureDoesNotMatch") => format!(
@@ -1039,7 +1039,7 @@ fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
     };
     if let Some(region) = info.region.as_deref().filter(|r| *r != s.region) {
         hint.push_str(&format!(
-            "; the bucket reports region {region} while {} was configured (set s3.region or AWS_REGION)",
+            "; the bucket reports region {region} while {} was configured (set s3_region or AWS_REGION)",
             s.region
         ));
     }
@@ -1324,6 +1324,6 @@ mod tests {
             "{e:?}"
         );
         let e = classify_doc(301, "", None, true);
-        assert!(e.to_string().contains("s3.region"), "{e}");
+        assert!(e.to_string().contains("s3_region"), "{e}");
     }
 }
