@@ -45,7 +45,7 @@ pub enum TransportError {
     Io { location: String, message: String },
     #[error("invalid registry URL {url:?}: {why}")]
     InvalidUrl { url: String, why: String },
-    #[error("bucket {bucket:?} is in region {region}, but requests were signed for {configured}: set s3.region = \"{region}\" in the config (or AWS_REGION={region})")]
+    #[error("bucket {bucket:?} is in region {region}, but requests were signed for {configured}: set s3_region = \"{region}\" in the config (or AWS_REGION={region})")]
     WrongRegion {
         bucket: String,
         region: String,

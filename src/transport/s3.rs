@@ -15,7 +15,7 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{self, HeaderMap};
-use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
+use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tokio::io::AsyncReadExt;
 
@@ -51,35 +51,7 @@ impl S3Registry {
     /// then the usual AWS environment variables (see `docs/s3.md`).
     pub fn new(url: &str, opts: &TransportOptions) -> Result<S3Registry, TransportError> {
         let settings = Settings::resolve(url, &opts.s3, &|k| std::env::var(k).ok())?;
-        let endpoint: url::Url =
-            settings
-                .endpoint
-                .parse()
-                .map_err(|e| TransportError::InvalidUrl {
-                    url: url.to_string(),
-                    why: format!(
-                        "S3 endpoint {:?} is not a URL ({e}): fix s3.endpoint or AWS_ENDPOINT_URL",
-                        settings.endpoint
-                    ),
-                })?;
-        let style = if settings.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        let bucket = Bucket::new(
-            endpoint,
-            style,
-            settings.bucket.clone(),
-            settings.region.clone(),
-        )
-        .map_err(|e| TransportError::InvalidUrl {
-            url: url.to_string(),
-            why: format!(
-                "S3 endpoint {:?} is unusable ({e}): it must be http(s)://host[:port]",
-                settings.endpoint
-            ),
-        })?;
+        let bucket = settings.bucket_addressing()?;
         let credentials = settings.credentials.as_ref().map(|c| match &c.token {
             Some(t) => Credentials::new_with_token(&c.key_id, &c.secret, t),
             None => Credentials::new(&c.key_id, &c.secret),
@@ -179,7 +151,7 @@ impl S3Registry {
             limit,
             ..FetchRequest::default()
         };
-        match self.fetch_inner(&req, Op::Write).await {
+        match self.fetch_inner(&req, Op::Read).await {
             Ok(Fetched::Body(body)) => Ok(Some(body.bytes(&self.location(key), limit).await?)),
             Ok(Fetched::NotModified) => Err(TransportError::Io {
                 location: self.location(key),
@@ -273,17 +245,15 @@ impl S3Registry {
             }
             let location = self.location(prefix);
             let page = read_body(resp, LIST_PAGE_LIMIT, &location, &self.opts).await?;
-            let parsed = ListObjectsV2::parse_response(&page).map_err(|e| TransportError::Io {
-                location: location.clone(),
-                message: format!("unreadable ListObjectsV2 answer: {e}"),
-            })?;
-            for item in parsed.contents {
-                if let Some(rel) = item.key.strip_prefix(&self.settings.prefix) {
+            let page = String::from_utf8_lossy(&page);
+            let (page_keys, next) = parse_list_page(&page);
+            for key in page_keys {
+                if let Some(rel) = key.strip_prefix(&self.settings.prefix) {
                     keys.push(rel.to_string());
                 }
             }
-            match parsed.next_continuation_token {
-                Some(t) if !t.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
+            match next {
+                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
             }
         }
@@ -759,7 +729,7 @@ impl Settings {
             ),
             (Some(_), None) | (None, Some(_)) => {
                 return Err(invalid(
-                    "set both s3.access_key_id and s3.secret_access_key in the config, or neither (then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are used)".into(),
+                    "set both s3_access_key_id and s3_secret_access_key in the config, or neither (then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are used)".into(),
                 ))
             }
             (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
@@ -799,6 +769,34 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// rusty-s3's view of the bucket: base URL (path-style or virtual-hosted) and region.
+    fn bucket_addressing(&self) -> Result<Bucket, TransportError> {
+        let invalid = |why: String| TransportError::InvalidUrl {
+            url: self.url.clone(),
+            why,
+        };
+        // A trailing slash keeps an endpoint's own path when the bucket is joined to it.
+        let endpoint: url::Url = format!("{}/", self.endpoint).parse().map_err(|e| {
+            invalid(format!(
+                "S3 endpoint {:?} is not a URL ({e}): fix s3_endpoint or AWS_ENDPOINT_URL",
+                self.endpoint
+            ))
+        })?;
+        let style = if self.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        Bucket::new(endpoint, style, self.bucket.clone(), self.region.clone()).map_err(|e| {
+            invalid(format!(
+                "S3 endpoint {:?} is unusable ({e}): it must be http(s)://host[:port][/path]",
+                self.endpoint
+            ))
+        })
+    }
+}
+
 /// Lenient on purpose (legacy buckets may hold capitals or `_`): only what would break
 /// the URL is refused; the server judges the rest.
 fn check_bucket(bucket: &str) -> Result<(), &'static str> {
@@ -828,6 +826,24 @@ fn check_key(key: &str) -> Result<(), &'static str> {
         return Err("control characters are not allowed");
     }
     Ok(())
+}
+
+/// Keys of one ListObjectsV2 page and the token for the next page, if any. Read by hand
+/// because servers differ in which optional fields (ETag, Owner...) they send.
+fn parse_list_page(xml: &str) -> (Vec<String>, Option<String>) {
+    let mut keys = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<Contents>") {
+        let block = &rest[start..];
+        let end = block.find("</Contents>").unwrap_or(block.len());
+        if let Some(key) = xml_tag(&block[..end], "Key") {
+            keys.push(key);
+        }
+        rest = &block[end..];
+    }
+    let truncated = xml_tag(xml, "IsTruncated").is_some_and(|t| t == "true");
+    let next = xml_tag(xml, "NextContinuationToken").filter(|_| truncated);
+    (keys, next)
 }
 
 /// `bytes 100-199/200` → 100.
@@ -918,7 +934,7 @@ fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
             location,
             status,
             detail: format!(
-                ": bucket {:?} is not served by {} ({}): set s3.region (or AWS_REGION) to the bucket's region",
+                ": bucket {:?} is not served by {} ({}): set s3_region (or AWS_REGION) to the bucket's region",
                 s.bucket,
                 s.endpoint,
                 info.describe()
@@ -931,7 +947,7 @@ fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
                 location,
                 status,
                 detail: format!(
-                    ": bucket {:?} does not exist at {} (NoSuchBucket): check the bucket in the registry URL and the endpoint (s3.endpoint / AWS_ENDPOINT_URL){}",
+                    ": bucket {:?} does not exist at {} (NoSuchBucket): check the bucket in the registry URL and the endpoint (s3_endpoint / AWS_ENDPOINT_URL){}",
                     s.bucket,
                     s.endpoint,
                     if s.custom_endpoint { "" } else { " and region" }
@@ -950,7 +966,7 @@ fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
                 location,
                 status,
                 hint: format!(
-                    "the session token was refused ({}): refresh the temporary credentials (AWS_SESSION_TOKEN / s3.session_token together with their key pair)",
+                    "the session token was refused ({}): refresh the temporary credentials (AWS_SESSION_TOKEN / s3_session_token together with their key pair)",
                     info.describe()
                 ),
             }
@@ -978,15 +994,15 @@ fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
     let said = info.describe();
     let (key_var, secret_var) = if s.credentials_from == "config" {
         (
-            "s3.access_key_id in the config",
-            "s3.secret_access_key in the config",
+            "s3_access_key_id in the config",
+            "s3_secret_access_key in the config",
         )
     } else {
         ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     };
     let mut hint = match (&s.credentials, code) {
         (None, _) => format!(
-            "no S3 credentials were found, so the request was sent unsigned and bucket {:?} does not allow anonymous access ({said}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3.access_key_id and s3.secret_access_key in the config)",
+            "no S3 credentials were found, so the request was sent unsigned and bucket {:?} does not allow anonymous access ({said}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3_access_key_id and s3_secret_access_key in the config)",
             s.bucket
         ),
         (Some(c), "SignatureDoesNotMatch") => format!(
@@ -1023,7 +1039,7 @@ fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
     };
     if let Some(region) = info.region.as_deref().filter(|r| *r != s.region) {
         hint.push_str(&format!(
-            "; the bucket reports region {region} while {} was configured (set s3.region or AWS_REGION)",
+            "; the bucket reports region {region} while {} was configured (set s3_region or AWS_REGION)",
             s.region
         ));
     }
@@ -1124,6 +1140,52 @@ mod tests {
     }
 
     #[test]
+    fn bucket_urls_for_each_addressing_style() {
+        let base = |url: &str, opts: S3Options, env: &[(&str, &str)]| {
+            resolve(url, &opts, env)
+                .bucket_addressing()
+                .unwrap()
+                .object_url("k/1.0.0+b")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            base(
+                "s3://rel/p",
+                S3Options::default(),
+                &[("AWS_REGION", "eu-west-1")]
+            ),
+            "https://rel.s3.eu-west-1.amazonaws.com/k/1.0.0%2Bb"
+        );
+        assert_eq!(
+            base("s3://my.rel", S3Options::default(), &[]),
+            "https://s3.us-east-1.amazonaws.com/my.rel/k/1.0.0%2Bb"
+        );
+        let custom = |endpoint: &str| S3Options {
+            endpoint: Some(endpoint.into()),
+            ..S3Options::default()
+        };
+        assert_eq!(
+            base("s3://rel", custom("http://127.0.0.1:9000"), &[]),
+            "http://127.0.0.1:9000/rel/k/1.0.0%2Bb"
+        );
+        assert_eq!(
+            base("s3://rel", custom("https://gw.example/storage/"), &[]),
+            "https://gw.example/storage/rel/k/1.0.0%2Bb"
+        );
+        let opts = S3Options {
+            path_style: Some(false),
+            ..custom("https://objects.example")
+        };
+        assert_eq!(
+            base("s3://rel", opts, &[]),
+            "https://rel.objects.example/k/1.0.0%2Bb"
+        );
+        let bad = resolve("s3://rel", &custom("ftp://x"), &[]).bucket_addressing();
+        assert!(matches!(bad, Err(TransportError::InvalidUrl { .. })));
+    }
+
+    #[test]
     fn half_credentials_and_bad_urls_are_refused() {
         let half = S3Options {
             access_key_id: Some("K".into()),
@@ -1157,6 +1219,21 @@ mod tests {
         for bad in ["", "/x", "x/", "a/../b", "./a", "a\nb"] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn list_pages_parse_without_optional_fields() {
+        let page = "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>true</IsTruncated>\
+            <Contents><Key>a&amp;b</Key><Size>1</Size></Contents>\
+            <Contents><Key>p/1.0.0+b/x</Key><ETag>\"e\"</ETag></Contents>\
+            <NextContinuationToken>tok</NextContinuationToken></ListBucketResult>";
+        let (keys, next) = parse_list_page(page);
+        assert_eq!(keys, vec!["a&b", "p/1.0.0+b/x"]);
+        assert_eq!(next.as_deref(), Some("tok"));
+        let (keys, next) = parse_list_page(
+            "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>",
+        );
+        assert!(keys.is_empty() && next.is_none());
     }
 
     #[test]
@@ -1247,6 +1324,6 @@ mod tests {
             "{e:?}"
         );
         let e = classify_doc(301, "", None, true);
-        assert!(e.to_string().contains("s3.region"), "{e}");
+        assert!(e.to_string().contains("s3_region"), "{e}");
     }
 }

@@ -1,0 +1,471 @@
+//! s3:// registries against a real S3-compatible server (s3s-fs on loopback), plus a
+//! few canned answers from a raw loopback socket for faults s3s-fs never produces.
+
+#[path = "support/s3.rs"]
+mod s3support;
+
+use std::io::Write;
+
+use futures_util::StreamExt;
+use s3support::S3Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use updraft::transport::s3::S3Registry;
+use updraft::transport::{
+    open, open_store, FetchRequest, Fetched, Store, Transport, TransportError,
+};
+
+const MIB: usize = 1024 * 1024;
+
+fn req(key: &str) -> FetchRequest {
+    FetchRequest {
+        key: key.into(),
+        limit: 64 * MIB as u64,
+        ..FetchRequest::default()
+    }
+}
+
+async fn fetch_all(t: &dyn Transport, r: &FetchRequest) -> (Vec<u8>, Option<String>, u64) {
+    match t.fetch(r).await.unwrap() {
+        Fetched::Body(b) => {
+            let etag = b.etag.clone();
+            let offset = b.offset;
+            (
+                b.bytes(&t.location(&r.key), r.limit).await.unwrap(),
+                etag,
+                offset,
+            )
+        }
+        Fetched::NotModified => panic!("unexpected 304 for {}", r.key),
+    }
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn put_get_list_round_trip_through_open_store_and_open() {
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let url = "s3://releases/registry";
+    let store = open_store(url, &server.options()).unwrap();
+
+    store
+        .put("demo/channels/prod.json", b"{\"v\":1}".to_vec())
+        .await
+        .unwrap();
+    store
+        .put("demo/1.0.0+build.1/demo.tar.gz", vec![7u8; 1000])
+        .await
+        .unwrap();
+    store
+        .put("other/channels/prod.json", b"{}".to_vec())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.get("demo/channels/prod.json", 1024).await.unwrap(),
+        Some(b"{\"v\":1}".to_vec())
+    );
+    assert_eq!(
+        store.get("demo/channels/none.json", 1024).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list("").await.unwrap(),
+        vec![
+            "demo/1.0.0+build.1/demo.tar.gz",
+            "demo/channels/prod.json",
+            "other/channels/prod.json"
+        ]
+    );
+    assert_eq!(
+        store.list("demo/").await.unwrap(),
+        vec!["demo/1.0.0+build.1/demo.tar.gz", "demo/channels/prod.json"]
+    );
+    assert!(store.list("nothing/").await.unwrap().is_empty());
+
+    // Overwrite is atomic per object: a reader sees the old or the new document.
+    store
+        .put("demo/channels/prod.json", b"{\"v\":2}".to_vec())
+        .await
+        .unwrap();
+
+    // Agents read through `open` with the same addressing.
+    let reader = open(url, &server.options()).unwrap();
+    let (bytes, etag, offset) = fetch_all(reader.as_ref(), &req("demo/channels/prod.json")).await;
+    assert_eq!(bytes, b"{\"v\":2}");
+    assert!(etag.is_some(), "S3 always sends an ETag");
+    assert_eq!(offset, 0);
+    assert_eq!(
+        reader.location("demo/channels/prod.json"),
+        "s3://releases/registry/demo/channels/prod.json"
+    );
+    let missing = reader.fetch(&req("demo/channels/none.json")).await;
+    assert!(
+        matches!(missing, Err(TransportError::NotFound { .. })),
+        "{:?}",
+        missing.err()
+    );
+
+    // The prefix isolates registries sharing a bucket.
+    let sibling = open_store("s3://releases/elsewhere", &server.options()).unwrap();
+    assert!(sibling.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn listing_follows_continuation_tokens_past_one_page() {
+    let server = S3Server::start();
+    server.create_bucket("many").await;
+    let store = S3Registry::new("s3://many/p", &server.options()).unwrap();
+    let keys: Vec<String> = (0..1003).map(|i| format!("app/{i:05}")).collect();
+    futures_util::stream::iter(keys.iter())
+        .map(|k| store.put(k, k.as_bytes().to_vec()))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .unwrap();
+    assert_eq!(store.list("app/").await.unwrap(), keys);
+}
+
+#[tokio::test]
+async fn large_files_go_up_in_parts_and_come_back_identical() {
+    let server = S3Server::start();
+    server.create_bucket("big").await;
+    // s3s-fs, like AWS, refuses parts under 5 MiB (EntityTooSmall) except the last.
+    let part = 5 * MIB;
+    let store = S3Registry::new("s3://big/r", &server.options())
+        .unwrap()
+        .with_part_size(part as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.tar.gz");
+    let data = pseudo_random(2 * part + 12_345, 42);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+
+    store.put_file("app/1.0.0/app.tar.gz", &path).await.unwrap();
+
+    let (back, etag, _) = fetch_all(&store, &req("app/1.0.0/app.tar.gz")).await;
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "multipart object differs from the file");
+    // A multipart ETag is "<md5 of part md5s>-<parts>" on AWS; s3s-fs follows suit.
+    eprintln!("multipart ETag: {etag:?}");
+
+    // Resuming inside the last part.
+    let mut r = req("app/1.0.0/app.tar.gz");
+    r.offset = (2 * part + 10) as u64;
+    let (tail, _, offset) = fetch_all(&store, &r).await;
+    assert_eq!(offset, r.offset);
+    assert_eq!(tail, &data[2 * part + 10..]);
+
+    // A small file takes the single PutObject path.
+    let small = dir.path().join("small");
+    std::fs::write(&small, b"tiny").unwrap();
+    store.put_file("app/small", &small).await.unwrap();
+    assert_eq!(
+        store.get("app/small", 100).await.unwrap(),
+        Some(b"tiny".to_vec())
+    );
+    assert_eq!(
+        store.list("app/").await.unwrap(),
+        vec!["app/1.0.0/app.tar.gz", "app/small"]
+    );
+}
+
+#[tokio::test]
+async fn ranged_conditional_and_limited_fetches() {
+    let server = S3Server::start();
+    server.create_bucket("reads").await;
+    let store = S3Registry::new("s3://reads", &server.options()).unwrap();
+    store.put("k", b"hello world".to_vec()).await.unwrap();
+
+    let mut r = req("k");
+    r.offset = 6;
+    let Fetched::Body(body) = store.fetch(&r).await.unwrap() else {
+        panic!("304 to an unconditional GET")
+    };
+    assert_eq!(body.offset, 6, "the server honoured Range with 206");
+    assert_eq!(body.len, Some(5));
+    assert_eq!(body.bytes("k", 100).await.unwrap(), b"world");
+
+    let (_, etag, _) = fetch_all(&store, &req("k")).await;
+    let etag = etag.unwrap();
+    let mut r = req("k");
+    r.if_none_match = Some(etag.clone());
+    match store.fetch(&r).await.unwrap() {
+        Fetched::NotModified => {}
+        // s3s-fs ignores If-None-Match; the agent treats an equal ETag as unchanged.
+        Fetched::Body(b) => assert_eq!(b.etag.as_deref(), Some(etag.as_str())),
+    }
+    store.put("k", b"hello again".to_vec()).await.unwrap();
+    let Fetched::Body(b) = store.fetch(&r).await.unwrap() else {
+        panic!("304 after the object changed")
+    };
+    assert_ne!(b.etag.as_deref(), Some(etag.as_str()));
+
+    let mut r = req("k");
+    r.limit = 5;
+    let e = store.fetch(&r).await.err().unwrap();
+    assert!(
+        matches!(e, TransportError::TooLarge { limit: 5, .. }),
+        "{e}"
+    );
+    assert!(matches!(
+        store.get("k", 5).await,
+        Err(TransportError::TooLarge { .. })
+    ));
+}
+
+#[tokio::test]
+async fn wrong_secret_is_denied_with_a_credentials_hint_and_writes_nothing() {
+    let server = S3Server::start();
+    server.create_bucket("guarded").await;
+    let url = "s3://guarded/reg";
+    let bad = S3Registry::new(
+        url,
+        &server.options_with(Some((s3support::ACCESS_KEY, "not-the-secret"))),
+    )
+    .unwrap()
+    .with_part_size(5 * MIB as u64);
+
+    let e = bad
+        .put("app/channels/prod.json", b"{}".to_vec())
+        .await
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, TransportError::Denied { status: 403, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("SignatureDoesNotMatch"), "{msg}");
+    assert!(msg.contains("s3_secret_access_key"), "{msg}");
+    assert!(msg.contains(s3support::ACCESS_KEY), "{msg}");
+    assert!(!e.is_retryable());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    std::fs::write(&path, pseudo_random(6 * MIB, 7)).unwrap();
+    let e = bad.put_file("app/big", &path).await.err().unwrap();
+    assert!(matches!(e, TransportError::Denied { .. }), "{e}");
+    let e = bad
+        .fetch(&req("app/channels/prod.json"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, TransportError::Denied { .. }), "{e}");
+    let e = bad.list("").await.err().unwrap();
+    assert!(matches!(e, TransportError::Denied { .. }), "{e}");
+
+    let good = S3Registry::new(url, &server.options()).unwrap();
+    assert!(
+        good.list("").await.unwrap().is_empty(),
+        "nothing was written"
+    );
+    assert_eq!(good.get("app/channels/prod.json", 100).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn anonymous_reads_of_a_private_bucket_are_denied() {
+    let server = S3Server::start();
+    server.create_bucket("private").await;
+    S3Registry::new("s3://private", &server.options())
+        .unwrap()
+        .put("app/channels/prod.json", b"{}".to_vec())
+        .await
+        .unwrap();
+    // No credentials in the config; the environment decides (normally none in tests).
+    let anon = open("s3://private", &server.options_with(None)).unwrap();
+    let e = anon
+        .fetch(&req("app/channels/prod.json"))
+        .await
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(matches!(e, TransportError::Denied { .. }), "{msg}");
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        assert!(msg.contains("no S3 credentials"), "{msg}");
+        assert!(msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_named_in_the_error() {
+    let server = S3Server::start();
+    let store = S3Registry::new("s3://no-such-bucket/reg", &server.options()).unwrap();
+    let e = store.list("").await.err().unwrap();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("bucket \"no-such-bucket\" does not exist"),
+        "{msg}"
+    );
+    assert!(msg.contains(&server.endpoint), "{msg}");
+    assert!(!e.is_retryable());
+}
+
+/// A loopback socket that answers every request with `response`, for faults a healthy
+/// server never produces.
+async fn canned(status: &str, headers: &str, body: &str) -> String {
+    let response = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    canned_raw(response.into_bytes()).await
+}
+
+async fn canned_raw(response: Vec<u8>) -> String {
+    let response: &'static [u8] = response.leak();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = sock.write_all(response).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn registry_at(endpoint: &str) -> S3Registry {
+    let server_less = updraft::transport::TransportOptions {
+        s3: updraft::transport::S3Options {
+            endpoint: Some(endpoint.to_string()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("AKIDEXAMPLE".into()),
+            secret_access_key: Some("secret".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    S3Registry::new("s3://bkt/p", &server_less).unwrap()
+}
+
+#[tokio::test]
+async fn truncated_bodies_are_errors_not_short_objects() {
+    let ep = canned_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nETag: \"x\"\r\nConnection: close\r\n\r\nonly forty bytes of the promised hundred".to_vec()).await;
+    let reg = registry_at(&ep);
+    let Fetched::Body(body) = reg.fetch(&req("k")).await.unwrap() else {
+        panic!("304?")
+    };
+    let e = body.bytes("k", 1000).await.err().unwrap();
+    assert!(e.is_retryable(), "a cut transfer is worth resuming: {e}");
+}
+
+#[tokio::test]
+async fn slow_down_is_retryable_and_wrong_region_says_which() {
+    let ep = canned(
+        "503 Slow Down",
+        "",
+        "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+    )
+    .await;
+    let e = registry_at(&ep).fetch(&req("k")).await.err().unwrap();
+    assert!(
+        matches!(e, TransportError::Status { status: 503, .. }) && e.is_retryable(),
+        "{e}"
+    );
+    assert!(e.to_string().contains("SlowDown"), "{e}");
+
+    let ep = canned("400 Bad Request", "", "<Error><Code>AuthorizationQueryParametersError</Code><Message>the region 'us-east-1' is wrong; expecting 'eu-north-1'</Message><Region>eu-north-1</Region></Error>").await;
+    let e = registry_at(&ep).fetch(&req("k")).await.err().unwrap();
+    assert!(
+        matches!(&e, TransportError::WrongRegion { region, .. } if region == "eu-north-1"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("AWS_REGION=eu-north-1"), "{e}");
+
+    let ep = canned(
+        "301 Moved Permanently",
+        "x-amz-bucket-region: ap-southeast-2\r\n",
+        "",
+    )
+    .await;
+    let e = registry_at(&ep).fetch(&req("k")).await.err().unwrap();
+    assert!(
+        matches!(&e, TransportError::WrongRegion { region, .. } if region == "ap-southeast-2"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_multipart_upload_is_aborted_and_leaves_no_object() {
+    let server = S3Server::start();
+    server.create_bucket("abort").await;
+    // 1 MiB parts are below the 5 MiB minimum: the parts go up, completion is refused.
+    let store = S3Registry::new("s3://abort/r", &server.options())
+        .unwrap()
+        .with_part_size(MIB as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, pseudo_random(3 * MIB, 3)).unwrap();
+    let e = store.put_file("app/f", &path).await.err().unwrap();
+    assert!(
+        matches!(e, TransportError::Status { status: 400, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("EntityTooSmall"), "{e}");
+    assert!(store.list("").await.unwrap().is_empty());
+    assert_eq!(store.get("app/f", 10 * MIB as u64).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_upload_that_fails_midway_is_aborted_on_the_server() {
+    let server = S3Server::start();
+    server.create_bucket("midway").await;
+    let store = S3Registry::new("s3://midway/r", &server.options())
+        .unwrap()
+        .with_part_size(1);
+    // A directory has a size but cannot be read: the upload is created, the first part
+    // read fails, and the upload must be aborted.
+    let dir = tempfile::tempdir().unwrap();
+    let unreadable = dir.path().join("not-a-file");
+    std::fs::create_dir(&unreadable).unwrap();
+    std::fs::write(unreadable.join("padding"), b"x").unwrap();
+    let e = store.put_file("app/f", &unreadable).await.err().unwrap();
+    assert!(matches!(e, TransportError::Io { .. }), "{e}");
+    assert!(e.to_string().contains("not-a-file"), "{e}");
+    // s3s-fs keeps an open upload as `.upload-<id>.json` (and metadata, parts) in its
+    // data dir; an abort removes them.
+    let left: Vec<String> = walk(&server.data_dir())
+        .into_iter()
+        .filter(|p| p.contains("upload-") || p.contains("upload_id-"))
+        .collect();
+    assert!(left.is_empty(), "upload not aborted: {left:?}");
+    assert!(store.list("").await.unwrap().is_empty());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
