@@ -71,10 +71,15 @@ pub async fn run_checks(
 }
 
 pub async fn watch(
-    _checks: &[HealthCheck],
-    _env: &[(String, String)],
-    _d: Duration,
-    _every: Duration,
+    checks: &[HealthCheck],
+    env: &[(String, String)],
+    d: Duration,
+    every: Duration,
 ) -> Result<(), HealthError> {
+    let end = tokio::time::Instant::now() + d;
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(every).await;
+        run_checks(checks, env).await?;
+    }
     Ok(())
 }

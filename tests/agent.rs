@@ -377,3 +377,34 @@ fn demo_runs_end_to_end() {
     assert!(text.contains("Demo complete"), "{text}");
     assert!(text.contains("$ updraft update"), "{text}");
 }
+
+#[test]
+fn a_crash_during_the_bake_period_still_rolls_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "bake = \"4s\"");
+    // Healthy checks give up fast so the bake notices the crash quickly.
+    let cfg = std::fs::read_to_string(&app.config).unwrap();
+    std::fs::write(&app.config, cfg.replace("retries = 20", "retries = 3")).unwrap();
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    // 1.1.0 passes its first health checks, then its server dies 1.5 s after start.
+    reg.publish(
+        "1.1.0",
+        &release_tarball(tmp.path(), "1.1.0", "dies"),
+        Some("prod"),
+        &[],
+    );
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bake"), "{}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let s = json(&app.run(&["status", "--json"]));
+    assert!(s["blocked"]["1.1.0"].is_object(), "{s}");
+}
