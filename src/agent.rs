@@ -155,9 +155,14 @@ impl Agent {
     }
 
     async fn fetch_small(&self, key: &str) -> Result<Vec<u8>, AgentError> {
+        let limit = if key.ends_with(".minisig") {
+            manifest::MAX_SIGNATURE_BYTES
+        } else {
+            self.limit()
+        };
         let req = FetchRequest {
             key: key.to_string(),
-            limit: self.limit(),
+            limit,
             ..Default::default()
         };
         match self
@@ -491,6 +496,12 @@ impl Agent {
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?;
+        if artifact.size > self.config.limits.max_artifact_bytes {
+            return Err(AgentError::Transport(TransportError::TooLarge {
+                location: format!("artifact of {target} for {}", self.target),
+                limit: self.config.limits.max_artifact_bytes,
+            }));
+        }
         let stream = match &location {
             Location::Key(key) => retry::resumable_stream(
                 self.transport.clone(),
