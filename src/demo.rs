@@ -63,6 +63,36 @@ impl Demo {
         Ok(())
     }
 
+    /// CI's two steps for one version: a reproducible pack, then publish to prod.
+    async fn pack_and_publish(&self, version: &str, registry: &str) -> anyhow::Result<()> {
+        let (src, out) = (
+            self.p(&format!("src/{version}")),
+            self.p(&format!("out/demo-{version}.tar.gz")),
+        );
+        let key = self.p("keys/ci.key");
+        self.expect(&["pack", &src, "--version", version, "--output", &out], 0)
+            .await?;
+        self.expect(
+            &[
+                "publish",
+                "--registry",
+                registry,
+                "--app",
+                "demo",
+                "--version",
+                version,
+                "--artifact",
+                &out,
+                "--channel",
+                "prod",
+                "--secret-key",
+                &key,
+            ],
+            0,
+        )
+        .await
+    }
+
     fn p(&self, rel: &str) -> String {
         self.dir.join(rel).display().to_string()
     }
@@ -199,75 +229,15 @@ interval = "200ms"
         make_app(&dir.join(format!("src/{v}")), v, broken)?;
     }
 
-    d.say("CI packs and publishes 1.0.0 to the prod channel");
-    d.expect(
-        &[
-            "pack",
-            &d.p("src/1.0.0"),
-            "--version",
-            "1.0.0",
-            "--output",
-            &d.p("out/demo-1.0.0.tar.gz"),
-        ],
-        0,
-    )
-    .await?;
     let reg = format!("file://{}", registry.display());
-    d.expect(
-        &[
-            "publish",
-            "--registry",
-            &reg,
-            "--app",
-            "demo",
-            "--version",
-            "1.0.0",
-            "--artifact",
-            &d.p("out/demo-1.0.0.tar.gz"),
-            "--channel",
-            "prod",
-            "--secret-key",
-            &d.p("keys/ci.key"),
-        ],
-        0,
-    )
-    .await?;
+    d.say("CI packs and publishes 1.0.0 to the prod channel");
+    d.pack_and_publish("1.0.0", &reg).await?;
 
     d.say("The agent on the VM polls the channel and installs 1.0.0");
     d.expect(&["update"], 0).await?;
 
     d.say("CI publishes 1.1.0; `check` reports an update (exit code 10)");
-    d.expect(
-        &[
-            "pack",
-            &d.p("src/1.1.0"),
-            "--version",
-            "1.1.0",
-            "--output",
-            &d.p("out/demo-1.1.0.tar.gz"),
-        ],
-        0,
-    )
-    .await?;
-    d.expect(
-        &[
-            "publish",
-            "--registry",
-            &reg,
-            "--app",
-            "demo",
-            "--version",
-            "1.1.0",
-            "--artifact",
-            &d.p("out/demo-1.1.0.tar.gz"),
-            "--channel",
-            "prod",
-            "--secret-key",
-            &d.p("keys/ci.key"),
-        ],
-        0,
-    )
-    .await?;
+    d.pack_and_publish("1.1.0", &reg).await?;
     d.expect(&["check"], 10).await?;
 
     d.say("The agent updates to 1.1.0: verified, unpacked, switched atomically, health-checked");
@@ -275,37 +245,7 @@ interval = "200ms"
     d.expect(&["check"], 0).await?;
 
     d.say("CI publishes 1.2.0, whose health check fails");
-    d.expect(
-        &[
-            "pack",
-            &d.p("src/1.2.0"),
-            "--version",
-            "1.2.0",
-            "--output",
-            &d.p("out/demo-1.2.0.tar.gz"),
-        ],
-        0,
-    )
-    .await?;
-    d.expect(
-        &[
-            "publish",
-            "--registry",
-            &reg,
-            "--app",
-            "demo",
-            "--version",
-            "1.2.0",
-            "--artifact",
-            &d.p("out/demo-1.2.0.tar.gz"),
-            "--channel",
-            "prod",
-            "--secret-key",
-            &d.p("keys/ci.key"),
-        ],
-        0,
-    )
-    .await?;
+    d.pack_and_publish("1.2.0", &reg).await?;
 
     d.say("The agent tries 1.2.0, the health check fails: automatic rollback to 1.1.0 and 1.2.0 is blocked (exit code 4)");
     d.expect(&["update"], 4).await?;

@@ -9,20 +9,6 @@ mod registry;
 use app::*;
 use registry::*;
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-}
-
 #[test]
 fn updates_rolls_back_blocks_and_follows_the_channel() {
     let tmp = tempfile::tempdir().unwrap();

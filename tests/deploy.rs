@@ -5,20 +5,6 @@
 mod app;
 use app::*;
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-}
-
 #[test]
 fn deploy_list_rollback_and_restart_the_real_server() {
     let app = App::new("");
