@@ -161,6 +161,13 @@ fn untrusted_signature_tampered_artifact_and_rollback_attack_change_nothing() {
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     assert!(stderr(&out).contains("sequence"), "{}", stderr(&out));
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    let s = json(&app.run(&["status", "--json"]));
+    assert!(
+        s["last_error"].as_str().unwrap_or("").contains("sequence"),
+        "{s}"
+    );
+    assert!(s["last_check"].is_string(), "{s}");
+    assert_eq!(s["channel_sequence"], 2, "{s}");
 
     // A document signed by a key this machine does not trust.
     let other = tmp.path().join("other");
@@ -393,4 +400,32 @@ fn a_crash_during_the_bake_period_still_rolls_back() {
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
     let s = json(&app.run(&["status", "--json"]));
     assert!(s["blocked"]["1.1.0"].is_object(), "{s}");
+}
+
+#[test]
+fn logs_are_json_lines_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    let out = app.run(&["--log-format", "json", "update"]);
+    ok(&out);
+    let lines: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "release installed" && l["version"] == "1.0.0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(lines.iter().all(|l| l["level"].is_string()));
 }
