@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 type Body = BoxBody<Bytes, io::Error>;
 
 const CHUNK: usize = 64 * 1024;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn bind(addr: &str) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await
@@ -55,6 +56,9 @@ pub async fn serve(dir: PathBuf, listener: TcpListener) -> io::Result<()> {
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                // A client that never finishes its headers must not hold a task forever.
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, svc)
                 .await
             {

@@ -367,7 +367,7 @@ async fn resumable_stream_resumes_with_range_after_two_cuts() {
     let blob = data(1_000_000);
     let server = FaultServer::start(
         blob.clone(),
-        vec![Fault::ResetAfter(200_000), Fault::ShortClose(300_000)],
+        vec![Fault::ShortClose(200_000), Fault::ResetAfter(300_000)],
     );
     let got = collect(artifact_stream(
         &server,
@@ -561,7 +561,9 @@ async fn network_errors_name_their_cause() {
         .err()
         .unwrap();
     assert!(matches!(err, TransportError::Network { .. }), "{err}");
-    assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
+    assert_eq!(msg.matches("127.0.0.1").count(), 1, "URL said once: {msg}");
 }
 
 #[test]

@@ -138,9 +138,14 @@ impl HttpRegistry {
         }
         TransportError::Network {
             location: location.to_string(),
-            message: error_chain(e),
+            message: network_message(e, location),
         }
     }
+}
+
+/// The cause chain without reqwest's copy of the URL, which the error already names.
+fn network_message(e: &reqwest::Error, location: &str) -> String {
+    error_chain(e).replacen(&format!(" for url ({location})"), "", 1)
 }
 
 /// An error with every cause, outermost first, without repeating a cause that its
@@ -308,7 +313,7 @@ impl Transport for HttpRegistry {
                 } else {
                     TransportError::Network {
                         location: loc.clone(),
-                        message: error_chain(&e),
+                        message: network_message(&e, &loc),
                     }
                 }
             })

@@ -81,10 +81,10 @@ pub async fn fetch_document(
         .when(|e: &TransportError| e.is_retryable())
         .notify(|e: &TransportError, delay: Duration| {
             warn!(
-                location = %location,
                 attempt = tries,
                 of = policy.attempts,
-                "retrying in {delay:?}: {e}"
+                "retrying in {} ms: {e}",
+                delay.as_millis()
             );
             tries += 1;
         })
@@ -307,11 +307,11 @@ impl Resume {
             return Err(e);
         };
         warn!(
-            location = %self.location,
             attempt = self.failures,
             of = self.policy.attempts,
             resume_at = self.yielded,
-            "retrying in {delay:?}: {e}"
+            "retrying in {} ms: {e}",
+            delay.as_millis()
         );
         tokio::time::sleep(delay).await;
         Ok(())

@@ -155,6 +155,9 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
         Fault::CloseAtOnce => Ok(()),
         Fault::ResetAfter(n) => {
             let r = send(&mut conn, &head, &part[..n.min(part.len())]).await;
+            // Give the client a moment to read what was sent, like a link that dies
+            // mid-transfer (a reset discards data still unread on the client side).
+            tokio::time::sleep(Duration::from_millis(20)).await;
             let _ = conn.set_zero_linger();
             drop(conn);
             return r.unwrap_or(());
