@@ -256,9 +256,17 @@ async fn updraft_serve_speaks_what_the_transport_needs() {
 #[tokio::test]
 async fn fetch_document_retries_a_503_then_succeeds() {
     let doc = data(5000);
-    let server = FaultServer::start(doc.clone(), vec![Fault::Status(503), Fault::CloseAtOnce]);
+    let server = FaultServer::start(
+        doc.clone(),
+        vec![
+            Fault::Status(503),
+            Fault::Status(500),
+            Fault::Status(429),
+            Fault::CloseAtOnce,
+        ],
+    );
     let r = HttpRegistry::new(&server.base, &opts()).unwrap();
-    match fetch_document(&r, &req("x/doc.json"), &policy(3))
+    match fetch_document(&r, &req("x/doc.json"), &policy(5))
         .await
         .unwrap()
     {
@@ -268,7 +276,7 @@ async fn fetch_document_retries_a_503_then_succeeds() {
         }
         Document::NotModified => panic!("304?"),
     }
-    assert_eq!(server.seen().len(), 3);
+    assert_eq!(server.seen().len(), 5);
 }
 
 #[tokio::test]
@@ -616,4 +624,29 @@ fn deploy_from_a_url_resumes_a_cut_download() {
         seen[1].range.as_deref(),
         Some(format!("bytes={}-", bytes.len() / 2).as_str())
     );
+}
+
+#[tokio::test]
+async fn an_object_replaced_mid_download_is_not_spliced() {
+    let blob = data(100_000);
+    let server = FaultServer::start(
+        blob.clone(),
+        vec![Fault::ShortClose(30_000), Fault::Replaced],
+    );
+    let err = collect(artifact_stream(
+        &server,
+        opts(),
+        Some(blob.len() as u64),
+        1 << 30,
+        3,
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .contains("changed while it was being downloaded"),
+        "{err}"
+    );
+    assert_eq!(server.seen().len(), 2, "not retried");
 }

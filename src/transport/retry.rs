@@ -125,6 +125,7 @@ pub fn resumable_stream(
         yielded: 0,
         skip: 0,
         failures: 0,
+        etag: None,
         current: None,
         finished: false,
     };
@@ -148,6 +149,8 @@ struct Resume {
     skip: u64,
     /// Failures since the last byte received.
     failures: u32,
+    /// Validator of the first response: a resumed response must be of the same object.
+    etag: Option<String>,
     current: Option<ByteStream>,
     finished: bool,
 }
@@ -223,6 +226,19 @@ impl Resume {
                     ),
                 });
             }
+        }
+        match (&self.etag, &body.etag) {
+            (Some(first), Some(now)) if first != now => {
+                self.finished = true;
+                return Err(TransportError::Io {
+                    location: self.location.clone(),
+                    message: format!(
+                        "the object changed while it was being downloaded (ETag {first} became {now}); try again"
+                    ),
+                });
+            }
+            (None, Some(now)) if self.yielded == 0 => self.etag = Some(now.clone()),
+            _ => {}
         }
         if body.offset < self.yielded {
             warn!(

@@ -33,6 +33,8 @@ pub enum Fault {
     NoLength,
     /// Behave: 206 for a satisfiable Range, 200 otherwise.
     Serve,
+    /// Like `Serve`, but with another ETag, as if the object had been replaced.
+    Replaced,
 }
 
 /// What one request looked like, for assertions.
@@ -199,6 +201,7 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
             r
         }
         Fault::Serve => send(&mut conn, &head, part).await,
+        Fault::Replaced => send(&mut conn, &head.replace("\"v1\"", "\"v2\""), part).await,
     };
 }
 
