@@ -415,6 +415,28 @@ async fn resumable_stream_is_exact_when_the_server_ignores_range() {
     assert_eq!(sha(&got), sha(&blob));
     assert!(server.seen()[1].range.is_some());
 
+    // A server that ignores Range and keeps cutting before the resume point makes no
+    // progress: the budget runs out instead of looping forever.
+    let mut script = vec![Fault::ShortClose(100_000)];
+    script.extend(vec![Fault::IgnoreRangeShort(50_000); 10]);
+    let server = FaultServer::start(blob.clone(), script);
+    let err = collect(artifact_stream(
+        &server,
+        opts(),
+        Some(blob.len() as u64),
+        1 << 30,
+        3,
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        server.seen().len(),
+        3,
+        "the cut try, then two retries without progress"
+    );
+
     let server = FaultServer::start(
         blob.clone(),
         vec![Fault::ResetAfter(64_000), Fault::IgnoreRange],

@@ -254,15 +254,15 @@ impl Resume {
 
     /// Account for one received chunk; what is left of it is new to the consumer.
     fn accept(&mut self, mut chunk: Bytes) -> Result<Bytes, TransportError> {
-        if !chunk.is_empty() && self.failures > 0 {
-            // Progress: the link works again, so the budget starts afresh.
-            self.failures = 0;
-            self.backoff = self.policy.backoff().build();
-        }
         if self.skip > 0 {
             let drop = self.skip.min(chunk.len() as u64);
             let _ = chunk.split_to(drop as usize);
             self.skip -= drop;
+        }
+        // Progress (new bytes, not re-sent ones): the budget starts afresh.
+        if !chunk.is_empty() && self.failures > 0 {
+            self.failures = 0;
+            self.backoff = self.policy.backoff().build();
         }
         let after = self.yielded + chunk.len() as u64;
         if self.limit > 0 && after > self.limit {

@@ -27,6 +27,9 @@ pub enum Fault {
     Status(u16),
     /// Always answer 200 with the whole body, whatever Range says.
     IgnoreRange,
+    /// Answer 200 with the whole body's length, whatever Range says, but close after
+    /// this many bytes.
+    IgnoreRangeShort(usize),
     /// Answer 206 starting at byte 0 whatever Range asked for.
     WrongRange,
     /// The whole body without a Content-Length, ended by closing the connection.
@@ -183,6 +186,11 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
             send(&mut conn, &head, text.as_bytes()).await
         }
         Fault::IgnoreRange => send(&mut conn, &ok_head(len), body).await,
+        Fault::IgnoreRangeShort(n) => {
+            let r = send(&mut conn, &ok_head(len), &body[..n.min(len)]).await;
+            let _ = conn.shutdown().await;
+            r
+        }
         Fault::WrongRange => {
             let head = format!(
                 "HTTP/1.1 206 Partial Content\r\nContent-Length: {len}\r\nContent-Range: bytes 0-{}/{len}\r\nConnection: close\r\n\r\n",
