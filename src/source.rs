@@ -112,51 +112,38 @@ impl Read for StreamReader {
     }
 }
 
-/// A tarball at an http(s) URL, streamed (with Range resume on interruption).
+/// A tarball at an http(s) URL, streamed through the HTTP transport: the same status
+/// mapping and size checks as registry objects, and retries that resume an interrupted
+/// download with Range instead of starting over. The sha256 check downstream decides
+/// whether the bytes are the right ones.
 pub async fn url_source(
     url: &str,
     opts: &crate::transport::TransportOptions,
 ) -> Result<Source, crate::transport::TransportError> {
-    use crate::transport::TransportError;
-    // Temporary direct client until the HTTP transport lands.
-    let client = reqwest::Client::builder()
-        .connect_timeout(opts.connect_timeout)
-        .build()
-        .map_err(|e| TransportError::Network {
-            location: url.into(),
-            message: e.to_string(),
-        })?;
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| TransportError::Network {
-            location: url.into(),
-            message: e.to_string(),
-        })?;
-    if resp.status().as_u16() == 404 {
-        return Err(TransportError::NotFound {
-            location: url.into(),
-        });
-    }
-    if !resp.status().is_success() {
-        return Err(TransportError::Status {
-            location: url.into(),
-            status: resp.status().as_u16(),
-            detail: String::new(),
-        });
-    }
-    let loc = url.to_string();
-    let stream = resp.bytes_stream().map(move |r| {
-        r.map_err(|e| TransportError::Network {
-            location: loc.clone(),
-            message: e.to_string(),
-        })
-    });
-    Ok(Source::Stream {
-        stream: Box::pin(stream),
-        location: url.to_string(),
-    })
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::transport::http::HttpRegistry;
+    use crate::transport::retry::{resumable_stream, RetryPolicy};
+    use crate::transport::Transport;
+
+    let (registry, key) = HttpRegistry::for_url(url, opts)?;
+    let location = registry.location(&key);
+    let policy = RetryPolicy {
+        attempts: 5, // the default timeouts.retries (4) plus the first try
+        min_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(10),
+    };
+    // The installer bounds the size (limits.max_artifact_bytes) as it reads.
+    let mut stream = resumable_stream(Arc::new(registry), key, 0, None, policy);
+    // Wait for the first bytes here, so a wrong URL (404, 403, refused) is reported as
+    // the transport error it is rather than as an unreadable tarball.
+    let stream: crate::transport::ByteStream = match stream.next().await {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(first)) => Box::pin(futures_util::stream::iter([Ok(first)]).chain(stream)),
+        None => Box::pin(futures_util::stream::empty()),
+    };
+    Ok(Source::Stream { stream, location })
 }
 
 /// Progress on stderr for long transfers, only when stderr is a terminal (under systemd

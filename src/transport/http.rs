@@ -1,91 +1,442 @@
-//! `http(s)://` registries (placeholder until the http branch lands).
+//! `http(s)://` registries: any static web server (nginx, a CDN, `updraft serve`).
+//!
+//! One GET per fetch, with conditional validators and a byte range when resuming. The
+//! response body is handed out as a stream that checks itself: it stops at the size
+//! limit and turns a body that ends before its Content-Length into an error, so a cut
+//! connection can never pass for a complete (short) object.
 
-use futures_util::StreamExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use super::{Body, FetchRequest, Fetched, Transport, TransportError};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use reqwest::header::{
+    CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
+};
+
+use super::{Body, FetchRequest, Fetched, Transport, TransportError, TransportOptions};
+
+/// Characters escaped inside one path segment: everything a URL parser would read as
+/// structure (`/ ? #`), the escape character itself, and what is never literal in a path.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// How much of an error body is quoted in a status error.
+const DETAIL_CHARS: usize = 200;
 
 pub struct HttpRegistry {
+    /// Base URL without a trailing slash; keys are appended after a `/`.
     pub base: String,
+    /// Query string (with its `?`) appended to every key, e.g. for a pre-signed URL.
+    query: String,
     client: reqwest::Client,
+    opts: TransportOptions,
 }
 
 impl HttpRegistry {
-    pub fn new(url: &str, opts: &super::TransportOptions) -> Result<HttpRegistry, TransportError> {
+    pub fn new(url: &str, opts: &TransportOptions) -> Result<HttpRegistry, TransportError> {
+        let parsed = url::Url::parse(url).map_err(|e| TransportError::InvalidUrl {
+            url: url.into(),
+            why: e.to_string(),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(TransportError::InvalidUrl {
+                url: url.into(),
+                why: "expected http://host/path or https://host/path".into(),
+            });
+        }
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (url, String::new()),
+        };
         let client = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
+            .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TransportError::InvalidUrl {
                 url: url.into(),
-                why: e.to_string(),
+                why: error_chain(&e),
             })?;
         Ok(HttpRegistry {
-            base: url.trim_end_matches('/').to_string(),
+            base: base.trim_end_matches('/').to_string(),
+            query,
             client,
+            opts: opts.clone(),
         })
     }
+
+    /// A registry for one absolute URL (`deploy --artifact-url`): the registry is the
+    /// URL's directory and the returned key its last path segment, so the download gets
+    /// the same checks, retries and Range resume as registry objects.
+    pub fn for_url(
+        url: &str,
+        opts: &TransportOptions,
+    ) -> Result<(HttpRegistry, String), TransportError> {
+        let (path, query) = match url.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (url, None),
+        };
+        let invalid = |why: &str| TransportError::InvalidUrl {
+            url: url.into(),
+            why: why.into(),
+        };
+        let after_scheme = path
+            .find("://")
+            .map(|i| i + 3)
+            .ok_or_else(|| invalid("expected http(s)://host/path/file"))?;
+        let (dir, last) = path
+            .rsplit_once('/')
+            .filter(|(d, l)| d.len() >= after_scheme && !l.is_empty())
+            .ok_or_else(|| invalid("the URL must name a file (http(s)://host/path/file)"))?;
+        let key = percent_decode_str(last)
+            .decode_utf8()
+            .map_err(|_| invalid("the file name is not valid UTF-8 once percent-decoded"))?
+            .into_owned();
+        let base = match query {
+            Some(q) => format!("{dir}?{q}"),
+            None => dir.to_string(),
+        };
+        Ok((HttpRegistry::new(&base, opts)?, key))
+    }
+
+    fn url_of(&self, key: &str) -> String {
+        let path: Vec<String> = key
+            .split('/')
+            .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
+            .collect();
+        format!("{}/{}{}", self.base, path.join("/"), self.query)
+    }
+
+    fn transport_error(&self, location: &str, e: &reqwest::Error) -> TransportError {
+        if e.is_timeout() {
+            let after = if e.is_connect() {
+                self.opts.connect_timeout
+            } else {
+                self.opts.read_timeout
+            };
+            return TransportError::Timeout {
+                location: location.to_string(),
+                after,
+            };
+        }
+        TransportError::Network {
+            location: location.to_string(),
+            message: network_message(e, location),
+        }
+    }
+}
+
+/// The cause chain without reqwest's copy of the URL, which the error already names.
+fn network_message(e: &reqwest::Error, location: &str) -> String {
+    error_chain(e).replacen(&format!(" for url ({location})"), "", 1)
+}
+
+/// An error with every cause, outermost first, without repeating a cause that its
+/// parent already quotes. reqwest's own message ("error sending request for url") says
+/// nothing useful; the operator needs the "Connection refused" at the bottom.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// `Content-Range: bytes N-M/T` → N.
+fn range_start(v: &str) -> Option<u64> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (first, _) = rest.split_once('-')?;
+    first.trim().parse().ok()
+}
+
+/// Up to [`DETAIL_CHARS`] characters of a text error body, on one line, as
+/// `: <text>` ready to follow "answered HTTP 503".
+async fn status_detail(resp: reqwest::Response) -> String {
+    let is_text = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("text/") || ct.contains("json") || ct.contains("xml")
+        })
+        // Servers often omit the type on short error bodies.
+        .unwrap_or(true);
+    if !is_text {
+        return String::new();
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf = Vec::new();
+    while buf.len() < DETAIL_CHARS * 4 {
+        match stream.next().await {
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return String::new();
+    }
+    let mut short: String = one_line.chars().take(DETAIL_CHARS).collect();
+    if short.len() < one_line.len() {
+        short.push('…');
+    }
+    format!(": {short}")
 }
 
 #[async_trait::async_trait]
 impl Transport for HttpRegistry {
     async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, TransportError> {
-        let location = self.location(&req.key);
+        let location = self.url_of(&req.key);
         let mut r = self.client.get(&location);
         if let Some(e) = &req.if_none_match {
-            r = r.header("If-None-Match", e);
+            r = r.header(IF_NONE_MATCH, e);
+        }
+        if let Some(d) = &req.if_modified_since {
+            r = r.header(IF_MODIFIED_SINCE, d);
         }
         if req.offset > 0 {
-            r = r.header("Range", format!("bytes={}-", req.offset));
+            r = r.header(RANGE, format!("bytes={}-", req.offset));
         }
-        let resp = r.send().await.map_err(|e| TransportError::Network {
-            location: location.clone(),
-            message: e.to_string(),
-        })?;
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&location, &e))?;
         let status = resp.status().as_u16();
         match status {
+            200 | 206 => {}
             304 => return Ok(Fetched::NotModified),
             404 => return Err(TransportError::NotFound { location }),
             401 | 403 => {
                 return Err(TransportError::Denied {
                     location,
                     status,
-                    hint: "check credentials".into(),
+                    hint: "the web server refused this machine: check its access rules, or use a URL it serves publicly".into(),
                 })
             }
-            200 | 206 => {}
-            _ => {
+            416 => {
+                let range = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_string();
                 return Err(TransportError::Status {
                     location,
                     status,
-                    detail: String::new(),
-                })
+                    detail: format!(
+                        " (range not satisfiable) for bytes {}- (server's Content-Range: {range}): the object is shorter than what was already downloaded; it may have been replaced",
+                        req.offset
+                    ),
+                });
+            }
+            _ => {
+                let detail = status_detail(resp).await;
+                return Err(TransportError::Status {
+                    location,
+                    status,
+                    detail,
+                });
             }
         }
-        let h = |n: &str| {
+        let header = |n: reqwest::header::HeaderName| {
             resp.headers()
                 .get(n)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let etag = h("etag");
-        let last_modified = h("last-modified");
+        let offset = if status == 206 {
+            let start = header(CONTENT_RANGE).as_deref().and_then(range_start);
+            if start != Some(req.offset) {
+                return Err(TransportError::Io {
+                    location,
+                    message: format!(
+                        "asked for bytes from {} but the server sent a partial response starting at {}: the server's Range support is broken; serve the registry from another server",
+                        req.offset,
+                        header(CONTENT_RANGE).unwrap_or_else(|| "(no Content-Range)".into())
+                    ),
+                });
+            }
+            req.offset
+        } else {
+            0
+        };
+        let etag = header(ETAG);
+        let last_modified = header(LAST_MODIFIED);
         let len = resp.content_length();
+        if let Some(n) = len {
+            if req.limit > 0 && offset.saturating_add(n) > req.limit {
+                return Err(TransportError::TooLarge {
+                    location,
+                    limit: req.limit,
+                });
+            }
+        }
+        let read_timeout = self.opts.read_timeout;
+        let connect_timeout = self.opts.connect_timeout;
         let loc = location.clone();
-        let stream = resp.bytes_stream().map(move |r| {
-            r.map_err(|e| TransportError::Network {
-                location: loc.clone(),
-                message: e.to_string(),
+        let inner = resp.bytes_stream().map(move |r| {
+            r.map_err(|e| {
+                if e.is_timeout() {
+                    TransportError::Timeout {
+                        location: loc.clone(),
+                        after: if e.is_connect() {
+                            connect_timeout
+                        } else {
+                            read_timeout
+                        },
+                    }
+                } else {
+                    TransportError::Network {
+                        location: loc.clone(),
+                        message: network_message(&e, &loc),
+                    }
+                }
             })
         });
         Ok(Fetched::Body(Body {
             etag,
             last_modified,
             len,
-            offset: if status == 206 { req.offset } else { 0 },
-            stream: Box::pin(stream),
+            offset,
+            stream: Box::pin(CheckedBody {
+                inner: Box::pin(inner),
+                location,
+                start: offset,
+                received: 0,
+                expected: len,
+                limit: req.limit,
+                done: false,
+            }),
         }))
     }
+
     fn location(&self, key: &str) -> String {
-        format!("{}/{key}", self.base)
+        self.url_of(key)
+    }
+}
+
+/// A response body that enforces the size limit while streaming and reports a body
+/// cut short of its Content-Length as a (retryable) network error.
+struct CheckedBody {
+    inner: Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>,
+    location: String,
+    /// Object offset of the first body byte.
+    start: u64,
+    received: u64,
+    expected: Option<u64>,
+    limit: u64,
+    done: bool,
+}
+
+impl Stream for CheckedBody {
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
+        let this = &mut *self;
+        match item {
+            Some(Ok(chunk)) => {
+                this.received += chunk.len() as u64;
+                if this.limit > 0 && this.start + this.received > this.limit {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(TransportError::TooLarge {
+                        location: this.location.clone(),
+                        limit: this.limit,
+                    })));
+                }
+                if let Some(n) = this.expected.filter(|n| this.received > *n) {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(TransportError::Io {
+                        location: this.location.clone(),
+                        message: format!(
+                            "the server sent more than its Content-Length of {n} bytes"
+                        ),
+                    })));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Some(Err(e)) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                this.done = true;
+                match this.expected.filter(|n| this.received < *n) {
+                    Some(n) => Poll::Ready(Some(Err(TransportError::Network {
+                        location: this.location.clone(),
+                        message: format!("connection closed after {} of {n} bytes", this.received),
+                    }))),
+                    None => Poll::Ready(None),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_encoded_per_segment() {
+        let r = HttpRegistry::new("http://h/reg/", &TransportOptions::default()).unwrap();
+        assert_eq!(
+            r.location("demo/releases/1.0.0 #1?.tar.gz"),
+            "http://h/reg/demo/releases/1.0.0%20%231%3F.tar.gz"
+        );
+        assert_eq!(r.location("a%b"), "http://h/reg/a%25b");
+    }
+
+    #[test]
+    fn for_url_splits_directory_and_file_and_keeps_the_query() {
+        let o = TransportOptions::default();
+        let (r, k) = HttpRegistry::for_url("https://cdn/x/app%201.tar.gz?sig=abc", &o).unwrap();
+        assert_eq!(k, "app 1.tar.gz");
+        assert_eq!(r.location(&k), "https://cdn/x/app%201.tar.gz?sig=abc");
+        assert!(HttpRegistry::for_url("https://cdn/", &o).is_err());
+        assert!(HttpRegistry::for_url("https://cdn", &o).is_err());
+        assert!(HttpRegistry::for_url("ftp://cdn/x", &o).is_err());
+    }
+
+    #[test]
+    fn content_range_start() {
+        assert_eq!(range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(range_start("bytes */200"), None);
+        assert_eq!(range_start("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn chain_skips_repeated_causes() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let outer = std::io::Error::other(inner);
+        assert_eq!(error_chain(&outer), "refused");
     }
 }

@@ -1,17 +1,36 @@
-//! Retries with backoff (placeholder until the http branch lands).
+//! Retries with exponential backoff and jitter, above any transport.
+//!
+//! Documents are small: a failed or cut transfer is simply fetched again. Artifacts are
+//! large: a cut transfer resumes from the bytes already handed out (HTTP Range), and
+//! the consumer sees one uninterrupted stream of the whole object, exactly once, or an
+//! error. Partial data is never handed out as complete.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
+use bytes::Bytes;
 use futures_util::StreamExt;
+use tracing::warn;
 
 use super::{ByteStream, FetchRequest, Fetched, Transport, TransportError};
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// Total tries including the first (0 behaves like 1).
     pub attempts: u32,
     pub min_delay: Duration,
     pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay.max(self.min_delay))
+            .with_max_times(self.attempts.saturating_sub(1) as usize)
+            .with_jitter()
+    }
 }
 
 pub enum Document {
@@ -23,64 +42,294 @@ pub enum Document {
     },
 }
 
+/// Fetch a whole small document, retrying transient failures (including a body cut
+/// short) with backoff. Permanent failures (404, 403, too large...) return at once.
 pub async fn fetch_document(
     t: &dyn Transport,
     req: &FetchRequest,
     policy: &RetryPolicy,
 ) -> Result<Document, TransportError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let res: Result<Document, TransportError> = async {
-            match t.fetch(req).await? {
-                Fetched::NotModified => Ok(Document::NotModified),
-                Fetched::Body(b) => {
-                    let etag = b.etag.clone();
-                    let last_modified = b.last_modified.clone();
-                    let bytes = b.bytes(&t.location(&req.key), req.limit).await?;
-                    Ok(Document::Fresh {
-                        bytes,
-                        etag,
-                        last_modified,
-                    })
+    let location = t.location(&req.key);
+    let once = || async {
+        match t.fetch(req).await? {
+            Fetched::NotModified => Ok(Document::NotModified),
+            Fetched::Body(b) => {
+                let etag = b.etag.clone();
+                let last_modified = b.last_modified.clone();
+                let announced = b.len;
+                let bytes = b.bytes(&location, req.limit).await?;
+                // Every transport should catch this itself; a short document must never
+                // reach signature verification as if it were whole.
+                if let Some(n) = announced.filter(|n| *n != bytes.len() as u64) {
+                    return Err(TransportError::Network {
+                        location: location.clone(),
+                        message: format!("body ended after {} of {n} bytes", bytes.len()),
+                    });
                 }
+                Ok(Document::Fresh {
+                    bytes,
+                    etag,
+                    last_modified,
+                })
             }
         }
+    };
+    let mut tries = 1u32;
+    let result = once
+        .retry(policy.backoff())
+        .sleep(tokio::time::sleep)
+        .when(|e: &TransportError| e.is_retryable())
+        .notify(|e: &TransportError, delay: Duration| {
+            warn!(
+                attempt = tries,
+                of = policy.attempts,
+                "retrying in {} ms: {e}",
+                delay.as_millis()
+            );
+            tries += 1;
+        })
         .await;
-        match res {
-            Err(e) if e.is_retryable() && attempt < policy.attempts => {
-                tokio::time::sleep(policy.min_delay).await;
-            }
-            other => return other,
+    if let Err(e) = &result {
+        if e.is_retryable() && tries > 1 {
+            warn!(location = %location, attempts = tries, "giving up: {e}");
         }
     }
+    result
 }
 
+/// The object at `key` from byte 0 to its end, resuming after interruptions.
+///
+/// On a transient failure the stream re-requests from the number of bytes already
+/// yielded; a server that ignores Range sends the whole object again and the bytes
+/// already yielded are skipped. The retry budget (`policy.attempts`) counts failures in
+/// a row: any new byte received starts a fresh budget, so a long download over a flaky
+/// link keeps going while a dead server is given up on quickly. The stream fails (and
+/// ends) past `limit`, and when `expected_len` is known, on any byte beyond it or when
+/// the retries run out before reaching it.
 pub fn resumable_stream(
     t: Arc<dyn Transport>,
     key: String,
     limit: u64,
-    _expected_len: Option<u64>,
-    _policy: RetryPolicy,
+    expected_len: Option<u64>,
+    policy: RetryPolicy,
 ) -> ByteStream {
-    let s = futures_util::stream::once(async move {
+    let location = t.location(&key);
+    let state = Resume {
+        backoff: policy.backoff().build(),
+        t,
+        key,
+        location,
+        limit,
+        expected_len,
+        policy,
+        yielded: 0,
+        skip: 0,
+        failures: 0,
+        etag: None,
+        current: None,
+        finished: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
+        let item = s.next_chunk().await?;
+        Some((item, s))
+    }))
+}
+
+struct Resume {
+    t: Arc<dyn Transport>,
+    key: String,
+    location: String,
+    limit: u64,
+    expected_len: Option<u64>,
+    policy: RetryPolicy,
+    backoff: ExponentialBackoff,
+    /// Bytes handed to the consumer so far: the offset to resume from.
+    yielded: u64,
+    /// Bytes still to drop from the current response (it started before `yielded`).
+    skip: u64,
+    /// Failures since the last byte received.
+    failures: u32,
+    /// Validator of the first response: a resumed response must be of the same object.
+    etag: Option<String>,
+    current: Option<ByteStream>,
+    finished: bool,
+}
+
+impl Resume {
+    /// The next chunk, an error (after which the stream ends), or None at the end.
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, TransportError>> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let step = match self.current.as_mut() {
+                None => self.open().await.map(|()| None),
+                Some(body) => match body.next().await {
+                    Some(Ok(chunk)) => self.accept(chunk).map(Some),
+                    Some(Err(e)) => {
+                        self.current = None;
+                        Err(e)
+                    }
+                    None => {
+                        self.current = None;
+                        self.at_end().map(|()| None)
+                    }
+                },
+            };
+            match step {
+                Ok(Some(chunk)) if chunk.is_empty() => continue,
+                Ok(Some(chunk)) => return Some(Ok(chunk)),
+                Ok(None) => continue,
+                Err(e) => {
+                    if let Err(e) = self.before_retry(e).await {
+                        self.finished = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn open(&mut self) -> Result<(), TransportError> {
         let req = FetchRequest {
-            key,
-            limit,
+            key: self.key.clone(),
+            offset: self.yielded,
+            limit: self.limit,
             ..Default::default()
         };
-        match t.fetch(&req).await {
-            Ok(Fetched::Body(b)) => Ok(b.stream),
-            Ok(Fetched::NotModified) => Err(TransportError::Io {
-                location: t.location(&req.key),
-                message: "unexpected 304".into(),
-            }),
-            Err(e) => Err(e),
+        let body = match self.t.fetch(&req).await? {
+            Fetched::Body(b) => b,
+            Fetched::NotModified => {
+                return Err(TransportError::Io {
+                    location: self.location.clone(),
+                    message: "the server answered 304 Not Modified to an unconditional request"
+                        .into(),
+                })
+            }
+        };
+        if body.offset > self.yielded {
+            return Err(TransportError::Io {
+                location: self.location.clone(),
+                message: format!(
+                    "asked to resume at byte {} but the response starts at byte {}",
+                    self.yielded, body.offset
+                ),
+            });
         }
-    })
-    .flat_map(|r| match r {
-        Ok(s) => s,
-        Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
-    });
-    Box::pin(s)
+        if let (Some(want), Some(len)) = (self.expected_len, body.len) {
+            let total = body.offset + len;
+            if total != want {
+                return Err(TransportError::Io {
+                    location: self.location.clone(),
+                    message: format!(
+                        "the server has {total} bytes but the release says {want}: the object was replaced or the release document is wrong"
+                    ),
+                });
+            }
+        }
+        match (&self.etag, &body.etag) {
+            (Some(first), Some(now)) if first != now => {
+                self.finished = true;
+                return Err(TransportError::Io {
+                    location: self.location.clone(),
+                    message: format!(
+                        "the object changed while it was being downloaded (ETag {first} became {now}); try again"
+                    ),
+                });
+            }
+            (None, Some(now)) if self.yielded == 0 => self.etag = Some(now.clone()),
+            _ => {}
+        }
+        if body.offset < self.yielded {
+            warn!(
+                location = %self.location,
+                "server ignored the Range request: skipping {} bytes already received",
+                self.yielded - body.offset
+            );
+        }
+        self.skip = self.yielded - body.offset;
+        self.current = Some(body.stream);
+        Ok(())
+    }
+
+    /// Account for one received chunk; what is left of it is new to the consumer.
+    fn accept(&mut self, mut chunk: Bytes) -> Result<Bytes, TransportError> {
+        if self.skip > 0 {
+            let drop = self.skip.min(chunk.len() as u64);
+            let _ = chunk.split_to(drop as usize);
+            self.skip -= drop;
+        }
+        // Progress (new bytes, not re-sent ones): the budget starts afresh.
+        if !chunk.is_empty() && self.failures > 0 {
+            self.failures = 0;
+            self.backoff = self.policy.backoff().build();
+        }
+        let after = self.yielded + chunk.len() as u64;
+        if self.limit > 0 && after > self.limit {
+            self.finished = true;
+            return Err(TransportError::TooLarge {
+                location: self.location.clone(),
+                limit: self.limit,
+            });
+        }
+        if let Some(want) = self.expected_len.filter(|w| after > *w) {
+            self.finished = true;
+            return Err(TransportError::Io {
+                location: self.location.clone(),
+                message: format!(
+                    "more data than the {want} bytes the release announces: the object was replaced or the release document is wrong"
+                ),
+            });
+        }
+        self.yielded = after;
+        Ok(chunk)
+    }
+
+    /// A response ended cleanly: done, unless it was short of the expected length.
+    fn at_end(&mut self) -> Result<(), TransportError> {
+        match self.expected_len {
+            Some(want) if self.yielded < want => Err(TransportError::Network {
+                location: self.location.clone(),
+                message: format!("transfer ended after {} of {want} bytes", self.yielded),
+            }),
+            _ => {
+                self.finished = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sleep before the next attempt, or give the error back when it is permanent or
+    /// the budget is spent.
+    async fn before_retry(&mut self, e: TransportError) -> Result<(), TransportError> {
+        if self.finished || !e.is_retryable() {
+            return Err(e);
+        }
+        // Everything announced has arrived; only the connection's end was untidy.
+        if self.expected_len == Some(self.yielded) && self.yielded > 0 {
+            warn!(location = %self.location, "ignoring an error after the last byte: {e}");
+            self.finished = true;
+            return Ok(());
+        }
+        self.failures += 1;
+        let Some(delay) = self.backoff.next() else {
+            warn!(
+                location = %self.location,
+                attempts = self.failures,
+                "giving up after {} of {} bytes: {e}",
+                self.yielded,
+                self.expected_len.map_or("?".to_string(), |n| n.to_string())
+            );
+            return Err(e);
+        };
+        warn!(
+            attempt = self.failures,
+            of = self.policy.attempts,
+            resume_at = self.yielded,
+            "retrying in {} ms: {e}",
+            delay.as_millis()
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
 }

@@ -1,0 +1,134 @@
+//! Test support: a real nginx serving a directory on a loopback port, everything it
+//! writes (config, logs, temp files, pid) inside its own temp dir, killed on drop.
+//! CI installs it with the Debian package `nginx-light`.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Nginx {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub base: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Serve `root` (which must be readable by the current user).
+    pub fn start(root: &Path) -> Nginx {
+        let bin = which_nginx();
+        // A free port can be taken between probing and nginx binding it: try again then.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let conf = config(dir.path(), root, port);
+            std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+            let p = dir.path();
+            let mut child = Command::new(&bin)
+                .arg("-p")
+                .arg(p)
+                .arg("-e")
+                .arg(p.join("error.log"))
+                .arg("-c")
+                .arg(p.join("nginx.conf"))
+                .arg("-g")
+                .arg(format!(
+                    "daemon off; pid {};",
+                    p.join("nginx.pid").display()
+                ))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Nginx {
+                        base: format!("http://127.0.0.1:{port}"),
+                        child,
+                        dir,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            last_log = std::fs::read_to_string(p.join("error.log")).unwrap_or_default();
+        }
+        panic!("nginx did not start; its error log:\n{last_log}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which_nginx() -> PathBuf {
+    for p in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("nginx is not installed: apt-get install -y nginx-light");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(dir: &Path, root: &Path, port: u16) -> String {
+    let d = dir.display();
+    // Workers switch to `user`; as root that would be nobody, who cannot read a 0700
+    // temp dir, so stay root (tests only).
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user root;"
+    } else {
+        ""
+    };
+    format!(
+        r#"{user}
+worker_processes 1;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    types {{ application/json json; }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"#,
+        root = root.display()
+    )
+}
