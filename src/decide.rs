@@ -185,10 +185,18 @@ impl Decision {
                 version,
                 channel,
                 yanked,
-            } => format!(
-                "pinned to {version} by an operator{}; the channel's {channel} is ignored until `updraft unpin`",
-                if *yanked { " (even though it is yanked)" } else { "" }
-            ),
+            } => {
+                let yanked = if *yanked {
+                    " (even though it is yanked)"
+                } else {
+                    ""
+                };
+                if channel == version {
+                    format!("pinned to {version} by an operator{yanked}, which is also the channel's version")
+                } else {
+                    format!("pinned to {version} by an operator{yanked}; the channel's {channel} is ignored until `updraft unpin`")
+                }
+            }
             Decision::PinUnavailable { pin, current, why } => match why {
                 Unavailable::Yanked => format!(
                     "pinned to {pin}, but {pin} has been yanked: {} (pin another version or `updraft unpin`)",
@@ -462,6 +470,23 @@ mod tests {
                 name: "switch-to-pin",
                 target: Some("1.0.0"),
                 says: &["pinned to 1.0.0", "switching from 1.2.0", "already on disk"],
+                ..BASE
+            },
+            Case {
+                what: "pinned to the channel's version",
+                pinned: Some("1.3.0"),
+                current: Some("1.3.0"),
+                name: "pinned",
+                says: &["pinned to 1.3.0", "also the channel's version"],
+                ..BASE
+            },
+            Case {
+                what: "pinned on an empty machine",
+                pinned: Some("1.0.0"),
+                current: None,
+                name: "switch-to-pin",
+                target: Some("1.0.0"),
+                says: &["switching from nothing"],
                 ..BASE
             },
             Case {

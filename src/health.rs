@@ -54,6 +54,11 @@ pub enum Failure {
         target: String,
         reason: String,
     },
+    /// The response started but could not be read to the end.
+    Read {
+        url: String,
+        reason: String,
+    },
     CommandFailed {
         status: String,
         stderr: String,
@@ -70,7 +75,10 @@ impl Failure {
     fn names_target(&self) -> bool {
         matches!(
             self,
-            Failure::Status { .. } | Failure::BodyMismatch { .. } | Failure::Connect { .. }
+            Failure::Status { .. }
+                | Failure::BodyMismatch { .. }
+                | Failure::Connect { .. }
+                | Failure::Read { .. }
         )
     }
 }
@@ -121,6 +129,9 @@ impl fmt::Display for Failure {
                     write!(f, ": {stderr}")?;
                 }
                 Ok(())
+            }
+            Failure::Read { url, reason } => {
+                write!(f, "reading the response from {url} failed: {reason}")
             }
             Failure::CannotRun { program, reason } => write!(f, "cannot run {program}: {reason}"),
             Failure::TimedOut(d) => write!(f, "timed out after {}", humantime::format_duration(*d)),
@@ -248,7 +259,11 @@ async fn http_attempt(
     // The body is read for an excerpt on failure and for `body_contains`, bounded.
     let mut body = Vec::new();
     if status != expected || body_contains.is_some() {
-        while let Some(chunk) = resp.chunk().await.map_err(connect)? {
+        let read = |e: reqwest::Error| Failure::Read {
+            url: url.to_string(),
+            reason: root_cause(&e),
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(read)? {
             body.extend_from_slice(&chunk);
             if body.len() >= MAX_BODY {
                 body.truncate(MAX_BODY);
@@ -327,9 +342,13 @@ async fn attempt(
             Probe::Command(argv) => command_attempt(argv, env, timeout).await,
         }
     };
-    // Commands enforce the timeout themselves (to kill their process group); this bound
-    // covers the network probes, and is a backstop for commands.
-    match tokio::time::timeout(timeout + Duration::from_millis(50), fut).await {
+    // Commands enforce the timeout themselves (to kill their process group and keep its
+    // stderr); this bound covers the network probes, and is only a backstop for commands.
+    let bound = match probe {
+        Probe::Command(_) => timeout + Duration::from_secs(1),
+        _ => timeout,
+    };
+    match tokio::time::timeout(bound, fut).await {
         Ok(r) => r,
         Err(_) => Err(Failure::TimedOut(timeout)),
     }

@@ -78,17 +78,10 @@ async fn run(
                 format!("{status}: {tail}")
             }
         }
-        Err(e @ RunError::Spawn { .. }) => format!("could not start: {}", spawn_reason(&e)),
+        Err(RunError::Spawn { source, .. }) => format!("could not start: {source}"),
         Err(e) => e.to_string(),
     };
     Err(CommandFailure { command, failure })
-}
-
-fn spawn_reason(e: &RunError) -> String {
-    match e {
-        RunError::Spawn { source, .. } => source.to_string(),
-        other => other.to_string(),
-    }
 }
 
 /// Reload, else restart: one step of the restart plan.
