@@ -253,6 +253,30 @@ async fn a_closed_port_is_connection_refused() {
 }
 
 #[tokio::test]
+async fn expected_status_and_a_silent_server() {
+    let app = App::new("");
+    app.start().await;
+    let cs = checks(&format!(
+        "[[health]]\nhttp = \"http://127.0.0.1:{}/nope\"\nexpect_status = 404\nretries = 0\n",
+        app.port
+    ));
+    health::run_checks(&cs, &[]).await.unwrap();
+    // A server that accepts connections but never answers: the attempt times out.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", silent.local_addr().unwrap());
+    let cs = checks(&format!(
+        "[[health]]\nhttp = \"{url}\"\ntimeout = \"200ms\"\nretries = 0\n"
+    ));
+    let err = health::run_checks(&cs, &[]).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "health check http {url} failed after 1 attempt: timed out after 200ms"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn command_checks_get_the_env_and_report_status_and_stderr() {
     let cs = checks(&format!(
         "[[health]]\ncommand = {}\nretries = 0\n",
