@@ -355,9 +355,11 @@ async fn attempt(
 }
 
 fn client(checks: &[HealthCheck]) -> Result<reqwest::Client, HealthError> {
-    // Health endpoints are local: never through a proxy from the environment.
+    // Health endpoints are local: never through a proxy from the environment. A fresh
+    // connection per attempt: a pooled one could outlive the process that accepted it.
     reqwest::Client::builder()
         .no_proxy()
+        .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| HealthError::Invalid {
