@@ -382,12 +382,25 @@ impl Agent {
     pub fn rollout_summary(&self, view: &ChannelView) -> serde_json::Value {
         let version = view.doc.version.to_string();
         let bucket = rollout::bucket(&self.machine_id, self.app.as_str(), &version);
-        let admission = rollout::admission(view.doc.rollout.as_ref(), bucket, SystemTime::now());
+        let now = SystemTime::now();
+        let admission = rollout::admission(view.doc.rollout.as_ref(), bucket, now);
+        let next_wave = match &admission {
+            rollout::Admission::NotYet {
+                next: Some((start, percent)),
+                ..
+            } => Some(serde_json::json!({
+                "start": humantime::format_rfc3339_seconds(*start).to_string(),
+                "percent": percent,
+            })),
+            _ => None,
+        };
         serde_json::json!({
             "version": version,
             "rollout": view.doc.rollout,
-            "machine_bucket_percent": bucket as f64 / 100.0,
-            "admission": format!("{admission:?}"),
+            "share_now_percent": rollout::share(view.doc.rollout.as_ref(), now),
+            "machine_bucket_percent": f64::from(bucket) / 100.0,
+            "admitted": admission == rollout::Admission::Admitted,
+            "admitted_from": next_wave,
         })
     }
 
@@ -462,11 +475,13 @@ impl Agent {
         if !view.unchanged {
             info!(version = %view.doc.version, sequence = view.doc.sequence, "channel document accepted");
         }
-        self.remember_channel(state, &view);
-        p.save_state(state)?;
+        // Decide before remembering the document: "the channel moved back" is judged
+        // against the sequence accepted before this one.
         let current = p.current()?;
         let installed = p.installed()?;
         let decision = self.decide(state, current.as_ref(), &installed, &view);
+        self.remember_channel(state, &view);
+        p.save_state(state)?;
         let explanation = decision.explain();
         let Some(target) = decision.target().cloned() else {
             info!("{explanation}");

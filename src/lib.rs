@@ -19,6 +19,7 @@ pub mod logging;
 pub mod manifest;
 pub mod names;
 pub mod pack;
+pub mod process;
 pub mod publish;
 pub mod rollout;
 pub mod serve;

@@ -27,34 +27,282 @@ pub struct Wave {
     pub percent: u8,
 }
 
-// ---- placeholder logic until the health branch lands ----
-use sha2::{Digest, Sha256};
+use std::io;
+use std::path::Path;
 use std::time::SystemTime;
 
+use sha2::{Digest, Sha256};
+
+/// Buckets per machine: 10 000 gives shares to a hundredth of a percent.
+pub const BUCKETS: u32 = 10_000;
+
+/// Whether this machine may take the release now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     Admitted,
-    NotYet { share_now: u8 },
+    /// Outside the share admitted now (`share_now` percent). `next` is the first announced
+    /// wave that will admit this machine (its start and percent), if any will.
+    NotYet {
+        share_now: u8,
+        next: Option<(SystemTime, u8)>,
+    },
 }
 
+/// This machine's place in the fleet for one release, in `0..BUCKETS`.
+///
+/// Hashing the version in reshuffles the fleet for every release, so the same machines are
+/// not always the canaries; hashing the app in keeps two apps on one machine independent.
+/// The same inputs always give the same bucket, so a machine never flips in and out.
 pub fn bucket(machine_id: &str, app: &str, version: &str) -> u32 {
     let d = Sha256::digest(format!("{machine_id}\n{app}\n{version}").as_bytes());
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 10_000
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % BUCKETS
 }
 
-pub fn admission(rollout: Option<&Rollout>, bucket: u32, _now: SystemTime) -> Admission {
-    let share = rollout.and_then(|r| r.percent).unwrap_or(100);
-    if bucket < share as u32 * 100 {
-        Admission::Admitted
-    } else {
-        Admission::NotYet { share_now: share }
+/// A wave's start, or None when it is malformed: such a wave is treated as never started
+/// (the manifest module already refuses documents holding one).
+fn wave_start(w: &Wave) -> Option<SystemTime> {
+    crate::manifest::parse_time(&w.start).ok()
+}
+
+/// The share of the fleet (percent) admitted at `now`. No rollout, or one that says
+/// nothing, admits everybody.
+pub fn share(rollout: Option<&Rollout>, now: SystemTime) -> u8 {
+    let Some(r) = rollout else { return 100 };
+    if r.waves.is_empty() {
+        return r.percent.unwrap_or(100).min(100);
     }
+    r.waves
+        .iter()
+        .filter(|w| wave_start(w).is_some_and(|t| t <= now))
+        .map(|w| w.percent.min(100))
+        .max()
+        .unwrap_or(0)
 }
 
-pub fn machine_id(over: Option<&str>, file: Option<&std::path::Path>) -> std::io::Result<String> {
+fn admits(percent: u8, bucket: u32) -> bool {
+    bucket < u32::from(percent.min(100)) * (BUCKETS / 100)
+}
+
+/// Whether the machine in `bucket` may take the release at `now`.
+pub fn admission(rollout: Option<&Rollout>, bucket: u32, now: SystemTime) -> Admission {
+    let share_now = share(rollout, now);
+    if admits(share_now, bucket) {
+        return Admission::Admitted;
+    }
+    let next = rollout.and_then(|r| {
+        r.waves
+            .iter()
+            .filter_map(|w| Some((wave_start(w)?, w.percent)))
+            .filter(|(t, p)| *t > now && admits(*p, bucket))
+            .min_by_key(|(t, _)| *t)
+    });
+    Admission::NotYet { share_now, next }
+}
+
+/// The id that places this machine in rollouts: `over` (the `machine_id` config key),
+/// else the contents of `file` (default /etc/machine-id), trimmed.
+pub fn machine_id(over: Option<&str>, file: Option<&Path>) -> io::Result<String> {
     if let Some(m) = over {
+        let m = m.trim();
+        if m.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the `machine_id` config key is empty: set it to a stable, unique id or remove it to use /etc/machine-id",
+            ));
+        }
         return Ok(m.to_string());
     }
-    std::fs::read_to_string(file.unwrap_or(std::path::Path::new("/etc/machine-id")))
-        .map(|s| s.trim().to_string())
+    let path = file.unwrap_or(Path::new("/etc/machine-id"));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{}: {e} (set `machine_id` or `machine_id_file` in the config)",
+                path.display()
+            ),
+        )
+    })?;
+    let id = text.trim();
+    if id.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is empty (run `systemd-machine-id-setup`, or set `machine_id` in the config)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(s: &str) -> SystemTime {
+        humantime::parse_rfc3339(s).unwrap()
+    }
+
+    fn waves(spec: &[(&str, u8)]) -> Rollout {
+        Rollout {
+            percent: None,
+            waves: spec
+                .iter()
+                .map(|(s, p)| Wave {
+                    start: s.to_string(),
+                    percent: *p,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn bucket_is_stable_and_per_version() {
+        let a = bucket("m-1", "demo", "1.0.0");
+        assert_eq!(a, bucket("m-1", "demo", "1.0.0"));
+        assert!(a < BUCKETS);
+        // Pinned value: changing the hash input would reshuffle every fleet mid-rollout.
+        let d = Sha256::digest(b"m-1\ndemo\n1.0.0");
+        assert_eq!(a, u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 10_000);
+        // Another version (or app) reshuffles: over 50 versions the bucket must move.
+        let moved = (0..50).any(|i| bucket("m-1", "demo", &format!("1.0.{i}")) != a);
+        assert!(moved);
+        let other_app = (0..50).any(|i| {
+            bucket(&format!("m-{i}"), "demo", "1.0.0")
+                != bucket(&format!("m-{i}"), "other", "1.0.0")
+        });
+        assert!(other_app);
+    }
+
+    #[test]
+    fn thirty_percent_admits_about_thirty_percent() {
+        let r = Rollout {
+            percent: Some(30),
+            waves: vec![],
+        };
+        let now = SystemTime::now();
+        let admitted = (0..10_000)
+            .filter(|i| {
+                let b = bucket(&format!("machine-{i:05}"), "demo", "2.1.0");
+                admission(Some(&r), b, now) == Admission::Admitted
+            })
+            .count();
+        assert!((2_700..=3_300).contains(&admitted), "{admitted}");
+    }
+
+    #[test]
+    fn percent_edges() {
+        let now = SystemTime::now();
+        let p = |n| Rollout {
+            percent: Some(n),
+            waves: vec![],
+        };
+        assert_eq!(admission(None, 9_999, now), Admission::Admitted);
+        assert_eq!(admission(Some(&p(100)), 9_999, now), Admission::Admitted);
+        assert_eq!(
+            admission(Some(&Rollout::default()), 9_999, now),
+            Admission::Admitted
+        );
+        assert_eq!(
+            admission(Some(&p(0)), 0, now),
+            Admission::NotYet {
+                share_now: 0,
+                next: None
+            }
+        );
+        assert_eq!(admission(Some(&p(30)), 2_999, now), Admission::Admitted);
+        assert_eq!(
+            admission(Some(&p(30)), 3_000, now),
+            Admission::NotYet {
+                share_now: 30,
+                next: None
+            }
+        );
+    }
+
+    #[test]
+    fn waves_widen_over_time() {
+        let r = waves(&[
+            ("2026-11-25T10:00:00Z", 10),
+            ("2026-11-25T12:00:00Z", 50),
+            ("2026-11-26T10:00:00Z", 100),
+        ]);
+        let bucket = 3_000; // 30.00%: admitted by the second wave.
+        let before = t("2026-11-25T09:00:00Z");
+        assert_eq!(share(Some(&r), before), 0);
+        assert_eq!(
+            admission(Some(&r), bucket, before),
+            Admission::NotYet {
+                share_now: 0,
+                next: Some((t("2026-11-25T12:00:00Z"), 50))
+            }
+        );
+        let first = t("2026-11-25T10:00:00Z");
+        assert_eq!(share(Some(&r), first), 10);
+        assert_eq!(
+            admission(Some(&r), bucket, first),
+            Admission::NotYet {
+                share_now: 10,
+                next: Some((t("2026-11-25T12:00:00Z"), 50))
+            }
+        );
+        assert_eq!(admission(Some(&r), 999, first), Admission::Admitted);
+        let second = t("2026-11-25T12:00:00Z") + Duration::from_secs(1);
+        assert_eq!(admission(Some(&r), bucket, second), Admission::Admitted);
+        // A machine beyond 50% waits for the last wave.
+        assert_eq!(
+            admission(Some(&r), 9_000, second),
+            Admission::NotYet {
+                share_now: 50,
+                next: Some((t("2026-11-26T10:00:00Z"), 100))
+            }
+        );
+        assert_eq!(
+            admission(Some(&r), 9_999, t("2026-11-27T00:00:00Z")),
+            Admission::Admitted
+        );
+    }
+
+    #[test]
+    fn waves_override_percent_and_bad_times_never_start() {
+        let mut r = waves(&[("yesterday", 100), ("2026-11-25T10:00:00Z", 20)]);
+        r.percent = Some(100);
+        let now = t("2026-11-25T11:00:00Z");
+        assert_eq!(share(Some(&r), now), 20);
+        assert_eq!(
+            admission(Some(&r), 5_000, now),
+            Admission::NotYet {
+                share_now: 20,
+                next: None
+            }
+        );
+        // No wave admits this machine: no next wave to announce.
+        let r = waves(&[("2026-11-25T10:00:00Z", 20), ("2026-12-01T00:00:00Z", 40)]);
+        assert_eq!(
+            admission(Some(&r), 5_000, now),
+            Admission::NotYet {
+                share_now: 20,
+                next: None
+            }
+        );
+    }
+
+    #[test]
+    fn machine_id_sources() {
+        let dir = std::env::temp_dir().join(format!("updraft-mid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("machine-id");
+        std::fs::write(&f, "abc123\n").unwrap();
+        assert_eq!(machine_id(None, Some(&f)).unwrap(), "abc123");
+        assert_eq!(machine_id(Some(" over "), Some(&f)).unwrap(), "over");
+        assert!(machine_id(Some("  "), Some(&f)).is_err());
+        std::fs::write(&f, "\n").unwrap();
+        let e = machine_id(None, Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        let missing = dir.join("nope");
+        let e = machine_id(None, Some(&missing)).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("machine_id"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,42 +1,146 @@
-//! Service restarts (placeholder until the health branch lands).
+//! Restarting the app after a switch: `[services]` in the config.
+//!
+//! A reload is tried first when configured (cheaper, keeps connections), and a restart
+//! follows if the reload fails. `units` is shorthand for `systemctl reload <unit>`,
+//! falling back to `systemctl restart <unit>`, unit by unit. Every command is bounded by
+//! `timeout` and killed with its whole process group when it overruns.
+//!
+//! A restart script that starts the app itself must detach it from the script's output
+//! (`setsid server >>log 2>&1 &`, as fixtures/app/restart.sh does): updraft stops
+//! waiting for the output once the script exits, and whatever still writes to the pipe
+//! after updraft itself has exited gets SIGPIPE.
+
+use std::fmt;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
 use crate::config::Services;
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::process::{self, RunError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOutcome {
+    /// Nothing configured: the app is expected to pick the new release up by itself.
     Skipped,
+    /// Every configured reload succeeded.
     Reloaded,
+    /// At least one restart ran (configured alone, or after a failed reload).
     Restarted,
 }
-#[derive(Debug, thiserror::Error)]
-#[error("service restart failed: {0}")]
-pub struct ServiceError(pub String);
 
-async fn run(argv: &[String], env: &[(String, String)]) -> Result<(), ServiceError> {
-    let st = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .envs(env.iter().cloned())
-        .status()
-        .await
-        .map_err(|e| ServiceError(format!("{}: {e}", argv[0])))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(ServiceError(format!(
-            "`{}` exited with {st}",
-            argv.join(" ")
-        )))
+/// One command that did not succeed, in words: "`systemctl restart demo` exited with
+/// status 1: Unit demo.service not found."
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandFailure {
+    pub command: String,
+    pub failure: String,
+}
+
+impl fmt::Display for CommandFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.command, self.failure)
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("restarting the app failed: {failed}{}; run the command by hand to see why, or fix [services] in the config", after_reload(.reload))]
+    Restart {
+        failed: CommandFailure,
+        reload: Option<CommandFailure>,
+    },
+    #[error("reloading the app failed: {failed}, and no `restart` command is configured to fall back on; fix [services] in the config")]
+    Reload { failed: CommandFailure },
+}
+
+fn after_reload(reload: &Option<CommandFailure>) -> String {
+    match reload {
+        Some(r) => format!(" (after the reload {r})"),
+        None => String::new(),
+    }
+}
+
+/// Run one command; Ok when it exits 0.
+async fn run(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), CommandFailure> {
+    let command = argv.join(" ");
+    let failure = match process::run(argv, env, timeout).await {
+        Ok(done) if done.status.success() => return Ok(()),
+        Ok(done) => {
+            let tail = process::tail(&done.stderr, 5);
+            let status = process::describe(done.status);
+            if tail.is_empty() {
+                status
+            } else {
+                format!("{status}: {tail}")
+            }
+        }
+        Err(RunError::Spawn { source, .. }) => format!("could not start: {source}"),
+        Err(e) => e.to_string(),
+    };
+    Err(CommandFailure { command, failure })
+}
+
+/// Reload, else restart: one step of the restart plan.
+async fn reload_or_restart(
+    reload: &[String],
+    restart: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<ServiceOutcome, ServiceError> {
+    let mut reload_failure = None;
+    if !reload.is_empty() {
+        match run(reload, env, timeout).await {
+            Ok(()) => {
+                info!(command = %reload.join(" "), "reloaded");
+                return Ok(ServiceOutcome::Reloaded);
+            }
+            Err(failed) if restart.is_empty() => return Err(ServiceError::Reload { failed }),
+            Err(failed) => {
+                warn!("reload failed, restarting instead: {failed}");
+                reload_failure = Some(failed);
+            }
+        }
+    }
+    if restart.is_empty() {
+        return Ok(ServiceOutcome::Skipped);
+    }
+    run(restart, env, timeout)
+        .await
+        .map_err(|failed| ServiceError::Restart {
+            failed,
+            reload: reload_failure,
+        })?;
+    info!(command = %restart.join(" "), "restarted");
+    Ok(ServiceOutcome::Restarted)
+}
+
+/// Make the app run the release `current` now points at. `env` (UPDRAFT_VERSION and
+/// friends) is added to each command's environment.
 pub async fn restart(
     cfg: &Services,
     env: &[(String, String)],
 ) -> Result<ServiceOutcome, ServiceError> {
-    if !cfg.reload.is_empty() && run(&cfg.reload, env).await.is_ok() {
-        return Ok(ServiceOutcome::Reloaded);
+    let timeout = cfg.timeout.0;
+    let mut outcome = ServiceOutcome::Skipped;
+    let mut merge = |o: ServiceOutcome| {
+        outcome = match (outcome, o) {
+            (ServiceOutcome::Restarted, _) | (_, ServiceOutcome::Restarted) => {
+                ServiceOutcome::Restarted
+            }
+            (ServiceOutcome::Reloaded, _) | (_, ServiceOutcome::Reloaded) => {
+                ServiceOutcome::Reloaded
+            }
+            _ => ServiceOutcome::Skipped,
+        }
+    };
+    for unit in &cfg.units {
+        let sc = |verb: &str| vec!["systemctl".to_string(), verb.to_string(), unit.clone()];
+        merge(reload_or_restart(&sc("reload"), &sc("restart"), env, timeout).await?);
     }
-    if !cfg.restart.is_empty() {
-        run(&cfg.restart, env).await?;
-        return Ok(ServiceOutcome::Restarted);
-    }
-    Ok(ServiceOutcome::Skipped)
+    merge(reload_or_restart(&cfg.reload, &cfg.restart, env, timeout).await?);
+    Ok(outcome)
 }
