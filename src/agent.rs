@@ -325,18 +325,18 @@ impl Agent {
             &doc.version.to_string(),
         );
         let admission = rollout::admission(doc.rollout.as_ref(), bucket, SystemTime::now());
-        let min_sequence = state
+        let followed = state
             .channel
             .as_ref()
             .filter(|c| c.channel.as_ref() == Some(&self.channel))
-            .map(|c| c.sequence)
+            .map(|c| c.followed_sequence)
             .unwrap_or(0);
         let yanked: Vec<Version> = doc.yanked.iter().map(|y| y.version.clone()).collect();
         decide::decide(&decide::Inputs {
             current,
             channel_version: &doc.version,
             channel_sequence: doc.sequence,
-            last_sequence: min_sequence,
+            last_sequence: followed,
             pinned: state.pinned.as_ref(),
             blocked: &state.blocked,
             yanked: &yanked,
@@ -405,7 +405,14 @@ impl Agent {
     }
 
     fn remember_channel(&self, state: &mut State, view: &ChannelView) {
+        let followed_sequence = state
+            .channel
+            .as_ref()
+            .filter(|c| c.channel.as_ref() == Some(&self.channel))
+            .map(|c| c.followed_sequence)
+            .unwrap_or(0);
         state.channel = Some(ChannelSeen {
+            followed_sequence,
             channel: Some(self.channel.clone()),
             sequence: view.doc.sequence,
             version: Some(view.doc.version.clone()),
@@ -415,6 +422,17 @@ impl Agent {
             document: Some(String::from_utf8_lossy(&view.bytes).into_owned()),
             signature: Some(view.signature.clone()),
         });
+    }
+
+    /// Record that the decision for channel `sequence` has been carried out. Reloads
+    /// the state file, which the pipeline may have rewritten during the apply.
+    fn mark_followed(&self, p: &Pipeline<'_>, sequence: u64) -> Result<(), AgentError> {
+        let mut state = p.load_state()?;
+        if let Some(c) = state.channel.as_mut() {
+            c.followed_sequence = c.followed_sequence.max(sequence);
+            p.save_state(&state)?;
+        }
+        Ok(())
     }
 
     /// Poll once and report, changing nothing on disk.
@@ -484,6 +502,7 @@ impl Agent {
         p.save_state(state)?;
         let explanation = decision.explain();
         let Some(target) = decision.target().cloned() else {
+            self.mark_followed(p, view.doc.sequence)?;
             info!("{explanation}");
             if !view.unchanged {
                 self.note(p, "decision", Some(&view.doc.version), &explanation);
@@ -566,6 +585,7 @@ impl Agent {
         for v in &pruned {
             info!(version = %v, "pruned");
         }
+        self.mark_followed(p, view.doc.sequence)?;
         Ok(UpdateOutcome {
             decision: decision.name().into(),
             explanation,

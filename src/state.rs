@@ -85,6 +85,11 @@ pub struct ChannelSeen {
     pub etag: Option<String>,
     #[serde(default)]
     pub last_modified: Option<String>,
+    /// The sequence of the last channel document whose decision was carried out. It
+    /// trails `sequence` while an apply fails for a reason that does not block the
+    /// version, so "the channel moved back" is judged again on the next poll.
+    #[serde(default)]
+    pub followed_sequence: u64,
     #[serde(default)]
     pub yanked: Vec<Version>,
     /// Raw channel document bytes we accepted, so a 304 can be re-verified for expiry.

@@ -3,6 +3,8 @@
 
 #[path = "support/app.rs"]
 mod app;
+#[path = "support/nginx.rs"]
+mod nginx;
 #[path = "support/registry.rs"]
 mod registry;
 
@@ -428,4 +430,79 @@ fn logs_are_json_lines_when_asked() {
         stderr(&out)
     );
     assert!(lines.iter().all(|l| l["level"].is_string()));
+}
+
+#[test]
+fn a_move_back_that_failed_to_download_is_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        None,
+        &[],
+    );
+    reg.publish(
+        "2.0.0",
+        &release_tarball(tmp.path(), "2.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("2.0.0"));
+    // The operator moves prod back to 1.0.0, but its artifact is damaged in transit.
+    let art = reg
+        .dir
+        .join("demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz");
+    let good = std::fs::read(&art).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    std::fs::write(&art, &bad).unwrap();
+    reg.promote("1.0.0", "prod", &[]);
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("2.0.0"));
+    // Once the artifact is whole again, the next poll follows the channel back.
+    std::fs::write(&art, &good).unwrap();
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
+
+#[test]
+fn an_unchanged_channel_costs_one_304_from_nginx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let web = nginx::Nginx::start(&reg.dir);
+    let app = App::new(&agent_toml(&reg, &web.base, "prod", ""));
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    let before = web.access_log().len();
+    ok(&app.run(&["update"]));
+    ok(&app.run(&["check"]));
+    let polls: Vec<String> = web.access_log()[before..].to_vec();
+    assert_eq!(polls.len(), 2, "{polls:#?}");
+    for line in &polls {
+        assert!(
+            line.contains("GET /demo/channels/prod.json HTTP/1.1\" 304 0"),
+            "{line}"
+        );
+    }
+    // A new release is a 200 again and is installed.
+    reg.publish(
+        "1.1.0",
+        &release_tarball(tmp.path(), "1.1.0", ""),
+        Some("prod"),
+        &[],
+    );
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
 }

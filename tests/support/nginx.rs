@@ -71,6 +71,15 @@ impl Nginx {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }
 
+    /// Access log lines (nginx's combined format), one per request.
+    pub fn access_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
