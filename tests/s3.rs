@@ -1,6 +1,8 @@
 //! s3:// registries against a real S3-compatible server (s3s-fs on loopback), plus a
 //! few canned answers from a raw loopback socket for faults s3s-fs never produces.
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/s3.rs"]
 mod s3support;
 
@@ -468,4 +470,185 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------
+// The real binary: `updraft publish/promote/registry verify` writing to s3:// with
+// credentials from the environment, and an agent (`updraft update`) reading s3://.
+// ---------------------------------------------------------------------------------
+
+/// The binary with only this server's S3 settings in its environment.
+fn updraft(server: &S3Server, args: &[&str], secret: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(app::bin());
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "UPDRAFT_CONFIG",
+        "UPDRAFT_ROOT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(server.env());
+    if let Some(secret) = secret {
+        cmd.env("AWS_SECRET_ACCESS_KEY", secret);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+fn ok(o: &std::process::Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        app::stdout(o),
+        app::stderr(o)
+    );
+}
+
+fn agent_config(server: &S3Server, pubkey: &str, secret: &str) -> String {
+    format!(
+        r#"app = "demo"
+registry = "s3://releases/registry"
+channel = "prod"
+public_keys = ["{pubkey}"]
+machine_id = "s3-test-machine"
+s3_endpoint = "{endpoint}"
+s3_region = "{region}"
+s3_access_key_id = "{key}"
+s3_secret_access_key = "{secret}"
+"#,
+        endpoint = server.endpoint,
+        region = s3support::REGION,
+        key = s3support::ACCESS_KEY,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_promote_verify_and_agent_update_over_s3() {
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (sec, public) = (tmp.path().join("ci.key"), tmp.path().join("ci.pub"));
+    let (sec_s, pub_s) = (sec.to_str().unwrap(), public.to_str().unwrap());
+    ok(&updraft(
+        &server,
+        &["keygen", "--secret-key", sec_s, "--public-key", pub_s],
+        None,
+    ));
+    let pubkey = std::fs::read_to_string(&public)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let reg = "s3://releases/registry";
+    let publish = |version: &str, channel: Option<&str>, secret: Option<&str>| {
+        let tarball = app::release_tarball(tmp.path(), version, "");
+        let mut args = vec![
+            "publish",
+            "--registry",
+            reg,
+            "--app",
+            "demo",
+            "--version",
+            version,
+            "--artifact",
+            tarball.to_str().unwrap(),
+            "--secret-key",
+            sec_s,
+        ];
+        if let Some(c) = channel {
+            args.extend(["--channel", c]);
+        }
+        updraft(&server, &args, secret)
+    };
+
+    ok(&publish("1.0.0", Some("prod"), None));
+    ok(&updraft(
+        &server,
+        &[
+            "registry",
+            "verify",
+            "--registry",
+            reg,
+            "--app",
+            "demo",
+            "--public-key",
+            pub_s,
+        ],
+        None,
+    ));
+    let store = S3Registry::new(reg, &server.options()).unwrap();
+    let keys = store.list("demo/").await.unwrap();
+    for want in [
+        "demo/channels/prod.json",
+        "demo/channels/prod.json.minisig",
+        "demo/releases/1.0.0/release.json",
+        "demo/releases/1.0.0/release.json.minisig",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == want),
+            "{want} missing from {keys:?}"
+        );
+    }
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("demo/releases/1.0.0/") && k.ends_with(".tar.gz")),
+        "{keys:?}"
+    );
+
+    // A wrong secret: refused with a hint, nothing of 1.1.0 written.
+    let out = publish("1.1.0", Some("prod"), Some("not-the-secret"));
+    assert!(!out.status.success());
+    let err = app::stderr(&out);
+    assert!(
+        err.contains("SignatureDoesNotMatch") && err.contains("AWS_SECRET_ACCESS_KEY"),
+        "{err}"
+    );
+    assert!(store.list("demo/releases/1.1.0/").await.unwrap().is_empty());
+
+    // The agent reads s3:// with keys from its config.
+    let agent = app::App::new(&agent_config(&server, &pubkey, s3support::SECRET_KEY));
+    ok(&agent.run(&["update"]));
+    assert_eq!(agent.current().as_deref(), Some("1.0.0"));
+    assert_eq!(agent.health_body().as_deref(), Some("ok 1.0.0"));
+
+    ok(&publish("1.1.0", None, None));
+    ok(&updraft(
+        &server,
+        &[
+            "promote",
+            "--registry",
+            reg,
+            "--app",
+            "demo",
+            "--version",
+            "1.1.0",
+            "--channel",
+            "prod",
+            "--secret-key",
+            sec_s,
+        ],
+        None,
+    ));
+    ok(&agent.run(&["update"]));
+    assert_eq!(agent.current().as_deref(), Some("1.1.0"));
+    assert_eq!(agent.health_body().as_deref(), Some("ok 1.1.0"));
+
+    // An agent with a wrong secret changes nothing and says why.
+    let bad = app::App::new(&agent_config(&server, &pubkey, "not-the-secret"));
+    let out = bad.run(&["update"]);
+    assert!(!out.status.success());
+    let err = app::stderr(&out);
+    assert!(
+        err.contains("SignatureDoesNotMatch") && err.contains("s3_secret_access_key"),
+        "{err}"
+    );
+    assert_eq!(bad.current(), None);
 }
