@@ -328,6 +328,37 @@ impl super::Store for FileRegistry {
     }
 }
 
+/// Static web servers derive validators from size and mtime in whole seconds (nginx's
+/// ETag is `"<mtime s>-<size>"`, Last-Modified has one-second resolution). A document
+/// replaced within the same second by one of the same size would look unchanged to a
+/// conditional GET, and agents behind such a server would miss a promotion. When that
+/// would happen, wait for the next second before replacing it (at most one second).
+fn wait_for_distinct_validators(path: &Path, new_len: u64) {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let secs = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let Ok(old) = meta.modified() else { return };
+    if meta.len() != new_len {
+        return;
+    }
+    let now = SystemTime::now();
+    if secs(now) <= secs(old) {
+        let into = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let wait = std::time::Duration::from_nanos(1_000_000_000 - u64::from(into))
+            + std::time::Duration::from_secs(secs(old) - secs(now));
+        std::thread::sleep(wait + std::time::Duration::from_millis(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,36 +431,5 @@ mod tests {
             vec!["demo/releases/1.0.0/a.tar.gz"]
         );
         assert!(reg.list("other/").await.unwrap().is_empty());
-    }
-}
-
-/// Static web servers derive validators from size and mtime in whole seconds (nginx's
-/// ETag is `"<mtime s>-<size>"`, Last-Modified has one-second resolution). A document
-/// replaced within the same second by one of the same size would look unchanged to a
-/// conditional GET, and agents behind such a server would miss a promotion. When that
-/// would happen, wait for the next second before replacing it (at most one second).
-fn wait_for_distinct_validators(path: &Path, new_len: u64) {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
-    let secs = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
-    let Ok(old) = meta.modified() else { return };
-    if meta.len() != new_len {
-        return;
-    }
-    let now = SystemTime::now();
-    if secs(now) <= secs(old) {
-        let into = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let wait = std::time::Duration::from_nanos(1_000_000_000 - u64::from(into))
-            + std::time::Duration::from_secs(secs(old) - secs(now));
-        std::thread::sleep(wait + std::time::Duration::from_millis(5));
     }
 }
