@@ -47,7 +47,7 @@ seed_deploy() { # the seed's deploy-release.sh steps, verbatim in effect
   rm -f "/tmp/bench-seed-$v.tar.gz"
 }
 updraft_deploy() {
-  "$BIN" --root "$1" deploy --version "$2" --artifact-path "$W/release.tar.gz" >/dev/null
+  "$BIN" --root "$1" deploy --version "$2" --artifact-path "$W/release.tar.gz" >/dev/null 2>&1
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -652,3 +652,213 @@ async fn publish_promote_verify_and_agent_update_over_s3() {
     );
     assert_eq!(bad.current(), None);
 }
+
+/// A transparent TCP proxy in front of the S3 server that cuts the first artifact
+/// response (a GET of a `.tar.gz` without Range) after `cut_after` bytes, and records
+/// whether a ranged artifact request followed. Presigned SigV4 covers the Host the
+/// client used, which is the proxy's, so signatures stay valid through it.
+struct CutProxy {
+    endpoint: String,
+    saw_range: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn cut_proxy(upstream: &str, cut_after: usize) -> CutProxy {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let saw_range = Arc::new(AtomicBool::new(false));
+    let cut_done = Arc::new(AtomicBool::new(false));
+    let (sr, cd) = (saw_range.clone(), cut_done.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr_, mut sw) = server.into_split();
+            // Bytes sent downstream, and the count at which this connection must cut.
+            let down = Arc::new(AtomicUsize::new(0));
+            let cut_at = Arc::new(AtomicUsize::new(usize::MAX));
+            let (saw, done, d1, c1) = (sr.clone(), cd.clone(), down.clone(), cut_at.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                    if text.contains(".tar.gz") && text.starts_with("get ") {
+                        if text.contains("\r\nrange: bytes=") {
+                            saw.store(true, Ordering::SeqCst);
+                        } else if !done.swap(true, Ordering::SeqCst) {
+                            c1.store(d1.load(Ordering::SeqCst) + cut_after, Ordering::SeqCst);
+                        }
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = sr_.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let sent = down.load(Ordering::SeqCst);
+                    let limit = cut_at.load(Ordering::SeqCst);
+                    if sent + n > limit {
+                        let _ = cw.write_all(&buf[..limit - sent]).await;
+                        let _ = cw.shutdown().await;
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    down.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    CutProxy {
+        endpoint,
+        saw_range,
+        cut_done,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missing_bucket() {
+    use std::sync::atomic::Ordering;
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (sec, public) = (tmp.path().join("ci.key"), tmp.path().join("ci.pub"));
+    let (sec_s, pub_s) = (sec.to_str().unwrap(), public.to_str().unwrap());
+    ok(&updraft(
+        &server,
+        &["keygen", "--secret-key", sec_s, "--public-key", pub_s],
+        None,
+    ));
+    let pubkey = std::fs::read_to_string(&public)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    // A release big enough (~2 MiB of incompressible padding) to be cut mid-body.
+    let tree = tmp.path().join("tree");
+    let st = std::process::Command::new(app::fixtures().join("app/make-release.sh"))
+        .arg(&tree)
+        .arg("1.0.0")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(tree.join("padding.bin"), pseudo_random(2 * MIB, 7)).unwrap();
+    let tarball = tmp.path().join("big.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&updraft(
+        &server,
+        &[
+            "publish",
+            "--registry",
+            "s3://releases/registry",
+            "--app",
+            "demo",
+            "--version",
+            "1.0.0",
+            "--artifact",
+            tarball.to_str().unwrap(),
+            "--channel",
+            "prod",
+            "--secret-key",
+            sec_s,
+        ],
+        None,
+    ));
+
+    // The agent talks to S3 through the proxy, which cuts the artifact after 256 KiB.
+    let proxy = cut_proxy(&server.endpoint, 256 * 1024).await;
+    let config = agent_config(&server, &pubkey, s3support::SECRET_KEY)
+        .replace(&server.endpoint, &proxy.endpoint);
+    let agent = app::App::new(&config);
+    let out = tokio::task::spawn_blocking({
+        let agent_run = app::bin().to_string();
+        let cfg = agent.config.clone();
+        move || {
+            std::process::Command::new(agent_run)
+                .arg("--config")
+                .arg(cfg)
+                .arg("update")
+                .env_remove("UPDRAFT_ROOT")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    ok(&out);
+    assert!(
+        proxy.cut_done.load(Ordering::SeqCst),
+        "the proxy never cut the artifact"
+    );
+    assert!(
+        proxy.saw_range.load(Ordering::SeqCst),
+        "the download was not resumed with Range"
+    );
+    assert_eq!(agent.current().as_deref(), Some("1.0.0"));
+    assert_eq!(
+        std::fs::read(agent.root.join("releases/1.0.0/padding.bin")).unwrap(),
+        pseudo_random(2 * MIB, 7)
+    );
+
+    // No change on the channel: s3s-fs answers 200 with the same ETag, which the agent
+    // treats as unchanged (no signature refetch, nothing to do).
+    let run = |args: &'static [&'static str]| {
+        let cfg = agent.config.clone();
+        move || {
+            std::process::Command::new(app::bin())
+                .arg("--config")
+                .arg(cfg)
+                .args(args)
+                .env_remove("UPDRAFT_ROOT")
+                .output()
+                .unwrap()
+        }
+    };
+    let check = tokio::task::spawn_blocking(run(&["check", "--json"]))
+        .await
+        .unwrap();
+    ok(&check);
+    let j: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(j["unchanged"], true, "{j}");
+    assert_eq!(j["update_available"], false, "{j}");
+
+    // A bucket that does not exist: a clear error naming it, and nothing changes.
+    std::fs::write(
+        &agent.config,
+        config.replace("s3://releases/registry", "s3://no-such-bucket/registry"),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(run(&["update"])).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        app::stderr(&out).contains("no-such-bucket"),
+        "{}",
+        app::stderr(&out)
+    );
+    assert_eq!(agent.current().as_deref(), Some("1.0.0"));
+}
