@@ -761,15 +761,7 @@ async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missin
     assert!(st.success());
     std::fs::write(tree.join("padding.bin"), pseudo_random(2 * MIB, 7)).unwrap();
     let tarball = tmp.path().join("big.tar.gz");
-    let st = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&tree)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    app::tar_gz(&tree, &tarball);
     ok(&updraft(
         &server,
         &[

@@ -13,24 +13,12 @@ use crate::keys::{self, PublicKey, SecretKey, TrustedKeys};
 use crate::names::Target;
 use crate::publish::{self as pubops, AuditStatus, PromoteSource, Signer, DEFAULT_EXPIRES_IN};
 use crate::rollout::Rollout;
-use crate::transport::{self, S3Options, Store, TransportOptions};
+use crate::transport::{self, Store, TransportOptions};
 
 /// Transport settings from the config file, so `s3://` publishing uses the same
 /// endpoint and credentials settings as the agent.
 fn transport_options(ctx: &Ctx) -> TransportOptions {
-    let c = &ctx.config;
-    TransportOptions {
-        connect_timeout: c.timeouts.connect.0,
-        read_timeout: c.timeouts.read.0,
-        s3: S3Options {
-            endpoint: c.s3_endpoint.clone(),
-            region: c.s3_region.clone(),
-            path_style: c.s3_path_style,
-            access_key_id: c.s3_access_key_id.clone(),
-            secret_access_key: c.s3_secret_access_key.clone(),
-            session_token: c.s3_session_token.clone(),
-        },
-    }
+    super::transport_options(&ctx.config)
 }
 
 fn open_store(ctx: &Ctx, url: &str) -> anyhow::Result<Box<dyn Store>> {

@@ -34,16 +34,21 @@ pub fn release_tarball(out: &Path, version: &str, mode: &str) -> PathBuf {
     let st = cmd.status().unwrap();
     assert!(st.success(), "make-release.sh failed");
     let tarball = out.join(format!("{version}{mode}.tar.gz"));
+    tar_gz(&tree, &tarball);
+    tarball
+}
+
+/// `tar -czf out -C tree .` with the real tar.
+pub fn tar_gz(tree: &Path, out: &Path) {
     let st = Command::new("tar")
         .arg("-czf")
-        .arg(&tarball)
+        .arg(out)
         .arg("-C")
-        .arg(&tree)
+        .arg(tree)
         .arg(".")
         .status()
         .unwrap();
-    assert!(st.success());
-    tarball
+    assert!(st.success(), "tar -czf {}", out.display());
 }
 
 /// An app root with a config that restarts the fixture server through the real
