@@ -6,7 +6,7 @@
 //! recorded with its reason and leaves the machine as it is.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use tracing::{info, warn};
@@ -141,11 +141,7 @@ impl Agent {
             keys: TrustedKeys::new(keys),
             transport,
             machine_id,
-            policy: RetryPolicy {
-                attempts: config.timeouts.retries + 1,
-                min_delay: Duration::from_millis(200),
-                max_delay: Duration::from_secs(10),
-            },
+            policy: RetryPolicy::from_timeouts(&config.timeouts),
             config: config.clone(),
         })
     }

@@ -118,24 +118,20 @@ impl Read for StreamReader {
 /// whether the bytes are the right ones.
 pub async fn url_source(
     url: &str,
-    opts: &crate::transport::TransportOptions,
+    config: &crate::config::Config,
 ) -> Result<Source, crate::transport::TransportError> {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use crate::transport::http::HttpRegistry;
     use crate::transport::retry::{resumable_stream, RetryPolicy};
     use crate::transport::Transport;
 
-    let (registry, key) = HttpRegistry::for_url(url, opts)?;
+    let opts = crate::cli::transport_options(config);
+    let (registry, key) = HttpRegistry::for_url(url, &opts)?;
     let location = registry.location(&key);
-    let policy = RetryPolicy {
-        attempts: 5, // the default timeouts.retries (4) plus the first try
-        min_delay: Duration::from_millis(200),
-        max_delay: Duration::from_secs(10),
-    };
-    // The installer bounds the size (limits.max_artifact_bytes) as it reads.
-    let mut stream = resumable_stream(Arc::new(registry), key, 0, None, policy);
+    let policy = RetryPolicy::from_timeouts(&config.timeouts);
+    let limit = config.limits.max_artifact_bytes;
+    let mut stream = resumable_stream(Arc::new(registry), key, limit, None, policy);
     // Wait for the first bytes here, so a wrong URL (404, 403, refused) is reported as
     // the transport error it is rather than as an unreadable tarball.
     let stream: crate::transport::ByteStream = match stream.next().await {

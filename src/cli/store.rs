@@ -16,9 +16,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let source = match (&a.artifact_path, &a.artifact_url) {
         (Some(p), _) => Source::File(p.clone()),
-        (None, Some(u)) => {
-            crate::source::url_source(u, &super::transport_options(&ctx.config)).await?
-        }
+        (None, Some(u)) => crate::source::url_source(u, &ctx.config).await?,
         (None, None) => anyhow::bail!("one of --artifact-path or --artifact-url is required"),
     };
     eprintln!(

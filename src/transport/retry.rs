@@ -24,6 +24,15 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy the config's `[timeouts]` asks for: `retries` after the first try.
+    pub fn from_timeouts(t: &crate::config::Timeouts) -> RetryPolicy {
+        RetryPolicy {
+            attempts: t.retries + 1,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+
     fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
