@@ -146,6 +146,14 @@ impl Agent {
         })
     }
 
+    /// What the state remembers of *this* channel (a config may switch channels).
+    fn seen<'s>(&self, state: &'s State) -> Option<&'s ChannelSeen> {
+        state
+            .channel
+            .as_ref()
+            .filter(|c| c.channel.as_ref() == Some(&self.channel))
+    }
+
     fn limit(&self) -> u64 {
         self.config.limits.max_document_bytes
     }
@@ -194,10 +202,7 @@ impl Agent {
     /// Fetch and verify the channel document, using the cached copy on a 304.
     pub async fn fetch_channel(&self, state: &State) -> Result<ChannelView, AgentError> {
         let key = manifest::channel_key(&self.app, &self.channel);
-        let cached = state
-            .channel
-            .as_ref()
-            .filter(|c| c.channel.as_ref() == Some(&self.channel) && c.document.is_some());
+        let cached = self.seen(state).filter(|c| c.document.is_some());
         let req = FetchRequest {
             key: key.clone(),
             if_none_match: cached.and_then(|c| c.etag.clone()),
@@ -205,12 +210,7 @@ impl Agent {
             limit: self.limit(),
             ..Default::default()
         };
-        let min_sequence = state
-            .channel
-            .as_ref()
-            .filter(|c| c.channel.as_ref() == Some(&self.channel))
-            .map(|c| c.sequence)
-            .unwrap_or(0);
+        let min_sequence = self.seen(state).map_or(0, |c| c.sequence);
         let doc = self
             .with_timeout(
                 &key,
@@ -321,12 +321,7 @@ impl Agent {
             &doc.version.to_string(),
         );
         let admission = rollout::admission(doc.rollout.as_ref(), bucket, SystemTime::now());
-        let followed = state
-            .channel
-            .as_ref()
-            .filter(|c| c.channel.as_ref() == Some(&self.channel))
-            .map(|c| c.followed_sequence)
-            .unwrap_or(0);
+        let followed = self.seen(state).map_or(0, |c| c.followed_sequence);
         let yanked: Vec<Version> = doc.yanked.iter().map(|y| y.version.clone()).collect();
         decide::decide(&decide::Inputs {
             current,
@@ -345,11 +340,7 @@ impl Agent {
     /// The last accepted channel document, re-verified (expiry moves with the clock),
     /// for `why`, which works offline.
     pub fn cached_view(&self, state: &State) -> Result<Option<ChannelView>, AgentError> {
-        let Some(c) = state
-            .channel
-            .as_ref()
-            .filter(|c| c.channel.as_ref() == Some(&self.channel))
-        else {
+        let Some(c) = self.seen(state) else {
             return Ok(None);
         };
         let (Some(doc), Some(sig)) = (&c.document, &c.signature) else {
@@ -401,12 +392,7 @@ impl Agent {
     }
 
     fn remember_channel(&self, state: &mut State, view: &ChannelView) {
-        let followed_sequence = state
-            .channel
-            .as_ref()
-            .filter(|c| c.channel.as_ref() == Some(&self.channel))
-            .map(|c| c.followed_sequence)
-            .unwrap_or(0);
+        let followed_sequence = self.seen(state).map_or(0, |c| c.followed_sequence);
         state.channel = Some(ChannelSeen {
             followed_sequence,
             channel: Some(self.channel.clone()),
@@ -591,16 +577,7 @@ impl Agent {
     }
 
     fn note(&self, p: &Pipeline<'_>, event: &str, version: Option<&Version>, message: &str) {
-        let entry = serde_json::json!({
-            "at": state::now_rfc3339(),
-            "event": event,
-            "version": version.map(|v| v.to_string()),
-            "ok": event != "rejected",
-            "message": message,
-        });
-        if let Err(e) = state::append_history(&p.root.history_file(), &entry) {
-            warn!("cannot append to history: {e}");
-        }
+        p.history(event, version, event != "rejected", message);
     }
 }
 

@@ -532,7 +532,7 @@ impl<'a> Pipeline<'a> {
                     kind.as_str(),
                     show(previous.as_ref())
                 ));
-                self.history(kind.as_str(), version, true, &msg);
+                self.history(kind.as_str(), Some(version), true, &msg);
                 Ok(Activated {
                     version: version.clone(),
                     previous,
@@ -559,7 +559,7 @@ impl<'a> Pipeline<'a> {
                     "[{}] {version} FAILED: {reason}; {restored}",
                     kind.as_str()
                 ));
-                self.history(kind.as_str(), version, false, &reason);
+                self.history(kind.as_str(), Some(version), false, &reason);
                 if kind.blocks_on_failure() {
                     Err(DeployError::RolledBack {
                         version: version.clone(),
@@ -678,11 +678,13 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    pub fn history(&self, event: &str, version: &Version, ok: bool, message: &str) {
+    /// Append one event to `.updraft/history.jsonl` (what `updraft why` reads). Failure
+    /// to record history never fails an operation.
+    pub fn history(&self, event: &str, version: Option<&Version>, ok: bool, message: &str) {
         let entry = serde_json::json!({
             "at": state::now_rfc3339(),
             "event": event,
-            "version": version.to_string(),
+            "version": version.map(|v| v.to_string()),
             "ok": ok,
             "message": message,
         });

@@ -188,15 +188,20 @@ fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The exact bytes a publisher signs: pretty JSON and a final newline.
+fn document_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
 impl ChannelDoc {
     pub fn is_yanked(&self, v: &Version) -> Option<&Yanked> {
         self.yanked.iter().find(|y| &y.version == v)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        document_bytes(self)
     }
 
     /// Rules that hold for every channel document regardless of who reads it.
@@ -248,9 +253,7 @@ impl ChannelDoc {
 
 impl ReleaseDoc {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        document_bytes(self)
     }
 
     fn check_shape(&self, what: &str) -> Result<(), ManifestError> {

@@ -104,7 +104,7 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     p.recover(&mut state).await?;
     state.pinned = Some(a.version.clone());
     p.save_state(&state)?;
-    p.history("pin", &a.version, true, "pinned by operator");
+    p.history("pin", Some(&a.version), true, "pinned by operator");
     p.log(&format!("[pin] pinned to {}", a.version));
     let current = p.current()?;
     if current.as_ref() == Some(&a.version) {
@@ -133,7 +133,7 @@ pub async fn unpin(ctx: &Ctx) -> anyhow::Result<u8> {
     match state.pinned.take() {
         Some(v) => {
             p.save_state(&state)?;
-            p.history("unpin", &v, true, "pin released by operator");
+            p.history("unpin", Some(&v), true, "pin released by operator");
             p.log(&format!("[pin] unpinned {v}"));
             println!("unpinned {v}: following the channel again on the next update");
         }
@@ -152,7 +152,7 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
             p.save_state(&state)?;
             p.history(
                 "unblock",
-                &a.version,
+                Some(&a.version),
                 true,
                 &format!("unblocked by operator (was: {})", b.reason),
             );
