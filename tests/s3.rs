@@ -510,6 +510,28 @@ fn ok(o: &std::process::Output) {
     );
 }
 
+/// A signing key pair made by `updraft keygen`, and the public key's base64 line.
+fn keygen(
+    server: &S3Server,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (sec, public) = (dir.join("ci.key"), dir.join("ci.pub"));
+    ok(&updraft(
+        server,
+        &[
+            "keygen",
+            "--secret-key",
+            sec.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let line = std::fs::read_to_string(&public).unwrap();
+    let pubkey = line.lines().nth(1).unwrap().trim().to_string();
+    (sec, public, pubkey)
+}
+
 fn agent_config(server: &S3Server, pubkey: &str, secret: &str) -> String {
     format!(
         r#"app = "demo"
@@ -533,20 +555,8 @@ async fn publish_promote_verify_and_agent_update_over_s3() {
     let server = S3Server::start();
     server.create_bucket("releases").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (sec, public) = (tmp.path().join("ci.key"), tmp.path().join("ci.pub"));
+    let (sec, public, pubkey) = keygen(&server, tmp.path());
     let (sec_s, pub_s) = (sec.to_str().unwrap(), public.to_str().unwrap());
-    ok(&updraft(
-        &server,
-        &["keygen", "--secret-key", sec_s, "--public-key", pub_s],
-        None,
-    ));
-    let pubkey = std::fs::read_to_string(&public)
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
     let reg = "s3://releases/registry";
     let publish = |version: &str, channel: Option<&str>, secret: Option<&str>| {
         let tarball = app::release_tarball(tmp.path(), version, "");
@@ -736,20 +746,8 @@ async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missin
     let server = S3Server::start();
     server.create_bucket("releases").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (sec, public) = (tmp.path().join("ci.key"), tmp.path().join("ci.pub"));
-    let (sec_s, pub_s) = (sec.to_str().unwrap(), public.to_str().unwrap());
-    ok(&updraft(
-        &server,
-        &["keygen", "--secret-key", sec_s, "--public-key", pub_s],
-        None,
-    ));
-    let pubkey = std::fs::read_to_string(&public)
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let (sec, _, pubkey) = keygen(&server, tmp.path());
+    let sec_s = sec.to_str().unwrap();
 
     // A release big enough (~2 MiB of incompressible padding) to be cut mid-body.
     let tree = tmp.path().join("tree");
