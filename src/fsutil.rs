@@ -35,6 +35,17 @@ fn parent_of(path: &Path) -> &Path {
 /// Write `bytes` to `path` so a reader (or a crash) sees the old file or the new one,
 /// never a mix. `mode` sets the permission bits explicitly (not subject to umask surprises).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, bytes, mode, |_| Ok(()))
+}
+
+/// [`write_atomic`], with `before_rename` run on the complete, synced temporary file
+/// just before it replaces `path` (to adjust its metadata while no reader can see it).
+pub fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    before_rename: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = temp_sibling(path, "tmp");
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -45,6 +56,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         f.write_all(bytes)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
+        before_rename(&f)?;
         fs::rename(&tmp, path)?;
         fsync_dir(parent_of(path))
     })();

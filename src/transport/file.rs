@@ -225,8 +225,11 @@ impl super::Store for FileRegistry {
             if let Some(parent) = path.parent() {
                 this.make_dirs(parent).map_err(|e| this.io_err(&k, e))?;
             }
-            wait_for_distinct_validators(&path, bytes.len() as u64);
-            fsutil::write_atomic(&path, &bytes, FILE_MODE).map_err(|e| this.io_err(&k, e))
+            let old = fs::metadata(&path).ok();
+            fsutil::write_atomic_with(&path, &bytes, FILE_MODE, |new| {
+                distinct_validators(old.as_ref(), new)
+            })
+            .map_err(|e| this.io_err(&k, e))
         })
         .await
         .map_err(|e| TransportError::Io {
@@ -331,38 +334,60 @@ impl super::Store for FileRegistry {
 /// Static web servers derive validators from size and mtime in whole seconds (nginx's
 /// ETag is `"<mtime s>-<size>"`, Last-Modified has one-second resolution). A document
 /// replaced within the same second by one of the same size would look unchanged to a
-/// conditional GET, and agents behind such a server would miss a promotion. When that
-/// would happen, wait for the next second before replacing it (at most one second).
-fn wait_for_distinct_validators(path: &Path, new_len: u64) {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
-    let secs = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
-    let Ok(old) = meta.modified() else { return };
-    if meta.len() != new_len {
-        return;
+/// conditional GET, and agents behind such a server would miss a promotion.
+///
+/// So when the replacement has the old size and its mtime falls in the old file's
+/// second, its mtime is moved to the start of the next second. The comparison uses the
+/// file timestamps themselves: the filesystem's clock can lag `SystemTime::now()` (a
+/// coarse kernel clock, or a sandbox's own), so deciding from `now()` and sleeping was
+/// not enough. The new mtime is at most one second ahead of the wall clock per rewrite.
+fn distinct_validators(old: Option<&fs::Metadata>, new: &File) -> io::Result<()> {
+    let Some(old) = old else { return Ok(()) };
+    let meta = new.metadata()?;
+    if meta.len() != old.len() || meta.mtime() > old.mtime() {
+        return Ok(());
     }
-    let now = SystemTime::now();
-    if secs(now) <= secs(old) {
-        let into = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let wait = std::time::Duration::from_nanos(1_000_000_000 - u64::from(into))
-            + std::time::Duration::from_secs(secs(old) - secs(now));
-        std::thread::sleep(wait + std::time::Duration::from_millis(5));
-    }
+    let next = u64::try_from(old.mtime().saturating_add(1)).unwrap_or(0);
+    new.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(next))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::Store;
+
+    /// What nginx would use as the ETag: whole-second mtime and size.
+    fn nginx_etag(path: &Path) -> (i64, u64) {
+        let m = fs::metadata(path).unwrap();
+        (m.mtime(), m.len())
+    }
+
+    #[tokio::test]
+    async fn same_size_rewrites_get_a_new_whole_second_validator() {
+        let d = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(d.path()).unwrap().to_string();
+        let reg = FileRegistry::from_url(&url).unwrap();
+        let path = d.path().join("demo/channels/prod.json");
+        let mut seen = Vec::new();
+        for body in ["sequence 1", "sequence 2", "sequence 3"] {
+            reg.put("demo/channels/prod.json", body.as_bytes().to_vec())
+                .await
+                .unwrap();
+            assert_eq!(fs::read(&path).unwrap(), body.as_bytes());
+            seen.push(nginx_etag(&path));
+        }
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        // A different size is already a different validator: no mtime games.
+        reg.put("demo/channels/prod.json", b"a longer document".to_vec())
+            .await
+            .unwrap();
+        let (mtime, _) = nginx_etag(&path);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(u64::try_from(mtime).unwrap() <= now + 1, "{mtime} vs {now}");
+    }
 
     #[tokio::test]
     async fn round_trip_conditional_and_ranges() {
