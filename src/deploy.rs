@@ -70,6 +70,8 @@ pub enum DeployError {
         installed: String,
         new: String,
     },
+    #[error("release {version} is already installed, but not by updraft (the seed's scripts, or by hand), so its checksum is unknown; to run it as it is: updraft rollback --version {version}; to replace it with this tarball: pass --force")]
+    ExistsUnrecorded { version: Version },
     #[error("release not found: {version} is not installed; available releases: {available}")]
     NotFound { version: Version, available: String },
     #[error("no release to roll back to (installed: {available}); pass --version to choose one")]
@@ -363,11 +365,15 @@ impl<'a> Pipeline<'a> {
                 });
             }
             if !req.force {
-                return Err(DeployError::Exists {
-                    version: req.version,
-                    installed: recorded
-                        .unwrap_or_else(|| "unknown (not installed by updraft)".into()),
-                    new: sha256,
+                return Err(match recorded {
+                    Some(installed) => DeployError::Exists {
+                        version: req.version,
+                        installed,
+                        new: sha256,
+                    },
+                    None => DeployError::ExistsUnrecorded {
+                        version: req.version,
+                    },
                 });
             }
             staging
@@ -458,7 +464,7 @@ impl<'a> Pipeline<'a> {
     fn switch_to(&self, version: Option<&Version>) -> Result<(), DeployError> {
         let link = self.root.current_link();
         match version {
-            Some(v) => fsutil::replace_symlink(&link, Path::new(&v.to_string()))
+            Some(v) => fsutil::replace_symlink(&link, &self.root.link_target(v))
                 .map_err(io_err("cannot switch current link", &link)),
             None => match fs::remove_file(&link) {
                 Ok(()) => fsutil::fsync_dir(&self.root.releases())

@@ -1,7 +1,8 @@
 //! The on-disk layout of an app root, the seed's plus a `.updraft/` directory of ours.
 //!
 //! ```text
-//! <root>/releases/<version>/      immutable, complete releases
+//! <root>/releases/<version>/      immutable, complete releases (the seed's
+//!                                 `v<version>` names are recognised too)
 //! <root>/releases/current -> <version>   (relative link, so the root can move)
 //! <root>/releases/.staging-*      in-progress unpacks, removed on the next run
 //! <root>/config/ data/ uploads/ commands/ logs/releases.log
@@ -37,8 +38,28 @@ impl AppRoot {
     pub fn current_link(&self) -> PathBuf {
         self.releases().join("current")
     }
+    /// Where release `v` lives: `releases/<v>`, or `releases/v<v>` when only that exists
+    /// (a root first managed by the seed's scripts, which name releases `v1.2.3`). New
+    /// releases always get the plain name; seed-era ones are used where they are, never
+    /// renamed, because a running service may hold paths inside them.
     pub fn release_dir(&self, v: &Version) -> PathBuf {
-        self.releases().join(v.to_string())
+        let plain = self.releases().join(v.to_string());
+        if !plain.is_dir() {
+            let seed = self.releases().join(format!("v{v}"));
+            if seed.is_dir() {
+                return seed;
+            }
+        }
+        plain
+    }
+
+    /// What `current` should hold to point at `v`: the release directory's own name,
+    /// relative, so the root can move.
+    pub fn link_target(&self, v: &Version) -> PathBuf {
+        match self.release_dir(v).file_name() {
+            Some(name) => PathBuf::from(name),
+            None => PathBuf::from(v.to_string()),
+        }
     }
     pub fn commands(&self) -> PathBuf {
         self.root.join("commands")
@@ -113,12 +134,14 @@ impl AppRoot {
             }
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Ok(v) = name.parse::<Version>() {
-                if v.to_string() == name {
+                // `1.2.3`, or the seed's `v1.2.3`; not other spellings of the same version.
+                if v.to_string() == name || format!("v{v}") == name {
                     out.push(v);
                 }
             }
         }
         out.sort();
+        out.dedup();
         Ok(out)
     }
 

@@ -390,3 +390,74 @@ fn release_commands_are_copied_like_the_seed() {
         0o111
     );
 }
+
+/// A VM first managed by the seed's scripts: releases named `v1.0.0`, `current` an
+/// absolute link made by `ln -sfn`. updraft takes it over in place: lists those
+/// releases, rolls back to them, prunes them, and never renames them.
+#[test]
+fn a_root_managed_by_the_seed_scripts_is_taken_over_in_place() {
+    let app = App::new("");
+    let releases = app.root.join("releases");
+    for v in ["1.0.0", "1.1.0"] {
+        // What deploy-release.sh does: mkdir, tar -xzf, ln -sfn with absolute paths.
+        let dir = releases.join(format!("v{v}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = release_tarball(app.tmp(), v, "");
+        let st = std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&t)
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = std::process::Command::new("ln")
+            .arg("-sfn")
+            .arg(&dir)
+            .arg(releases.join("current"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    let list = app.run(&["list", "--json"]);
+    ok(&list);
+    let j = json(&list);
+    assert_eq!(j["total"], 2, "{j}");
+    assert_eq!(j["current"], "1.1.0", "{j}");
+    assert!(j["releases"][1]["size_bytes"].as_u64().unwrap() > 0, "{j}");
+
+    // Same version again: updraft has no checksum for it, so it says how to go on.
+    let t11 = release_tarball(app.tmp(), "1.1.0", "");
+    let again = app.deploy("1.1.0", &t11);
+    assert_ne!(code(&again), 0);
+    let err = stderr(&again);
+    assert!(
+        err.contains("not by updraft") && err.contains("updraft rollback --version 1.1.0"),
+        "{err}"
+    );
+    assert!(app.current().unwrap().ends_with("/v1.1.0"));
+
+    ok(&app.deploy("1.2.0", &release_tarball(app.tmp(), "1.2.0", "")));
+    assert_eq!(app.current().as_deref(), Some("1.2.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.2.0"));
+
+    // Back to the seed-era release, under its own name.
+    ok(&app.run(&["rollback"]));
+    assert_eq!(app.current().as_deref(), Some("v1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+    ok(&app.run(&["rollback", "--version", "v1.0.0"]));
+    assert_eq!(app.current().as_deref(), Some("v1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    // Current 1.2.0, previous 1.0.0: the seed-era 1.1.0 is the one to go.
+    ok(&app.run(&["rollback", "--version", "1.2.0"]));
+    ok(&app.run(&["prune", "--keep", "2"]));
+    let mut left: Vec<String> = std::fs::read_dir(&releases)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["1.2.0", "current", "v1.0.0"]);
+    assert!(app.staging_leftovers().is_empty());
+}
