@@ -35,6 +35,7 @@ fn policy(attempts: u32) -> RetryPolicy {
         attempts,
         min_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        max_retry_after: Duration::from_secs(60),
     }
 }
 
@@ -277,6 +278,53 @@ async fn fetch_document_retries_a_503_then_succeeds() {
         Document::NotModified => panic!("304?"),
     }
     assert_eq!(server.seen().len(), 5);
+}
+
+/// A server that says when to come back is believed (up to the policy's cap), for
+/// documents and for artifact downloads alike. The backoff here is milliseconds, so
+/// only the Retry-After can account for a second between the requests.
+#[tokio::test]
+async fn retry_after_is_honoured_and_capped() {
+    let doc = data(5000);
+    let server = FaultServer::start(
+        doc.clone(),
+        vec![Fault::RetryAfter(503, 1), Fault::RetryAfter(429, 3600)],
+    );
+    let r = Arc::new(HttpRegistry::new(&server.base, &opts()).unwrap());
+    let mut p = policy(5);
+    p.max_retry_after = Duration::from_millis(1500);
+    match fetch_document(r.as_ref(), &req("x/doc.json"), &p)
+        .await
+        .unwrap()
+    {
+        Document::Fresh { bytes, .. } => assert_eq!(bytes, doc),
+        Document::NotModified => panic!("304?"),
+    }
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3);
+    let gap = |i: usize| seen[i + 1].at - seen[i].at;
+    assert!(gap(0) >= Duration::from_secs(1), "{:?}", gap(0));
+    // Asked for an hour, waited the cap.
+    assert!(gap(1) >= Duration::from_millis(1500), "{:?}", gap(1));
+
+    let server = FaultServer::start(
+        doc.clone(),
+        vec![Fault::ResetAfter(1000), Fault::RetryAfter(503, 1)],
+    );
+    let r = Arc::new(HttpRegistry::new(&server.base, &opts()).unwrap());
+    let got = collect(resumable_stream(
+        r,
+        "x/a.tar.gz".into(),
+        1 << 20,
+        Some(doc.len() as u64),
+        policy(5),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(sha(&got), sha(&doc));
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen[2].at - seen[1].at >= Duration::from_secs(1));
 }
 
 #[tokio::test]

@@ -255,12 +255,18 @@ impl Transport for HttpRegistry {
                 });
             }
             _ => {
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let detail = status_detail(resp).await;
-                return Err(TransportError::Status {
+                return Err(TransportError::from_status(
                     location,
                     status,
                     detail,
-                });
+                    retry_after.as_deref(),
+                ));
             }
         }
         let header = |n: reqwest::header::HeaderName| {

@@ -35,6 +35,14 @@ pub enum TransportError {
         status: u16,
         detail: String,
     },
+    /// A 429 or 5xx that said when to come back (`Retry-After`).
+    #[error("{location} answered HTTP {status}{detail}; the server asked to retry in {}s", retry_after.as_secs())]
+    Throttled {
+        location: String,
+        status: u16,
+        detail: String,
+        retry_after: Duration,
+    },
     #[error("network error fetching {location}: {message}")]
     Network { location: String, message: String },
     #[error("timed out fetching {location} after {after:?}")]
@@ -57,11 +65,59 @@ impl TransportError {
     /// Transient faults worth another attempt: the network, timeouts, 5xx, throttling.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TransportError::Network { .. } | TransportError::Timeout { .. } => true,
+            TransportError::Network { .. }
+            | TransportError::Timeout { .. }
+            | TransportError::Throttled { .. } => true,
             TransportError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }
+
+    /// How long the server asked us to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// A failed response's status error, as [`TransportError::Throttled`] when it is
+    /// retryable and carried a usable `Retry-After` header value.
+    pub fn from_status(
+        location: String,
+        status: u16,
+        detail: String,
+        retry_after_header: Option<&str>,
+    ) -> TransportError {
+        let retryable = status >= 500 || status == 429;
+        match retry_after_header.and_then(parse_retry_after) {
+            Some(retry_after) if retryable => TransportError::Throttled {
+                location,
+                status,
+                detail,
+                retry_after,
+            },
+            _ => TransportError::Status {
+                location,
+                status,
+                detail,
+            },
+        }
+    }
+}
+
+/// `Retry-After` is either delay-seconds or an HTTP date (RFC 9110 10.2.3); a date in
+/// the past means "now".
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// One read from a registry.

@@ -21,6 +21,23 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub min_delay: Duration,
     pub max_delay: Duration,
+    /// The longest `Retry-After` honoured; a server asking for more gets this much, so
+    /// a hostile or confused one cannot park an agent (slow retrieval).
+    pub max_retry_after: Duration,
+}
+
+/// The wait before the next attempt: the backoff's, or longer when the server asked
+/// for longer (capped). `None` (the budget is spent) stays `None`.
+pub fn delay_for(
+    backoff: Option<Duration>,
+    e: &TransportError,
+    max_retry_after: Duration,
+) -> Option<Duration> {
+    let d = backoff?;
+    Some(match e.retry_after() {
+        Some(asked) => d.max(asked.min(max_retry_after)),
+        None => d,
+    })
 }
 
 impl RetryPolicy {
@@ -30,6 +47,7 @@ impl RetryPolicy {
             attempts: t.retries + 1,
             min_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
         }
     }
 
@@ -88,6 +106,7 @@ pub async fn fetch_document(
         .retry(policy.backoff())
         .sleep(tokio::time::sleep)
         .when(|e: &TransportError| e.is_retryable())
+        .adjust(|e: &TransportError, d| delay_for(d, e, policy.max_retry_after))
         .notify(|e: &TransportError, delay: Duration| {
             warn!(
                 attempt = tries,
@@ -321,7 +340,7 @@ impl Resume {
             return Ok(());
         }
         self.failures += 1;
-        let Some(delay) = self.backoff.next() else {
+        let Some(delay) = delay_for(self.backoff.next(), &e, self.policy.max_retry_after) else {
             warn!(
                 location = %self.location,
                 attempts = self.failures,
@@ -340,5 +359,57 @@ impl Resume {
         );
         tokio::time::sleep(delay).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttled(secs: u64) -> TransportError {
+        TransportError::Throttled {
+            location: "x".into(),
+            status: 503,
+            detail: String::new(),
+            retry_after: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn retry_after_lengthens_never_shortens_and_is_capped() {
+        let ms = Duration::from_millis;
+        let cap = Duration::from_secs(60);
+        let plain = TransportError::Network {
+            location: "x".into(),
+            message: "reset".into(),
+        };
+        assert_eq!(delay_for(Some(ms(300)), &plain, cap), Some(ms(300)));
+        assert_eq!(delay_for(Some(ms(300)), &throttled(2), cap), Some(ms(2000)));
+        assert_eq!(delay_for(Some(ms(300)), &throttled(0), cap), Some(ms(300)));
+        assert_eq!(delay_for(Some(ms(300)), &throttled(3600), cap), Some(cap));
+        assert_eq!(delay_for(None, &throttled(2), cap), None);
+    }
+
+    #[test]
+    fn retry_after_header_forms() {
+        use crate::transport::parse_retry_after;
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30);
+        let d = parse_retry_after(&httpdate::fmt_http_date(soon)).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-5"), None);
+        // Only retryable statuses become Throttled.
+        let e = TransportError::from_status("x".into(), 404, String::new(), Some("5"));
+        assert!(matches!(e, TransportError::Status { .. }));
+        let e = TransportError::from_status("x".into(), 429, String::new(), Some("5"));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
     }
 }

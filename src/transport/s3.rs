@@ -121,9 +121,17 @@ impl S3Registry {
     async fn failure(&self, resp: reqwest::Response, ctx: Ctx<'_>) -> TransportError {
         let status = resp.status().as_u16();
         let region_header = header_str(resp.headers(), "x-amz-bucket-region");
+        let retry_after = header_str(resp.headers(), "retry-after");
         let body = read_capped(resp, ERROR_BODY_LIMIT).await;
         let info = ErrorInfo::parse(status, &body, region_header);
-        classify(&info, &ctx)
+        match classify(&info, &ctx) {
+            TransportError::Status {
+                location,
+                status,
+                detail,
+            } => TransportError::from_status(location, status, detail, retry_after.as_deref()),
+            e => e,
+        }
     }
 
     async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), TransportError> {

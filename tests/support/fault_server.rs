@@ -25,6 +25,8 @@ pub enum Fault {
     Stall(usize, Duration),
     /// Answer with this status and a short text body.
     Status(u16),
+    /// Like `Status`, with `Retry-After: <seconds>`.
+    RetryAfter(u16, u64),
     /// Always answer 200 with the whole body, whatever Range says.
     IgnoreRange,
     /// Answer 200 with the whole body's length, whatever Range says, but close after
@@ -45,6 +47,8 @@ pub enum Fault {
 pub struct Seen {
     pub path: String,
     pub range: Option<String>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 pub struct FaultServer {
@@ -177,13 +181,9 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
             tokio::time::sleep(d).await;
             r
         }
-        Fault::Status(code) => {
-            let text = format!("injected failure {code}\n  try again later\n");
-            let head = format!(
-                "HTTP/1.1 {code} Injected\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 0\r\nConnection: close\r\n\r\n",
-                text.len()
-            );
-            send(&mut conn, &head, text.as_bytes()).await
+        Fault::Status(code) => status(&mut conn, code, "").await,
+        Fault::RetryAfter(code, secs) => {
+            status(&mut conn, code, &format!("Retry-After: {secs}\r\n")).await
         }
         Fault::IgnoreRange => send(&mut conn, &ok_head(len), body).await,
         Fault::IgnoreRangeShort(n) => {
@@ -223,6 +223,15 @@ async fn send(conn: &mut TcpStream, head: &str, body: &[u8]) -> std::io::Result<
     conn.flush().await
 }
 
+async fn status(conn: &mut TcpStream, code: u16, extra_headers: &str) -> std::io::Result<()> {
+    let text = format!("injected failure {code}\n  try again later\n");
+    let head = format!(
+        "HTTP/1.1 {code} Injected\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n",
+        text.len()
+    );
+    send(conn, &head, text.as_bytes()).await
+}
+
 async fn read_request(conn: &mut TcpStream) -> Option<Seen> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -242,5 +251,9 @@ async fn read_request(conn: &mut TcpStream) -> Option<Seen> {
             .eq_ignore_ascii_case("range")
             .then(|| v.trim().to_string())
     });
-    Some(Seen { path, range })
+    Some(Seen {
+        path,
+        range,
+        at: std::time::Instant::now(),
+    })
 }
