@@ -201,6 +201,10 @@ pub struct Services {
     /// Command (argv) that restarts the app.
     #[serde(default)]
     pub restart: Vec<String>,
+    /// Command (argv) printing how often the supervisor restarted the app (crash-loop
+    /// detection); unset: systemd's NRestarts of `units`; `[]`: off.
+    #[serde(default)]
+    pub restart_count: Option<Vec<String>>,
     #[serde(default = "default_service_timeout")]
     pub timeout: HumanDuration,
 }
@@ -215,6 +219,7 @@ impl Default for Services {
             units: Vec::new(),
             reload: Vec::new(),
             restart: Vec::new(),
+            restart_count: None,
             timeout: default_service_timeout(),
         }
     }

@@ -20,6 +20,7 @@ use crate::health;
 use crate::layout::AppRoot;
 use crate::lock::{LockError, RootLock};
 use crate::names::Version;
+use crate::restarts::RestartWatch;
 use crate::services::{self, ServiceOutcome};
 use crate::source::{HashingReader, Progress, Source, StreamReader};
 use crate::state::{self, Operation, Pending, ReleaseRecord, State, StateError};
@@ -610,11 +611,18 @@ impl<'a> Pipeline<'a> {
         let outcome = services::restart(&self.config.services, env)
             .await
             .map_err(|e| e.to_string())?;
+        let restarts = match outcome {
+            ServiceOutcome::Skipped => None,
+            _ => RestartWatch::start(&self.config.services, env).await,
+        };
         health::run_checks(&self.config.health, env)
             .await
             .map_err(|e| e.to_string())?;
+        if let Some(r) = &restarts {
+            r.check(env).await.map_err(|e| e.to_string())?;
+        }
         let bake = self.config.bake.0;
-        if bake > Duration::ZERO && !self.config.health.is_empty() {
+        if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
             if let Some(p) = state.pending.as_mut() {
                 p.bake_until = Some(
                     humantime::format_rfc3339_seconds(std::time::SystemTime::now() + bake)
@@ -630,7 +638,7 @@ impl<'a> Pipeline<'a> {
                 .map(|h| h.interval.0)
                 .min()
                 .unwrap_or(Duration::from_secs(1));
-            health::watch(&self.config.health, env, bake, every)
+            health::watch(&self.config.health, restarts.as_ref(), env, bake, every)
                 .await
                 .map_err(|e| format!("during the bake period: {e}"))?;
         }

@@ -15,6 +15,7 @@ use tracing::{debug, info};
 
 use crate::config::HealthCheck;
 use crate::process::{self, RunError};
+use crate::restarts::RestartWatch;
 
 /// Body bytes read for `body_contains` (and for the excerpt in failure messages).
 const MAX_BODY: usize = 1 << 20;
@@ -152,6 +153,8 @@ pub enum HealthError {
     },
     #[error("health check {check}: {reason}; fix the [[health]] entry in the config")]
     Invalid { check: String, reason: String },
+    #[error(transparent)]
+    CrashLoop(#[from] crate::restarts::CrashLoop),
 }
 
 /// An unnamed check's label is its probe; when the failure already says the URL or
@@ -425,15 +428,16 @@ pub async fn run_checks(
 }
 
 /// The bake period: keep checking every `every` until `for_duration` has passed. The
-/// first check that fails all its attempts fails the bake (grace applies after a
-/// restart only, so it is not waited here).
+/// first check that fails all its attempts, or a restart by the app's supervisor,
+/// fails the bake (grace applies after a restart only, so it is not waited here).
 pub async fn watch(
     checks: &[HealthCheck],
+    restarts: Option<&RestartWatch>,
     env: &[(String, String)],
     for_duration: Duration,
     every: Duration,
 ) -> Result<(), HealthError> {
-    if checks.is_empty() {
+    if checks.is_empty() && restarts.is_none() {
         return Ok(());
     }
     let client = client(checks)?;
@@ -447,6 +451,9 @@ pub async fn watch(
         tokio::time::sleep(every.min(left)).await;
         for c in checks {
             check_once(c, &client, env).await?;
+        }
+        if let Some(r) = restarts {
+            r.check(env).await?;
         }
         rounds += 1;
     }

@@ -21,6 +21,7 @@ pub mod names;
 pub mod pack;
 pub mod process;
 pub mod publish;
+pub mod restarts;
 pub mod rollout;
 pub mod serve;
 pub mod services;

@@ -461,3 +461,47 @@ fn a_root_managed_by_the_seed_scripts_is_taken_over_in_place() {
     assert_eq!(left, ["1.2.0", "current", "v1.0.0"]);
     assert!(app.staging_leftovers().is_empty());
 }
+
+/// A release whose server keeps dying and being started again by its supervisor (as
+/// systemd's Restart= would) can pass a forgiving health check; the supervisor's
+/// restart counter gives it away, during the bake period as right after the restart.
+#[test]
+fn a_crash_looping_release_is_caught_by_the_restart_counter() {
+    let app = App::new("bake = \"5s\"");
+    let cfg = std::fs::read_to_string(&app.config).unwrap();
+    let restart = fixtures().join("app/restart.sh");
+    let plain = format!(
+        "restart = [\"{}\", \"{}\"]",
+        restart.display(),
+        app.root.display()
+    );
+    assert!(cfg.contains(&plain), "{cfg}");
+    let supervised = format!(
+        "restart = [\"{}\", \"{}\", \"--supervised\"]\nrestart_count = [\"cat\", \"{}/data/restarts\"]",
+        restart.display(),
+        app.root.display(),
+        app.root.display()
+    );
+    std::fs::write(&app.config, cfg.replace(&plain, &supervised)).unwrap();
+
+    ok(&app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "")));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    // 1.1.0's server dies 1.5 s after each start and is started again 0.2 s later.
+    let out = app.deploy("1.1.0", &release_tarball(app.tmp(), "1.1.0", "dies"));
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("restarted") && err.contains("by its supervisor"),
+        "{err}"
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let s = json(&app.run(&["status", "--json"]));
+    assert!(
+        s["blocked"]["1.1.0"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("supervisor")),
+        "{s}"
+    );
+}

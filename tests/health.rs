@@ -170,6 +170,7 @@ retries = 0
     // The bake period re-runs them and passes while the server stays healthy.
     health::watch(
         &cs,
+        None,
         &[],
         Duration::from_millis(150),
         Duration::from_millis(50),
@@ -334,6 +335,7 @@ async fn watch_fails_when_the_app_dies_during_the_bake() {
         async move {
             health::watch(
                 &cs,
+                None,
                 &[],
                 Duration::from_secs(600),
                 Duration::from_millis(20),
