@@ -305,14 +305,7 @@ fn a_killed_pending_activation_is_rolled_back_and_blocked() {
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
-    let s = json(&app.run(&["status", "--json"]));
-    assert!(
-        s["blocked"]["1.1.0"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("interrupted"),
-        "{s}"
-    );
+    app.assert_blocked("1.1.0", "interrupted");
 }
 
 #[test]
@@ -400,8 +393,7 @@ fn a_crash_during_the_bake_period_still_rolls_back() {
     assert!(stderr(&out).contains("bake"), "{}", stderr(&out));
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
-    let s = json(&app.run(&["status", "--json"]));
-    assert!(s["blocked"]["1.1.0"].is_object(), "{s}");
+    app.assert_blocked("1.1.0", "bake");
 }
 
 #[test]

@@ -91,14 +91,7 @@ fn failing_health_check_rolls_back_and_blocks() {
     );
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
-    let s = json(&app.run(&["status", "--json"]));
-    assert!(
-        s["blocked"]["1.2.0"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("health"),
-        "{s}"
-    );
+    app.assert_blocked("1.2.0", "health");
     let log = std::fs::read_to_string(app.root.join("logs/releases.log")).unwrap();
     assert!(log.contains("[deploy] 1.2.0 FAILED"), "{log}");
 }
@@ -497,11 +490,5 @@ fn a_crash_looping_release_is_caught_by_the_restart_counter() {
     );
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
-    let s = json(&app.run(&["status", "--json"]));
-    assert!(
-        s["blocked"]["1.1.0"]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("supervisor")),
-        "{s}"
-    );
+    app.assert_blocked("1.1.0", "supervisor");
 }

@@ -130,6 +130,16 @@ interval = "100ms"
             .map(|p| p.display().to_string())
     }
 
+    /// `status --json` lists `version` as blocked, for a reason that mentions `why`.
+    pub fn assert_blocked(&self, version: &str, why: &str) {
+        let s = json(&self.run(&["status", "--json"]));
+        let reason = s["blocked"][version]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(why),
+            "{version} not blocked for {why:?}: {s}"
+        );
+    }
+
     /// What the running fixture server says on /health.
     pub fn health_body(&self) -> Option<String> {
         use std::io::{Read, Write};
