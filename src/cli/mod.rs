@@ -156,6 +156,7 @@ pub struct RollbackArgs {
     /// Version to switch to (default: the previous release).
     #[arg(long)]
     pub version: Option<Version>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -168,6 +169,7 @@ pub struct PruneArgs {
     /// Show what would be removed without removing it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -181,8 +183,10 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
+    /// Where to write the secret key (mode 0600; keep it in a CI secret, never in git).
     #[arg(long, value_name = "F")]
     pub secret_key: PathBuf,
+    /// Where to write the public key (its second line goes in agents' public_keys).
     #[arg(long, value_name = "F")]
     pub public_key: PathBuf,
     /// Encrypt the secret key with the password in this environment variable.
@@ -197,8 +201,10 @@ pub struct KeygenArgs {
 pub struct PackArgs {
     /// Directory holding the release contents (bin/, assets/, ...).
     pub dir: PathBuf,
+    /// Version to pack (semver; written to the tarball's VERSION file).
     #[arg(long)]
     pub version: Version,
+    /// Tarball to write (.tar.gz).
     #[arg(long, value_name = "F")]
     pub output: PathBuf,
 }
@@ -227,8 +233,10 @@ pub struct PublishArgs {
     /// Registry: file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "R")]
     pub registry: String,
+    /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
     #[arg(long, value_name = "A")]
     pub app: AppName,
+    /// Version of the release (semver; a leading 'v' is accepted).
     #[arg(long, value_name = "V")]
     pub version: Version,
     /// Release tarball; repeat with --target for several targets.
@@ -246,7 +254,7 @@ pub struct PublishArgs {
     /// Staged rollout: share of the fleet (0-100) that may take it.
     #[arg(long, value_name = "PERCENT")]
     pub rollout: Option<u8>,
-    /// Channel document validity (default 30d).
+    /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
     #[command(flatten)]
@@ -255,8 +263,10 @@ pub struct PublishArgs {
 
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "R")]
     pub registry: String,
+    /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
     #[arg(long, value_name = "A")]
     pub app: AppName,
     /// Release to point the channel at.
@@ -279,6 +289,7 @@ pub struct PromoteArgs {
     /// Time-based waves, e.g. "0s=10,1h=50,1d=100" (from publish time + offset, that share).
     #[arg(long, value_name = "WAVES", conflicts_with = "rollout")]
     pub waves: Option<String>,
+    /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
     #[command(flatten)]
@@ -287,17 +298,22 @@ pub struct PromoteArgs {
 
 #[derive(Debug, Args)]
 pub struct YankArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "R")]
     pub registry: String,
+    /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
     #[arg(long, value_name = "A")]
     pub app: AppName,
+    /// Channel whose document lists the yanked version (machines on it leave it).
     #[arg(long, value_name = "C")]
     pub channel: Channel,
+    /// Version no machine on the channel may run.
     #[arg(long, value_name = "V")]
     pub version: Version,
     /// Why it is yanked (shown by `updraft why` on every machine).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
     #[command(flatten)]
@@ -312,13 +328,16 @@ pub enum RegistryCommand {
 
 #[derive(Debug, Args)]
 pub struct RegistryVerifyArgs {
+    /// Registry: file:///path or s3://bucket/prefix (an audit lists it, which plain HTTP cannot).
     #[arg(long, value_name = "R")]
     pub registry: String,
+    /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
     #[arg(long, value_name = "A")]
     pub app: AppName,
     /// Trusted public key file; repeat for several.
     #[arg(long, value_name = "F", required = true)]
     pub public_key: Vec<PathBuf>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
