@@ -40,19 +40,30 @@ impl RootLock {
             .open(path)
             .map_err(io_err)?;
         let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(RootLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
-            }
-            if start.elapsed() >= timeout {
-                return Err(LockError::Busy {
-                    path: path.display().to_string(),
-                    waited: start.elapsed(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if lock_within(&file, timeout).map_err(io_err)? {
+            Ok(RootLock { _file: file })
+        } else {
+            Err(LockError::Busy {
+                path: path.display().to_string(),
+                waited: start.elapsed(),
+            })
         }
+    }
+}
+
+/// Take an exclusive lock on `file` (a file or a directory), waiting up to `timeout`:
+/// `Ok(false)` when someone else still holds it. Polls, so the wait stays bounded.
+pub fn lock_within(file: &File, timeout: Duration) -> std::io::Result<bool> {
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        if start.elapsed() >= timeout {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -471,6 +471,9 @@ async fn set_channel(
     })?;
     manifest::verify_release(&rbytes, &rsig, &signer.trusted, u.app, u.version)?;
 
+    let _lock = store
+        .lock_for_update(&manifest::channel_key(u.app, u.channel))
+        .await?;
     let current = current_channel(store, signer, u.app, u.channel).await?;
     let (sequence, yanked) = match &current {
         Some(c) => (c.sequence + 1, c.yanked.clone()),
@@ -581,6 +584,9 @@ pub async fn yank(
     req: YankRequest,
     now: SystemTime,
 ) -> Result<ChannelDoc, PublishError> {
+    let _lock = store
+        .lock_for_update(&manifest::channel_key(&req.app, &req.channel))
+        .await?;
     let mut doc = current_channel(store, signer, &req.app, &req.channel)
         .await?
         .ok_or_else(|| PublishError::Missing {

@@ -453,3 +453,49 @@ fn flip(p: &Path) {
     b[i] ^= 0x20;
     fs::write(p, b).unwrap();
 }
+
+/// Channel changes are read-modify-write; publishers running at once must not lose one
+/// another's changes (a lost yank would put a quarantined version back in reach).
+#[test]
+fn concurrent_yanks_on_one_channel_are_all_kept() {
+    let r = Reg::new();
+    let versions: Vec<String> = (0..8).map(|i| format!("1.{i}.0")).collect();
+    for v in &versions {
+        let a = r.artifact(&format!("{v}.tar.gz"), format!("release {v}").as_bytes());
+        assert_ok(&r.publish(v, &a, &[]));
+    }
+    let a = r.artifact("2.0.0.tar.gz", b"release 2.0.0");
+    assert_ok(&r.publish("2.0.0", &a, &["--channel", "prod"]));
+
+    let url = r.url();
+    let key = r.p("k.key");
+    let children: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            Command::new(BIN)
+                .args(["yank", "--registry", &url, "--app", "demo"])
+                .args(["--channel", "prod", "--version", v])
+                .arg("--secret-key")
+                .arg(&key)
+                .env_remove("UPDRAFT_KEY_PASSWORD")
+                .env_remove("UPDRAFT_CONFIG")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert_ok(&c.wait_with_output().unwrap());
+    }
+    let prod = r.channel("prod");
+    let yanked: Vec<&str> = prod["yanked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|y| y["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(yanked, versions, "{prod}");
+    assert_eq!(prod["sequence"], 1 + versions.len(), "{prod}");
+    assert_ok(&r.verify());
+}

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{Body, FetchRequest, Fetched, Transport, TransportError};
+use super::{Body, FetchRequest, Fetched, Transport, TransportError, UpdateLock};
+
+/// How long a publisher waits for another one changing the same channel documents.
+const UPDATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::fsutil;
 
 const FILE_MODE: u32 = 0o644;
@@ -251,6 +254,36 @@ impl super::Store for FileRegistry {
                 location: this.location(&k),
                 message: format!("copying {}: {e}", src.display()),
             })
+        })
+        .await
+        .map_err(|e| TransportError::Io {
+            location: self.location(key),
+            message: e.to_string(),
+        })?
+    }
+
+    /// An flock on the directory holding `key`: no lock file appears in the web root,
+    /// and the kernel releases it if the publisher dies.
+    async fn lock_for_update(&self, key: &str) -> Result<UpdateLock, TransportError> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let this = FileRegistry::new(self.root.clone());
+        let k = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            this.make_dirs(&dir).map_err(|e| this.io_err(&k, e))?;
+            let f = File::open(&dir).map_err(|e| this.io_err(&k, e))?;
+            match crate::lock::lock_within(&f, UPDATE_LOCK_WAIT) {
+                Ok(true) => Ok(UpdateLock::holding(f)),
+                Ok(false) => Err(TransportError::Io {
+                    location: this.location(&k),
+                    message: format!(
+                        "another publisher has been changing {} for over {}s; try again when it finishes",
+                        dir.display(),
+                        UPDATE_LOCK_WAIT.as_secs()
+                    ),
+                }),
+                Err(e) => Err(this.io_err(&k, e)),
+            }
         })
         .await
         .map_err(|e| TransportError::Io {

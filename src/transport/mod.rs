@@ -187,6 +187,26 @@ pub trait Store: Transport {
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), TransportError>;
     /// Keys under `prefix` (recursively), sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError>;
+    /// Keep other publishers from changing `key` until the guard is dropped, around a
+    /// read-modify-write of a channel document (a concurrent yank must not be lost to
+    /// a promotion). Stores that cannot lock return an empty guard: S3 has no lock, so
+    /// concurrent channel changes there are last-writer-wins (serialise them in CI).
+    async fn lock_for_update(&self, key: &str) -> Result<UpdateLock, TransportError> {
+        let _ = key;
+        Ok(UpdateLock::default())
+    }
+}
+
+/// Held by [`Store::lock_for_update`]; the lock goes with it (or with the process).
+#[derive(Debug, Default)]
+pub struct UpdateLock {
+    _held: Option<std::fs::File>,
+}
+
+impl UpdateLock {
+    pub fn holding(file: std::fs::File) -> UpdateLock {
+        UpdateLock { _held: Some(file) }
+    }
 }
 
 /// Settings shared by every scheme, from the config file and environment.
