@@ -110,15 +110,21 @@ retries = 0
     };
 
     // Calibrate: how long one full deploy takes here (not asserted, only to spread kills).
-    let t0 = Instant::now();
-    let out = deploy("1.0.0").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let full = t0.elapsed().max(Duration::from_millis(100));
-    assert_consistent(&root, "after first deploy");
+    // The quicker of two: the first pays one-off costs (page cache, the fixture's own
+    // writes still being flushed) and would push most kill points past the end.
+    let mut full = Duration::MAX;
+    for v in ["1.0.0", "1.0.1"] {
+        let t0 = Instant::now();
+        let out = deploy(v).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        full = full.min(t0.elapsed());
+        assert_consistent(&root, &format!("after calibration deploy {v}"));
+    }
+    let full = full.max(Duration::from_millis(100));
 
     let points = 24;
     let mut killed = 0;
@@ -154,8 +160,9 @@ retries = 0
             String::from_utf8_lossy(&st.stderr)
         );
     }
+    // Rollbacks are quick and often finish before their kill; most deploys must not.
     assert!(
-        killed >= points / 2,
+        killed >= points / 3,
         "only {killed} of {points} runs were killed mid-way"
     );
 

@@ -260,23 +260,8 @@ fn artifact_url_streams_from_a_loopback_http_server() {
     std::fs::create_dir_all(&www).unwrap();
     let t = release_tarball(app.tmp(), "2.0.0", "");
     std::fs::copy(&t, www.join("app-2.0.0.tar.gz")).unwrap();
-    let port = free_port();
-    let mut server = std::process::Command::new(bin())
-        .args([
-            "serve",
-            www.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let url = format!("http://127.0.0.1:{port}/app-2.0.0.tar.gz");
+    let (mut server, base) = spawn_serve(&www);
+    let url = format!("{base}/app-2.0.0.tar.gz");
     let out = app.run(&[
         "deploy",
         "--version",
@@ -291,7 +276,7 @@ fn artifact_url_streams_from_a_loopback_http_server() {
         "--version",
         "2.0.1",
         "--artifact-url",
-        &format!("http://127.0.0.1:{port}/nope.tar.gz"),
+        &format!("{base}/nope.tar.gz"),
     ]);
     let _ = server.kill();
     let _ = server.wait();
@@ -475,7 +460,10 @@ fn a_crash_looping_release_is_caught_by_the_restart_counter() {
         app.root.display(),
         app.root.display()
     );
-    std::fs::write(&app.config, cfg.replace(&plain, &supervised)).unwrap();
+    // Checks patient enough to see each restarted server come back: what fails the
+    // release must be the supervisor's count, not a check that gave up.
+    let cfg = cfg.replace(&plain, &supervised);
+    std::fs::write(&app.config, cfg.replace("retries = 20", "retries = 50")).unwrap();
 
     ok(&app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "")));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));

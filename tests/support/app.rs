@@ -14,12 +14,48 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// A free loopback port (bound then released; good enough for tests).
+/// A port for a server that binds it later (the fixture app reads it from its config).
+///
+/// Probing with `bind(0)` would hand out a port from the kernel's ephemeral range
+/// (32768 and up by default), where any other test's `bind(0)` or outgoing connection
+/// can take it before our server binds it. Ports below that range are never handed out
+/// by the kernel; the counter keeps the tests of one binary apart, and whatever else
+/// on the machine holds a port is skipped by the bind check.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries run one after another; the pid spreads them anyway.
+    let base = 20_000 + (std::process::id() % 20) * 500;
+    for _ in 0..500 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 500;
+        let port = u16::try_from(base + n).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {base}..{}", base + 500);
+}
+
+/// Run `updraft serve DIR` on a port of its own choosing; returns the child and its
+/// base URL (`http://127.0.0.1:PORT`), read from the line it prints once listening.
+pub fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let Some(base) = first.split(" on ").nth(1).map(str::trim).map(String::from) else {
+        let _ = child.kill();
+        panic!("updraft serve did not say where it listens: {first:?}");
+    };
+    // Keep draining, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, base)
 }
 
 /// Build a release tarball of the fixture app at `out/<version>.tar.gz`.

@@ -48,7 +48,9 @@ impl Nginx {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // nginx writes its pid file only once it has bound the port: before
+                // that, a connection could reach another test's server on that port.
+                if p.join("nginx.pid").exists() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Nginx {
                         base: format!("http://127.0.0.1:{port}"),
                         child,
@@ -78,6 +80,19 @@ impl Nginx {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// The access log once it has at least `n` lines (nginx writes a line after the
+    /// response has gone out, so a client can finish before its line is there).
+    pub fn access_log_with(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.access_log();
+            if log.len() >= n || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn error_log(&self) -> String {

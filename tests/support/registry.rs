@@ -43,23 +43,7 @@ impl Registry {
             .unwrap()
             .trim()
             .to_string();
-        let port = free_port();
-        let server = Command::new(bin())
-            .args([
-                "serve",
-                dir.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
+        let (server, http) = spawn_serve(&dir);
         Registry {
             url: format!("file://{}", dir.display()),
             dir,
@@ -67,7 +51,7 @@ impl Registry {
             public,
             pubkey_line,
             server: Some(server),
-            http: format!("http://127.0.0.1:{port}"),
+            http,
         }
     }
 
