@@ -443,9 +443,10 @@ fn a_move_back_that_failed_to_download_is_retried() {
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("2.0.0"));
     // The operator moves prod back to 1.0.0, but its artifact is damaged in transit.
-    let art = reg
-        .dir
-        .join("demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz");
+    let art = reg.dir.join(format!(
+        "demo/releases/1.0.0/demo-1.0.0-{}-linux.tar.gz",
+        std::env::consts::ARCH
+    ));
     let good = std::fs::read(&art).unwrap();
     let mut bad = good.clone();
     let last = bad.len() - 1;
