@@ -53,6 +53,13 @@ pub enum DeployError {
         #[source]
         source: UnpackError,
     },
+    #[error("cannot write {path} while installing {location}: {source}; {}; nothing was installed and `current` is unchanged", write_hint(.source))]
+    Write {
+        location: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("checksum mismatch for {location}: expected sha256 {expected}, got {actual}; the download is corrupt or tampered with, nothing was installed")]
     Checksum {
         location: String,
@@ -115,6 +122,19 @@ impl DeployError {
             DeployError::BadSha(_) => exit::USAGE,
             _ => exit::ERROR,
         }
+    }
+}
+
+/// What to do about a failed write under releases/: the disk, not the tarball.
+fn write_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "the filesystem holding releases/ is full: free space (`updraft prune --keep 2` removes old releases) and try again"
+        }
+        std::io::ErrorKind::FileTooLarge => {
+            "a file size limit applies (ulimit -f, or LimitFSIZE= in the unit): lift it and try again"
+        }
+        _ => "check the free space and permissions of the releases/ directory",
     }
 }
 
@@ -324,6 +344,12 @@ impl<'a> Pipeline<'a> {
             );
             match unpack::unpack_tar_gz(&mut hr, &target, &limits) {
                 Ok(_) => Ok(hr.finish()),
+                // Our disk failed us, not the tarball: not a verification failure.
+                Err(UnpackError::Io { path, source }) => Err(DeployError::Write {
+                    location: loc,
+                    path,
+                    source,
+                }),
                 Err(source) => Err(DeployError::Unpack {
                     location: loc,
                     source,

@@ -480,3 +480,53 @@ fn a_crash_looping_release_is_caught_by_the_restart_counter() {
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
     app.assert_blocked("1.1.0", "supervisor");
 }
+
+/// A write that fails while unpacking (here a file-size limit, as `LimitFSIZE=` or a
+/// full disk would) is the machine's problem, not the tarball's: exit 1, not 5, with
+/// what to do, no staging left behind, and `current` where it was.
+#[test]
+fn a_failed_write_while_unpacking_is_not_blamed_on_the_tarball() {
+    use std::os::unix::process::CommandExt;
+    let app = App::new("");
+    ok(&app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "")));
+    let tree = app.tmp().join("big");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("VERSION"), "2.0.0\n").unwrap();
+    std::fs::write(tree.join("bin/blob"), vec![7u8; 4 << 20]).unwrap();
+    let tarball = app.tmp().join("big.tar.gz");
+    tar_gz(&tree, &tarball);
+
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("--config")
+        .arg(&app.config)
+        .args(["deploy", "--version", "2.0.0", "--artifact-path"])
+        .arg(&tarball);
+    // SAFETY: only async-signal-safe calls between fork and exec. An ignored SIGXFSZ
+    // stays ignored across exec, so a write past the limit fails with EFBIG.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 20,
+                rlim_max: 1 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write ./bin/blob")
+            && err.contains("file size limit")
+            && err.contains("`current` is unchanged"),
+        "{err}"
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(app.staging_leftovers().is_empty());
+    assert!(!app.root.join("releases/2.0.0").exists());
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
