@@ -164,11 +164,7 @@ impl Agent {
         } else {
             self.limit()
         };
-        let req = FetchRequest {
-            key: key.to_string(),
-            limit,
-            ..Default::default()
-        };
+        let req = FetchRequest::whole(key, limit);
         match self
             .with_timeout(
                 key,

@@ -143,11 +143,7 @@ pub async fn hash_object(
     key: &str,
     limit: u64,
 ) -> Result<Option<(String, u64)>, TransportError> {
-    let req = FetchRequest {
-        key: key.to_string(),
-        limit,
-        ..Default::default()
-    };
+    let req = FetchRequest::whole(key, limit);
     let mut body = match t.fetch(&req).await {
         Ok(Fetched::Body(b)) => b,
         Ok(Fetched::NotModified) => {
@@ -198,7 +194,18 @@ async fn load_signed(
     signer: &Signer<'_>,
     key: &str,
 ) -> Result<Option<(Vec<u8>, Option<String>)>, PublishError> {
-    let Some(bytes) = store.get(key, MAX_DOCUMENT_BYTES).await? else {
+    Ok(load_signed_tagged(store, signer, key)
+        .await?
+        .map(|(bytes, sig, _)| (bytes, sig)))
+}
+
+/// [`load_signed`], with the document's ETag for a conditional rewrite.
+async fn load_signed_tagged(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    key: &str,
+) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, PublishError> {
+    let Some((bytes, etag)) = store.get_tagged(key, MAX_DOCUMENT_BYTES).await? else {
         return Ok(None);
     };
     let sig_key = manifest::sig_key(key);
@@ -212,7 +219,7 @@ async fn load_signed(
                 why: e.to_string(),
             })?;
     }
-    Ok(Some((bytes, sig)))
+    Ok(Some((bytes, sig, etag)))
 }
 
 async fn put_signed(
@@ -420,8 +427,27 @@ pub async fn current_channel(
     app: &AppName,
     channel: &Channel,
 ) -> Result<Option<ChannelDoc>, PublishError> {
+    Ok(current_channel_tagged(store, signer, app, channel)
+        .await?
+        .map(|(doc, _)| doc))
+}
+
+/// What a channel document's rewrite must find in its place.
+enum Prior {
+    Absent,
+    Tagged(String),
+    /// The store gave no ETag: the write cannot be conditional.
+    Untagged,
+}
+
+async fn current_channel_tagged(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+) -> Result<Option<(ChannelDoc, Prior)>, PublishError> {
     let key = manifest::channel_key(app, channel);
-    let Some((bytes, sig)) = load_signed(store, signer, &key).await? else {
+    let Some((bytes, sig, etag)) = load_signed_tagged(store, signer, &key).await? else {
         return Ok(None);
     };
     if sig.is_none() {
@@ -437,7 +463,69 @@ pub async fn current_channel(
             why: format!("is signed for {}/{}", doc.app, doc.channel),
         });
     }
-    Ok(Some(doc))
+    Ok(Some((doc, etag.map_or(Prior::Untagged, Prior::Tagged))))
+}
+
+/// How many times a channel change starts over after losing a race to another
+/// publisher before giving up.
+const CHANNEL_CHANGE_ATTEMPTS: u32 = 6;
+
+/// Read-modify-write of one channel document: `change` makes the next document from
+/// the current one (pure), and it is written only if the channel is still as read
+/// (a `file://` lock, or an S3 conditional write). On a lost race it starts over from
+/// the winner's document, so a concurrent yank is never lost to a promotion.
+async fn change_channel(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+    now: SystemTime,
+    mut change: impl FnMut(Option<ChannelDoc>) -> Result<ChannelDoc, PublishError>,
+) -> Result<ChannelDoc, PublishError> {
+    let key = manifest::channel_key(app, channel);
+    let mut lost = 0u32;
+    loop {
+        let _lock = store.lock_for_update(&key).await?;
+        let current = match current_channel_tagged(store, signer, app, channel).await {
+            Ok(c) => c,
+            // Just after a lost race, the winner may not have written its signature yet.
+            Err(PublishError::UntrustedExisting { .. })
+                if lost > 0 && lost < CHANNEL_CHANGE_ATTEMPTS =>
+            {
+                lost += 1;
+                race_pause(lost).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (doc, prior) = match current {
+            Some((doc, prior)) => (Some(doc), prior),
+            None => (None, Prior::Absent),
+        };
+        let next = change(doc)?;
+        match write_channel(store, signer, &next, now, prior).await {
+            Err(PublishError::Transport(TransportError::Conflict { .. }))
+                if lost + 1 < CHANNEL_CHANGE_ATTEMPTS =>
+            {
+                lost += 1;
+                tracing::warn!(%key, "another publisher changed the channel first: starting over from its version");
+                race_pause(lost).await;
+            }
+            Err(PublishError::Transport(TransportError::Conflict { location })) => {
+                return Err(PublishError::Invalid(format!(
+                    "{location} kept changing under this command ({lost} tries): another publisher is changing channel {channel}; run this again when it is done"
+                )))
+            }
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(next),
+        }
+    }
+}
+
+/// A short, growing, jittered pause between attempts of racing publishers.
+async fn race_pause(attempt: u32) {
+    let ms = 100 * u64::from(attempt) + fastrand::u64(0..100);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 struct ChannelUpdate<'a> {
@@ -471,36 +559,33 @@ async fn set_channel(
     })?;
     manifest::verify_release(&rbytes, &rsig, &signer.trusted, u.app, u.version)?;
 
-    let _lock = store
-        .lock_for_update(&manifest::channel_key(u.app, u.channel))
-        .await?;
-    let current = current_channel(store, signer, u.app, u.channel).await?;
-    let (sequence, yanked) = match &current {
-        Some(c) => (c.sequence + 1, c.yanked.clone()),
-        None => (1, Vec::new()),
-    };
-    if let Some(y) = yanked.iter().find(|y| &y.version == u.version) {
-        return Err(PublishError::PromoteYanked {
-            channel: u.channel.to_string(),
-            version: u.version.to_string(),
-            reason: y.reason.clone(),
-        });
-    }
-    let doc = ChannelDoc {
-        schema_version: SCHEMA_VERSION,
-        kind: "channel".into(),
-        app: u.app.clone(),
-        channel: u.channel.clone(),
-        version: u.version.clone(),
-        sequence,
-        issued: manifest::format_time(now),
-        expires: manifest::format_time(now + u.expires_in),
-        rollout: u.rollout,
-        yanked,
-        notes: u.notes,
-    };
-    write_channel(store, signer, &doc, now).await?;
-    Ok(doc)
+    change_channel(store, signer, u.app, u.channel, now, |current| {
+        let (sequence, yanked) = match current {
+            Some(c) => (c.sequence + 1, c.yanked),
+            None => (1, Vec::new()),
+        };
+        if let Some(y) = yanked.iter().find(|y| &y.version == u.version) {
+            return Err(PublishError::PromoteYanked {
+                channel: u.channel.to_string(),
+                version: u.version.to_string(),
+                reason: y.reason.clone(),
+            });
+        }
+        Ok(ChannelDoc {
+            schema_version: SCHEMA_VERSION,
+            kind: "channel".into(),
+            app: u.app.clone(),
+            channel: u.channel.clone(),
+            version: u.version.clone(),
+            sequence,
+            issued: manifest::format_time(now),
+            expires: manifest::format_time(now + u.expires_in),
+            rollout: u.rollout.clone(),
+            yanked,
+            notes: u.notes.clone(),
+        })
+    })
+    .await
 }
 
 async fn write_channel(
@@ -508,12 +593,24 @@ async fn write_channel(
     signer: &Signer<'_>,
     doc: &ChannelDoc,
     now: SystemTime,
+    prior: Prior,
 ) -> Result<(), PublishError> {
     let key = manifest::channel_key(&doc.app, &doc.channel);
     let bytes = doc.to_bytes();
     // Never write what an agent would refuse.
     manifest::parse_channel(&bytes, &key)?;
-    put_signed(store, signer, &key, bytes, now).await
+    let sig = signer.sign(&bytes, &key, now)?;
+    // Document first, signature last, as put_signed; the document only if nobody
+    // changed it since it was read.
+    match prior {
+        Prior::Absent => store.put_if_unchanged(&key, bytes, None).await?,
+        Prior::Tagged(etag) => store.put_if_unchanged(&key, bytes, Some(&etag)).await?,
+        Prior::Untagged => store.put(&key, bytes).await?,
+    }
+    store
+        .put(&manifest::sig_key(&key), sig.into_bytes())
+        .await?;
+    Ok(())
 }
 
 /// Which release a promotion points the channel at.
@@ -584,21 +681,6 @@ pub async fn yank(
     req: YankRequest,
     now: SystemTime,
 ) -> Result<ChannelDoc, PublishError> {
-    let _lock = store
-        .lock_for_update(&manifest::channel_key(&req.app, &req.channel))
-        .await?;
-    let mut doc = current_channel(store, signer, &req.app, &req.channel)
-        .await?
-        .ok_or_else(|| PublishError::Missing {
-            what: manifest::channel_key(&req.app, &req.channel),
-            hint: "nothing to yank from: the channel was never published".into(),
-        })?;
-    if doc.version == req.version {
-        return Err(PublishError::YankCurrent {
-            channel: req.channel.to_string(),
-            version: req.version.to_string(),
-        });
-    }
     let rkey = manifest::release_key(&req.app, &req.version);
     if store.get(&rkey, MAX_DOCUMENT_BYTES).await?.is_none() {
         return Err(PublishError::Missing {
@@ -612,19 +694,31 @@ pub async fn yank(
     let reason = req
         .reason
         .unwrap_or_else(|| "yanked by the publisher".to_string());
-    match doc.yanked.iter_mut().find(|y| y.version == req.version) {
-        Some(y) => y.reason = reason,
-        None => doc.yanked.push(Yanked {
-            version: req.version.clone(),
-            reason,
-        }),
-    }
-    doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
-    doc.sequence += 1;
-    doc.issued = manifest::format_time(now);
-    doc.expires = manifest::format_time(now + req.expires_in);
-    write_channel(store, signer, &doc, now).await?;
-    Ok(doc)
+    change_channel(store, signer, &req.app, &req.channel, now, |current| {
+        let mut doc = current.ok_or_else(|| PublishError::Missing {
+            what: manifest::channel_key(&req.app, &req.channel),
+            hint: "nothing to yank from: the channel was never published".into(),
+        })?;
+        if doc.version == req.version {
+            return Err(PublishError::YankCurrent {
+                channel: req.channel.to_string(),
+                version: req.version.to_string(),
+            });
+        }
+        match doc.yanked.iter_mut().find(|y| y.version == req.version) {
+            Some(y) => y.reason = reason.clone(),
+            None => doc.yanked.push(Yanked {
+                version: req.version.clone(),
+                reason: reason.clone(),
+            }),
+        }
+        doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
+        doc.sequence += 1;
+        doc.issued = manifest::format_time(now);
+        doc.expires = manifest::format_time(now + req.expires_in);
+        Ok(doc)
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

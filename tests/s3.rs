@@ -852,3 +852,143 @@ async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missin
     );
     assert_eq!(agent.current().as_deref(), Some("1.0.0"));
 }
+
+/// Another publisher: every call goes to the real store, but the first conditional
+/// write of a channel document is preceded by a yank of its own, as if a second CI
+/// job had changed the channel between our read and our write.
+struct RacingPublisher<'a> {
+    inner: Box<dyn Store>,
+    signer: &'a updraft::publish::Signer<'a>,
+    raced: std::sync::atomic::AtomicU32,
+    conditional_writes: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Transport for RacingPublisher<'_> {
+    async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, TransportError> {
+        self.inner.fetch(req).await
+    }
+    fn location(&self, key: &str) -> String {
+        self.inner.location(key)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RacingPublisher<'_> {
+    async fn get(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        self.inner.get(key, limit).await
+    }
+    async fn get_tagged(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+        self.inner.get_tagged(key, limit).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.inner.put(key, bytes).await
+    }
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), TransportError> {
+        self.inner.put_file(key, path).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
+        self.inner.list(prefix).await
+    }
+    async fn put_if_unchanged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<(), TransportError> {
+        use std::sync::atomic::Ordering;
+        self.conditional_writes.fetch_add(1, Ordering::SeqCst);
+        if self.raced.fetch_add(1, Ordering::SeqCst) == 0 {
+            updraft::publish::yank(
+                self.inner.as_ref(),
+                self.signer,
+                yank_request("1.0.0", "found by the other job"),
+                std::time::SystemTime::now(),
+            )
+            .await
+            .unwrap();
+        }
+        self.inner.put_if_unchanged(key, bytes, expected).await
+    }
+}
+
+fn yank_request(version: &str, reason: &str) -> updraft::publish::YankRequest {
+    updraft::publish::YankRequest {
+        app: "demo".parse().unwrap(),
+        channel: "prod".parse().unwrap(),
+        version: version.parse().unwrap(),
+        reason: Some(reason.into()),
+        expires_in: std::time::Duration::from_secs(3600),
+    }
+}
+
+/// Channel changes are read-modify-write and a bucket has no lock: the channel
+/// document is written with If-Match on the ETag that was read, a change that lost the
+/// race starts over from the winner's document, and both yanks are kept.
+#[tokio::test]
+async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
+    use std::sync::atomic::Ordering;
+    use updraft::publish::{self, PublishRequest, Signer};
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let store = open_store("s3://releases/registry", &server.options()).unwrap();
+    let (secret, _) = updraft::keys::generate(None).unwrap();
+    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
+    let signer = Signer::new(&key, vec![]);
+    let tmp = tempfile::tempdir().unwrap();
+    for (v, channel) in [("1.0.0", None), ("1.1.0", None), ("2.0.0", Some("prod"))] {
+        let art = tmp.path().join(format!("{v}.tar.gz"));
+        std::fs::write(&art, format!("release {v}")).unwrap();
+        publish::publish(
+            store.as_ref(),
+            &signer,
+            &PublishRequest {
+                app: "demo".parse().unwrap(),
+                version: v.parse().unwrap(),
+                artifacts: vec![("x86_64-linux".parse().unwrap(), art)],
+                channel: channel.map(|c| c.parse().unwrap()),
+                notes: None,
+                rollout: None,
+                expires_in: std::time::Duration::from_secs(3600),
+            },
+            std::time::SystemTime::now(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let racing = RacingPublisher {
+        inner: store,
+        signer: &signer,
+        raced: 0.into(),
+        conditional_writes: 0.into(),
+    };
+    let doc = publish::yank(
+        &racing,
+        &signer,
+        yank_request("1.1.0", "ours"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
+    // Ours was refused once (the other job's yank came first), then written.
+    assert_eq!(racing.conditional_writes.load(Ordering::SeqCst), 2);
+    let yanked: Vec<String> = doc.yanked.iter().map(|y| y.version.to_string()).collect();
+    assert_eq!(yanked, ["1.0.0", "1.1.0"]);
+    assert_eq!(doc.sequence, 3);
+    let stored = publish::current_channel(
+        racing.inner.as_ref(),
+        &signer,
+        &"demo".parse().unwrap(),
+        &"prod".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(stored.sequence, 3);
+    assert_eq!(stored.yanked.len(), 2);
+}

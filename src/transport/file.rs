@@ -207,17 +207,7 @@ impl Transport for FileRegistry {
 #[async_trait::async_trait]
 impl super::Store for FileRegistry {
     async fn get(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        let req = FetchRequest {
-            key: key.to_string(),
-            limit,
-            ..Default::default()
-        };
-        match self.fetch(&req).await {
-            Ok(Fetched::Body(body)) => Ok(Some(body.bytes(&self.location(key), limit).await?)),
-            Ok(Fetched::NotModified) => unreachable!("no validator was sent"),
-            Err(TransportError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.get_tagged(key, limit).await?.map(|(bytes, _)| bytes))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {

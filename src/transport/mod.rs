@@ -43,6 +43,9 @@ pub enum TransportError {
         detail: String,
         retry_after: Duration,
     },
+    /// A conditional write found the object changed since it was read.
+    #[error("{location} was changed by someone else while this command was changing it")]
+    Conflict { location: String },
     #[error("network error fetching {location}: {message}")]
     Network { location: String, message: String },
     #[error("timed out fetching {location} after {after:?}")]
@@ -134,6 +137,17 @@ pub struct FetchRequest {
     pub limit: u64,
 }
 
+impl FetchRequest {
+    /// An unconditional GET of the whole object, refused past `limit` bytes.
+    pub fn whole(key: &str, limit: u64) -> FetchRequest {
+        FetchRequest {
+            key: key.to_string(),
+            limit,
+            ..FetchRequest::default()
+        }
+    }
+}
+
 pub enum Fetched {
     NotModified,
     Body(Body),
@@ -187,13 +201,57 @@ pub trait Store: Transport {
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), TransportError>;
     /// Keys under `prefix` (recursively), sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError>;
+    /// The object's bytes and its ETag (when the store has one), or None if it does
+    /// not exist: what [`Store::put_if_unchanged`] compares against.
+    async fn get_tagged(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+        let fetched = self.fetch(&FetchRequest::whole(key, limit)).await;
+        whole_object(self.location(key), limit, fetched).await
+    }
+    /// Write `key` only if it is still what was read: `expected` is the ETag from
+    /// [`Store::get_tagged`], or None for "must not exist yet". A store that changed
+    /// in between answers [`TransportError::Conflict`] and nothing is written. Stores
+    /// without conditional writes write unconditionally (file:// serialises writers
+    /// with [`Store::lock_for_update`] instead).
+    async fn put_if_unchanged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<(), TransportError> {
+        let _ = expected;
+        self.put(key, bytes).await
+    }
     /// Keep other publishers from changing `key` until the guard is dropped, around a
     /// read-modify-write of a channel document (a concurrent yank must not be lost to
-    /// a promotion). Stores that cannot lock return an empty guard: S3 has no lock, so
-    /// concurrent channel changes there are last-writer-wins (serialise them in CI).
+    /// a promotion). Stores that cannot lock return an empty guard (S3 relies on
+    /// conditional writes, [`Store::put_if_unchanged`], instead).
     async fn lock_for_update(&self, key: &str) -> Result<UpdateLock, TransportError> {
         let _ = key;
         Ok(UpdateLock::default())
+    }
+}
+
+/// The answer to an unconditional GET as a whole object and its ETag; None for 404.
+pub(crate) async fn whole_object(
+    location: String,
+    limit: u64,
+    fetched: Result<Fetched, TransportError>,
+) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+    match fetched {
+        Ok(Fetched::Body(b)) => {
+            let etag = b.etag.clone();
+            Ok(Some((b.bytes(&location, limit).await?, etag)))
+        }
+        Ok(Fetched::NotModified) => Err(TransportError::Io {
+            location,
+            message: "answered 304 Not Modified to an unconditional GET".into(),
+        }),
+        Err(TransportError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -135,39 +135,61 @@ impl S3Registry {
     }
 
     async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), TransportError> {
+        self.put_bytes_if(key, bytes, None).await
+    }
+
+    /// PUT, optionally conditional: `Some(Some(etag))` sends If-Match, `Some(None)`
+    /// sends `If-None-Match: *` (S3 conditional writes; unsigned headers, so they need
+    /// no place in the presigned URL).
+    async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        condition: Option<Option<&str>>,
+    ) -> Result<(), TransportError> {
         let object = self.object_key(key)?;
         let url = self
             .bucket
             .put_object(self.credentials.as_ref(), &object)
             .sign(SIGN_FOR);
-        let rb = self
+        let mut rb = self
             .client
             .put(url)
             .header(header::CONTENT_TYPE, content_type(key))
             .body(bytes);
+        match condition {
+            Some(Some(etag)) => rb = rb.header(header::IF_MATCH, etag),
+            Some(None) => rb = rb.header(header::IF_NONE_MATCH, "*"),
+            None => {}
+        }
         let resp = self.send(rb, key).await?;
         if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.failure(resp, self.ctx(key, Op::Write)).await)
+            return Ok(());
         }
+        let status = resp.status().as_u16();
+        let err = self.failure(resp, self.ctx(key, Op::Write)).await;
+        // 412: the precondition failed; 409 ConditionalRequestConflict: a concurrent
+        // conditional write to the same key won.
+        let conflict = status == 412
+            || (status == 409 && err.to_string().contains("ConditionalRequestConflict"));
+        if condition.is_some() && conflict {
+            return Err(TransportError::Conflict {
+                location: self.location(key),
+            });
+        }
+        Err(err)
     }
 
-    async fn get_once(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        let req = FetchRequest {
-            key: key.to_string(),
-            limit,
-            ..FetchRequest::default()
-        };
-        match self.fetch_inner(&req, Op::Read).await {
-            Ok(Fetched::Body(body)) => Ok(Some(body.bytes(&self.location(key), limit).await?)),
-            Ok(Fetched::NotModified) => Err(TransportError::Io {
-                location: self.location(key),
-                message: "answered 304 Not Modified to an unconditional GET".into(),
-            }),
-            Err(TransportError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// The object and its ETag, or None.
+    async fn get_once(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+        let fetched = self
+            .fetch_inner(&FetchRequest::whole(key, limit), Op::Read)
+            .await;
+        super::whole_object(self.location(key), limit, fetched).await
     }
 
     async fn fetch_inner(&self, req: &FetchRequest, op: Op) -> Result<Fetched, TransportError> {
@@ -463,7 +485,7 @@ impl Transport for S3Registry {
 #[async_trait::async_trait]
 impl Store for S3Registry {
     async fn get(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        retrying(|| self.get_once(key, limit)).await
+        Ok(self.get_tagged(key, limit).await?.map(|(bytes, _)| bytes))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {
@@ -494,6 +516,24 @@ impl Store for S3Registry {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
         retrying(|| self.list_once(prefix)).await
+    }
+
+    async fn get_tagged(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+        retrying(|| self.get_once(key, limit)).await
+    }
+
+    async fn put_if_unchanged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<(), TransportError> {
+        let bytes = Bytes::from(bytes);
+        retrying(|| self.put_bytes_if(key, bytes.clone(), Some(expected))).await
     }
 }
 
