@@ -246,11 +246,16 @@ impl<'a> Pipeline<'a> {
                 pending.version
             );
             warn!(version = %pending.version, "{reason}; rolling back");
-            self.switch_to(pending.previous.as_ref())?;
+            let what =
+                self.switch_back(pending.previous.as_ref(), pending.previous_link.as_deref())?;
             let how = self
-                .bring_back(pending.previous.as_ref(), &pending.version)
+                .bring_back(
+                    pending.previous.as_ref(),
+                    pending.previous_link.is_some(),
+                    &pending.version,
+                )
                 .await;
-            info!("restored {}{how}", show(pending.previous.as_ref()));
+            info!("{what}{how}");
             state.block(&pending.version, reason.clone());
             state.last_operation = Some(op("recover", Some(&pending.version), false, &reason));
             self.log(&format!(
@@ -486,6 +491,44 @@ impl<'a> Pipeline<'a> {
         env
     }
 
+    /// The target of `current` when it points at something that is no release of ours
+    /// (a seed release named by a git hash or a date), so a failed activation can put
+    /// it back instead of leaving the app with no `current` at all.
+    fn unmanaged_current(&self) -> Option<String> {
+        let target = fs::read_link(self.root.current_link()).ok()?;
+        let resolved = self.root.releases().join(&target);
+        resolved
+            .is_dir()
+            .then(|| target.to_string_lossy().into_owned())
+    }
+
+    /// Undo a switch: back to the previous release, else to the unmanaged target
+    /// `current` had, else no `current` at all. Says which, for the operator.
+    fn switch_back(
+        &self,
+        previous: Option<&Version>,
+        previous_link: Option<&str>,
+    ) -> Result<String, DeployError> {
+        match (previous, previous_link) {
+            (Some(p), _) => {
+                self.switch_to(Some(p))?;
+                Ok(format!("switched back to {p}"))
+            }
+            (None, Some(raw)) => {
+                let link = self.root.current_link();
+                fsutil::replace_symlink(&link, Path::new(raw))
+                    .map_err(io_err("cannot switch current link", &link))?;
+                Ok(format!(
+                    "switched back to {raw} (a release updraft did not install)"
+                ))
+            }
+            (None, None) => {
+                self.switch_to(None)?;
+                Ok("removed the current link (there was no previous release)".into())
+            }
+        }
+    }
+
     /// Point `current` at `version`, or remove it when there is nothing to point at
     /// (a first release that failed: better no current than an unhealthy one).
     fn switch_to(&self, version: Option<&Version>) -> Result<(), DeployError> {
@@ -534,10 +577,15 @@ impl<'a> Pipeline<'a> {
         kind: Kind,
     ) -> Result<Activated, DeployError> {
         let previous = self.current()?;
+        let previous_link = match previous {
+            Some(_) => None,
+            None => self.unmanaged_current(),
+        };
         state.pending = Some(Pending {
             kind: kind.as_str().into(),
             version: version.clone(),
             previous: previous.clone(),
+            previous_link: previous_link.clone(),
             started_at: state::now_rfc3339(),
             bake_until: None,
         });
@@ -575,12 +623,12 @@ impl<'a> Pipeline<'a> {
             }
             Err(reason) => {
                 warn!(%version, "activation failed: {reason}; switching back to {}", show(previous.as_ref()));
-                self.switch_to(previous.as_ref())?;
-                let mut restored = match &previous {
-                    Some(p) => format!("switched back to {p}"),
-                    None => "removed the current link (there was no previous release)".into(),
-                };
-                restored.push_str(&self.bring_back(previous.as_ref(), version).await);
+                let mut restored = self.switch_back(previous.as_ref(), previous_link.as_deref())?;
+                restored.push_str(
+                    &self
+                        .bring_back(previous.as_ref(), previous_link.is_some(), version)
+                        .await,
+                );
                 state.pending = None;
                 state.last_health = Some(op("health", Some(version), false, &reason));
                 state.last_operation = Some(op(kind.as_str(), Some(version), false, &reason));
@@ -612,8 +660,15 @@ impl<'a> Pipeline<'a> {
 
     /// Restart the release we switched back to and confirm its health, so the
     /// operator learns whether the machine is serving at all. Returns a note for messages.
-    async fn bring_back(&self, restored: Option<&Version>, failed: &Version) -> String {
-        if restored.is_none() {
+    /// Restart and re-check what `current` was switched back to: a release of ours,
+    /// or (`unmanaged`) one updraft did not install.
+    async fn bring_back(
+        &self,
+        restored: Option<&Version>,
+        unmanaged: bool,
+        failed: &Version,
+    ) -> String {
+        if restored.is_none() && !unmanaged {
             return String::new();
         }
         let env = self.env(restored, Some(failed));

@@ -68,6 +68,10 @@ pub struct Pending {
     pub kind: String,
     pub version: Version,
     pub previous: Option<Version>,
+    /// What `current` pointed at when that was no release of ours (a seed-era
+    /// `a1b2c3d`): restored as it was if the activation fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_link: Option<String>,
     pub started_at: String,
     /// Bake period end (RFC 3339) when the activation is baking; None while checking.
     #[serde(default)]
