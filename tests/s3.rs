@@ -477,8 +477,9 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 // credentials from the environment, and an agent (`updraft update`) reading s3://.
 // ---------------------------------------------------------------------------------
 
-/// The binary with only this server's S3 settings in its environment.
-fn updraft(server: &S3Server, args: &[&str], secret: Option<&str>) -> std::process::Output {
+/// The binary with no S3 settings from this machine: no AWS_* variables, and a
+/// credentials file that does not exist.
+fn hermetic_updraft() -> std::process::Command {
     let mut cmd = std::process::Command::new(app::bin());
     for var in [
         "AWS_ENDPOINT_URL",
@@ -488,11 +489,22 @@ fn updraft(server: &S3Server, args: &[&str], secret: Option<&str>) -> std::proce
         "AWS_SESSION_TOKEN",
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
         "UPDRAFT_CONFIG",
         "UPDRAFT_ROOT",
     ] {
         cmd.env_remove(var);
     }
+    cmd.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/updraft-test/credentials",
+    );
+    cmd
+}
+
+/// The binary with only this server's S3 settings in its environment.
+fn updraft(server: &S3Server, args: &[&str], secret: Option<&str>) -> std::process::Output {
+    let mut cmd = hermetic_updraft();
     cmd.envs(server.env());
     if let Some(secret) = secret {
         cmd.env("AWS_SECRET_ACCESS_KEY", secret);
@@ -991,4 +1003,84 @@ async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     .unwrap();
     assert_eq!(stored.sequence, 3);
     assert_eq!(stored.yanked.len(), 2);
+}
+
+/// Operators' laptops keep keys in `~/.aws/credentials` profiles, as the AWS CLI does:
+/// with nothing in the config or the environment, AWS_PROFILE picks one; a wrong key in
+/// it is refused with a hint naming that profile and file.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (sec, public, _) = keygen(&server, tmp.path());
+    let art = tmp.path().join("demo.tar.gz");
+    std::fs::write(&art, b"release bytes").unwrap();
+    let creds = tmp.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = AKIANOTTHISONE\naws_secret_access_key = nope\n\n\
+             # the one CI uses\n[releases]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s3support::ACCESS_KEY,
+            s3support::SECRET_KEY
+        ),
+    )
+    .unwrap();
+    let run = |profile: &str, args: &[&str]| {
+        let mut cmd = hermetic_updraft();
+        cmd.env("AWS_ENDPOINT_URL", &server.endpoint)
+            .env("AWS_REGION", s3support::REGION)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+            .env("AWS_PROFILE", profile);
+        cmd.args(args).output().unwrap()
+    };
+    let reg = "s3://releases/registry";
+    ok(&run(
+        "releases",
+        &[
+            "publish",
+            "--registry",
+            reg,
+            "--app",
+            "demo",
+            "--version",
+            "1.0.0",
+            "--artifact",
+            art.to_str().unwrap(),
+            "--target",
+            "x86_64-linux",
+            "--channel",
+            "prod",
+            "--secret-key",
+            sec.to_str().unwrap(),
+        ],
+    ));
+    let verify = [
+        "registry",
+        "verify",
+        "--registry",
+        reg,
+        "--app",
+        "demo",
+        "--public-key",
+        public.to_str().unwrap(),
+    ];
+    ok(&run("releases", &verify));
+
+    let denied = run("default", &verify);
+    assert!(!denied.status.success());
+    let err = app::stderr(&denied);
+    assert!(
+        err.contains("AKIANOTTHISONE")
+            && err.contains(&format!("[default] in {}", creds.display())),
+        "{err}"
+    );
+    let missing = run("nope", &verify);
+    assert_eq!(missing.status.code(), Some(1), "{}", app::stderr(&missing));
+    assert!(
+        app::stderr(&missing).contains("no [nope] section"),
+        "{}",
+        app::stderr(&missing)
+    );
 }

@@ -54,6 +54,8 @@ pub enum TransportError {
     TooLarge { location: String, limit: u64 },
     #[error("{location}: {message}")]
     Io { location: String, message: String },
+    #[error("S3 credentials: {why}")]
+    Credentials { why: String },
     #[error("invalid registry URL {url:?}: {why}")]
     InvalidUrl { url: String, why: String },
     #[error("bucket {bucket:?} is in region {region}, but requests were signed for {configured}: set s3_region = \"{region}\" in the config (or AWS_REGION={region})")]

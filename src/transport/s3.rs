@@ -698,8 +698,75 @@ struct Settings {
     path_style: bool,
     region: String,
     credentials: Option<Creds>,
-    /// Where the credentials came from, for hints: "config" or "environment".
-    credentials_from: &'static str,
+    /// Where the credentials came from, for hints.
+    credentials_from: CredsFrom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CredsFrom {
+    None,
+    Config,
+    Environment,
+    /// A profile of the shared credentials file (`~/.aws/credentials`).
+    SharedFile {
+        path: String,
+        profile: String,
+    },
+}
+
+impl std::fmt::Display for CredsFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredsFrom::None => write!(f, "nowhere"),
+            CredsFrom::Config => write!(f, "config"),
+            CredsFrom::Environment => write!(f, "environment"),
+            CredsFrom::SharedFile { path, profile } => write!(f, "profile [{profile}] of {path}"),
+        }
+    }
+}
+
+/// Credentials of `profile` in an AWS shared credentials file (INI: `[profile]`,
+/// then `aws_access_key_id`, `aws_secret_access_key`, optional `aws_session_token`).
+/// Pure, so every shape of the file is unit-tested.
+fn parse_shared_credentials(text: &str, profile: &str) -> Result<Option<Creds>, String> {
+    let mut in_profile = false;
+    let mut seen = false;
+    let (mut key_id, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+            seen |= in_profile;
+            continue;
+        }
+        if !in_profile {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        match k.trim() {
+            "aws_access_key_id" => key_id = v,
+            "aws_secret_access_key" => secret = v,
+            "aws_session_token" => token = v,
+            _ => {}
+        }
+    }
+    match (key_id, secret) {
+        (Some(key_id), Some(secret)) => Ok(Some(Creds {
+            key_id,
+            secret,
+            token,
+        })),
+        (None, None) if !seen => Ok(None),
+        _ => Err(format!(
+            "profile [{profile}] needs both aws_access_key_id and aws_secret_access_key"
+        )),
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -773,7 +840,7 @@ impl Settings {
                     secret,
                     token: given(&opts.session_token),
                 }),
-                "config",
+                CredsFrom::Config,
             ),
             (Some(_), None) | (None, Some(_)) => {
                 return Err(invalid(
@@ -787,7 +854,7 @@ impl Settings {
                         secret,
                         token: env("AWS_SESSION_TOKEN"),
                     }),
-                    "environment",
+                    CredsFrom::Environment,
                 ),
                 (Some(_), None) => {
                     return Err(invalid(
@@ -799,7 +866,51 @@ impl Settings {
                         "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into(),
                     ))
                 }
-                (None, None) => (None, "none"),
+                (None, None) => {
+                    // Last, as the AWS CLI does: the shared credentials file.
+                    let profile = env("AWS_PROFILE");
+                    let path = env("AWS_SHARED_CREDENTIALS_FILE").or_else(|| {
+                        env("HOME").map(|h| format!("{}/.aws/credentials", h.trim_end_matches('/')))
+                    });
+                    let text = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+                    match (text, path) {
+                        (Some(text), Some(path)) => {
+                            let name = profile.clone().unwrap_or_else(|| "default".into());
+                            match parse_shared_credentials(&text, &name) {
+                                Ok(Some(c)) => (
+                                    Some(c),
+                                    CredsFrom::SharedFile {
+                                        path,
+                                        profile: name,
+                                    },
+                                ),
+                                Ok(None) if profile.is_some() => {
+                                    return Err(TransportError::Credentials {
+                                        why: format!(
+                                            "AWS_PROFILE={name}, but {path} has no [{name}] section: add it, or pick another profile"
+                                        ),
+                                    })
+                                }
+                                Ok(None) => (None, CredsFrom::None),
+                                Err(why) => {
+                                    return Err(TransportError::Credentials {
+                                        why: format!("{path}: {why}"),
+                                    })
+                                }
+                            }
+                        }
+                        (None, _) if profile.is_some() => {
+                            return Err(TransportError::Credentials {
+                                why: format!(
+                                    "AWS_PROFILE is set, but there is no credentials file to read it from ({}); create it or set AWS_SHARED_CREDENTIALS_FILE",
+                                    env("AWS_SHARED_CREDENTIALS_FILE")
+                                        .unwrap_or_else(|| "~/.aws/credentials".into())
+                                ),
+                            })
+                        }
+                        _ => (None, CredsFrom::None),
+                    }
+                }
             },
         };
 
@@ -1040,17 +1151,23 @@ fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
     let s = ctx.settings;
     let code = info.code.as_deref().unwrap_or("");
     let said = info.describe();
-    let (key_var, secret_var) = if s.credentials_from == "config" {
-        (
-            "s3_access_key_id in the config",
-            "s3_secret_access_key in the config",
-        )
-    } else {
-        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    let (key_var, secret_var) = match &s.credentials_from {
+        CredsFrom::Config => (
+            "s3_access_key_id in the config".to_string(),
+            "s3_secret_access_key in the config".to_string(),
+        ),
+        CredsFrom::SharedFile { path, profile } => (
+            format!("aws_access_key_id of [{profile}] in {path}"),
+            format!("aws_secret_access_key of [{profile}] in {path}"),
+        ),
+        CredsFrom::Environment | CredsFrom::None => (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+        ),
     };
     let mut hint = match (&s.credentials, code) {
         (None, _) => format!(
-            "no S3 credentials were found, so the request was sent unsigned and bucket {:?} does not allow anonymous access ({said}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3_access_key_id and s3_secret_access_key in the config)",
+            "no S3 credentials were found, so the request was sent unsigned and bucket {:?} does not allow anonymous access ({said}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3_access_key_id and s3_secret_access_key in the config, or a profile in ~/.aws/credentials)",
             s.bucket
         ),
         (Some(c), "SignatureDoesNotMatch") => format!(
@@ -1109,6 +1226,25 @@ mod tests {
 
     fn resolve(url: &str, opts: &S3Options, env: &[(&str, &str)]) -> Settings {
         Settings::resolve(url, opts, &env_of(env)).unwrap()
+    }
+
+    #[test]
+    fn shared_credentials_file_shapes() {
+        let text = "# comment\n[default]\naws_access_key_id=A1\naws_secret_access_key = S1\n\n; other\n[ci]\n  aws_access_key_id = A2 \naws_secret_access_key=S2\naws_session_token=T2\n[half]\naws_access_key_id=A3\n";
+        let c = parse_shared_credentials(text, "default").unwrap().unwrap();
+        assert_eq!(
+            (c.key_id.as_str(), c.secret.as_str(), c.token),
+            ("A1", "S1", None)
+        );
+        let c = parse_shared_credentials(text, "ci").unwrap().unwrap();
+        assert_eq!(
+            (c.key_id.as_str(), c.secret.as_str(), c.token.as_deref()),
+            ("A2", "S2", Some("T2"))
+        );
+        assert_eq!(parse_shared_credentials(text, "absent").unwrap(), None);
+        assert!(parse_shared_credentials(text, "half")
+            .unwrap_err()
+            .contains("needs both"));
     }
 
     #[test]
@@ -1174,7 +1310,7 @@ mod tests {
             (c.key_id.as_str(), c.token.as_deref()),
             ("ENVKEY", Some("envtoken"))
         );
-        assert_eq!(s.credentials_from, "environment");
+        assert_eq!(s.credentials_from, CredsFrom::Environment);
 
         let opts = S3Options {
             access_key_id: Some("CFGKEY".into()),
