@@ -626,13 +626,35 @@ async fn a_partial_response_at_the_wrong_offset_is_refused() {
     );
 }
 
+/// A loopback port that refuses connections for as long as the returned socket lives:
+/// bound (so no other test can take it) but never listening.
+fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own; `addr` outlives the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let p = (&raw mut addr).cast::<libc::sockaddr>();
+        assert_eq!(
+            libc::bind(fd, p, len),
+            0,
+            "bind: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut got = len;
+        assert_eq!(libc::getsockname(fd, p, &mut got), 0);
+        (owned, u16::from_be(addr.sin_port))
+    }
+}
+
 #[tokio::test]
 async fn network_errors_name_their_cause() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_socket, port) = refusing_port();
     let r = HttpRegistry::new(&format!("http://127.0.0.1:{port}"), &opts()).unwrap();
     let err = fetch_document(&r, &req("x/doc.json"), &policy(2))
         .await
