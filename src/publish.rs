@@ -228,11 +228,17 @@ async fn put_signed(
     key: &str,
     bytes: Vec<u8>,
     now: SystemTime,
+    prior: Prior,
 ) -> Result<(), PublishError> {
     let sig = signer.sign(&bytes, key, now)?;
     // Document first, signature last: a signature file's presence means its document
-    // is complete (readers racing a rewrite re-fetch both; see the spec).
-    store.put(key, bytes).await?;
+    // is complete (readers racing a rewrite re-fetch both; see the spec). The document
+    // only if nobody changed it since it was read.
+    match prior {
+        Prior::Absent => store.put_if_unchanged(key, bytes, None).await?,
+        Prior::Tagged(etag) => store.put_if_unchanged(key, bytes, Some(&etag)).await?,
+        Prior::Untagged => store.put(key, bytes).await?,
+    }
     store.put(&manifest::sig_key(key), sig.into_bytes()).await?;
     Ok(())
 }
@@ -270,6 +276,9 @@ pub async fn publish(
         }
     }
     let rkey = manifest::release_key(&req.app, &req.version);
+    // Two publishers of one version must not interleave (file://; S3 writes below are
+    // conditional instead).
+    let _lock = store.lock_for_update(&rkey).await?;
     let existing = load_signed(store, signer, &rkey).await?;
     let existing_doc = match &existing {
         Some((bytes, _)) => {
@@ -334,10 +343,27 @@ pub async fn publish(
                         });
                     }
                 }
-                Ok(None) => {
-                    store.put_file(key, path).await?;
-                    uploaded = true;
-                }
+                Ok(None) => match store.put_file_if_absent(key, path).await {
+                    Ok(()) => uploaded = true,
+                    // Another publisher created it meanwhile: fine if it is our bytes.
+                    Err(TransportError::Conflict { .. }) => {
+                        match hash_object(store, key, size.saturating_add(1)).await? {
+                            Some((their_sha, their_size))
+                                if &their_sha == sha && their_size == *size => {}
+                            _ => {
+                                return Err(PublishError::Immutable {
+                                    app: req.app.to_string(),
+                                    version: req.version.to_string(),
+                                    why: format!(
+                                        "another publisher uploaded different bytes to {} at the same time",
+                                        store.location(key)
+                                    ),
+                                })
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                },
                 Err(TransportError::TooLarge { .. }) => {
                     return Err(PublishError::Immutable {
                         app: req.app.to_string(),
@@ -387,8 +413,28 @@ pub async fn publish(
                 artifacts,
                 notes: req.notes.clone(),
             };
-            put_signed(store, signer, &rkey, doc.to_bytes(), now).await?;
-            true
+            match put_signed(store, signer, &rkey, doc.to_bytes(), now, Prior::Absent).await {
+                Ok(()) => true,
+                // Another publisher created the release meanwhile: fine if it lists
+                // exactly our artifacts (re-runs of one reproducible build), else refused.
+                Err(PublishError::Transport(TransportError::Conflict { .. })) => {
+                    let theirs = store
+                        .get(&rkey, MAX_DOCUMENT_BYTES)
+                        .await?
+                        .map(|b| manifest::parse_release(&b, &rkey))
+                        .transpose()?;
+                    if theirs.is_some_and(|t| t.artifacts == doc.artifacts) {
+                        false
+                    } else {
+                        return Err(PublishError::Immutable {
+                            app: req.app.to_string(),
+                            version: req.version.to_string(),
+                            why: "another publisher published it at the same time with different artifacts".into(),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
 
@@ -599,18 +645,7 @@ async fn write_channel(
     let bytes = doc.to_bytes();
     // Never write what an agent would refuse.
     manifest::parse_channel(&bytes, &key)?;
-    let sig = signer.sign(&bytes, &key, now)?;
-    // Document first, signature last, as put_signed; the document only if nobody
-    // changed it since it was read.
-    match prior {
-        Prior::Absent => store.put_if_unchanged(&key, bytes, None).await?,
-        Prior::Tagged(etag) => store.put_if_unchanged(&key, bytes, Some(&etag)).await?,
-        Prior::Untagged => store.put(&key, bytes).await?,
-    }
-    store
-        .put(&manifest::sig_key(&key), sig.into_bytes())
-        .await?;
-    Ok(())
+    put_signed(store, signer, &key, bytes, now, prior).await
 }
 
 /// Which release a promotion points the channel at.

@@ -185,6 +185,26 @@ async fn large_files_go_up_in_parts_and_come_back_identical() {
         store.list("app/").await.unwrap(),
         vec!["app/1.0.0/app.tar.gz", "app/small"]
     );
+
+    // Create-only uploads (what publishers use for artifacts), both paths: a new key
+    // is written, an existing one is refused as a conflict and left as it was.
+    store
+        .put_file_if_absent("app/1.1.0/app.tar.gz", &path)
+        .await
+        .unwrap();
+    for (key, file) in [("app/1.0.0/app.tar.gz", &small), ("app/small", &path)] {
+        let err = store.put_file_if_absent(key, file).await.unwrap_err();
+        assert!(
+            matches!(err, TransportError::Conflict { .. }),
+            "{key}: {err}"
+        );
+    }
+    assert_eq!(
+        store.get("app/small", 100).await.unwrap(),
+        Some(b"tiny".to_vec())
+    );
+    let (back, _, _) = fetch_all(&store, &req("app/1.0.0/app.tar.gz")).await;
+    assert!(back == data, "a refused upload changed the object");
 }
 
 #[tokio::test]
@@ -866,13 +886,71 @@ async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missin
 }
 
 /// Another publisher: every call goes to the real store, but the first conditional
-/// write of a channel document is preceded by a yank of its own, as if a second CI
-/// job had changed the channel between our read and our write.
+/// write is preceded by a change of its own, as if a second CI job had acted between
+/// our read and our write.
 struct RacingPublisher<'a> {
     inner: Box<dyn Store>,
     signer: &'a updraft::publish::Signer<'a>,
+    race: Race,
     raced: std::sync::atomic::AtomicU32,
     conditional_writes: std::sync::atomic::AtomicU32,
+}
+
+/// What the other publisher does.
+enum Race {
+    /// Yank 1.0.0 from prod (before our channel document is written).
+    Yank,
+    /// Publish this artifact as 1.0.0 (before our artifact is created).
+    Publish(std::path::PathBuf),
+}
+
+impl RacingPublisher<'_> {
+    async fn race_once(&self) {
+        use std::sync::atomic::Ordering;
+        self.conditional_writes.fetch_add(1, Ordering::SeqCst);
+        if self.raced.fetch_add(1, Ordering::SeqCst) > 0 {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        match &self.race {
+            Race::Yank => {
+                updraft::publish::yank(
+                    self.inner.as_ref(),
+                    self.signer,
+                    yank_request("1.0.0", "found by the other job"),
+                    now,
+                )
+                .await
+                .unwrap();
+            }
+            Race::Publish(art) => {
+                updraft::publish::publish(
+                    self.inner.as_ref(),
+                    self.signer,
+                    &publish_request("1.0.0", art.clone(), None),
+                    now,
+                )
+                .await
+                .unwrap();
+            }
+        }
+    }
+}
+
+fn publish_request(
+    version: &str,
+    artifact: std::path::PathBuf,
+    channel: Option<&str>,
+) -> updraft::publish::PublishRequest {
+    updraft::publish::PublishRequest {
+        app: "demo".parse().unwrap(),
+        version: version.parse().unwrap(),
+        artifacts: vec![("x86_64-linux".parse().unwrap(), artifact)],
+        channel: channel.map(|c| c.parse().unwrap()),
+        notes: None,
+        rollout: None,
+        expires_in: std::time::Duration::from_secs(3600),
+    }
 }
 
 #[async_trait::async_trait]
@@ -912,19 +990,20 @@ impl Store for RacingPublisher<'_> {
         bytes: Vec<u8>,
         expected: Option<&str>,
     ) -> Result<(), TransportError> {
-        use std::sync::atomic::Ordering;
-        self.conditional_writes.fetch_add(1, Ordering::SeqCst);
-        if self.raced.fetch_add(1, Ordering::SeqCst) == 0 {
-            updraft::publish::yank(
-                self.inner.as_ref(),
-                self.signer,
-                yank_request("1.0.0", "found by the other job"),
-                std::time::SystemTime::now(),
-            )
-            .await
-            .unwrap();
+        if matches!(self.race, Race::Yank) {
+            self.race_once().await;
         }
         self.inner.put_if_unchanged(key, bytes, expected).await
+    }
+    async fn put_file_if_absent(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<(), TransportError> {
+        if matches!(self.race, Race::Publish(_)) {
+            self.race_once().await;
+        }
+        self.inner.put_file_if_absent(key, path).await
     }
 }
 
@@ -944,7 +1023,7 @@ fn yank_request(version: &str, reason: &str) -> updraft::publish::YankRequest {
 #[tokio::test]
 async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     use std::sync::atomic::Ordering;
-    use updraft::publish::{self, PublishRequest, Signer};
+    use updraft::publish::{self, Signer};
     let server = S3Server::start();
     server.create_bucket("releases").await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
@@ -958,15 +1037,7 @@ async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
         publish::publish(
             store.as_ref(),
             &signer,
-            &PublishRequest {
-                app: "demo".parse().unwrap(),
-                version: v.parse().unwrap(),
-                artifacts: vec![("x86_64-linux".parse().unwrap(), art)],
-                channel: channel.map(|c| c.parse().unwrap()),
-                notes: None,
-                rollout: None,
-                expires_in: std::time::Duration::from_secs(3600),
-            },
+            &publish_request(v, art, channel),
             std::time::SystemTime::now(),
         )
         .await
@@ -976,6 +1047,7 @@ async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     let racing = RacingPublisher {
         inner: store,
         signer: &signer,
+        race: Race::Yank,
         raced: 0.into(),
         conditional_writes: 0.into(),
     };
@@ -1083,4 +1155,84 @@ async fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
         "{}",
         app::stderr(&missing)
     );
+}
+
+/// Two CI jobs publish one version with different bytes at the same moment: the
+/// artifact is created with If-None-Match: *, so the second job is refused instead of
+/// overwriting the first one's artifact under its release document.
+#[tokio::test]
+async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
+    use updraft::publish::{self, Signer};
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let store = open_store("s3://releases/registry", &server.options()).unwrap();
+    let (secret, _) = updraft::keys::generate(None).unwrap();
+    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
+    let signer = Signer::new(&key, vec![]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (theirs, ours) = (
+        tmp.path().join("theirs.tar.gz"),
+        tmp.path().join("ours.tar.gz"),
+    );
+    std::fs::write(&theirs, b"the other job's build").unwrap();
+    std::fs::write(&ours, b"our build, other bytes").unwrap();
+
+    let racing = RacingPublisher {
+        inner: store,
+        signer: &signer,
+        race: Race::Publish(theirs),
+        raced: 0.into(),
+        conditional_writes: 0.into(),
+    };
+    let err = publish::publish(
+        &racing,
+        &signer,
+        &publish_request("1.0.0", ours.clone(), Some("prod")),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("another publisher uploaded different bytes"),
+        "{err}"
+    );
+
+    // What the registry holds is the other job's release, whole and verifiable; our
+    // refused publish moved no channel.
+    let report = publish::audit(
+        racing.inner.as_ref(),
+        &"demo".parse().unwrap(),
+        &signer.trusted,
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{report:#?}");
+    let art = racing
+        .inner
+        .get(
+            "demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz",
+            1 << 20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(art.as_deref(), Some(&b"the other job's build"[..]));
+    assert!(racing
+        .inner
+        .get("demo/channels/prod.json", 1 << 20)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Publishing the same bytes again is the usual no-op.
+    let again = publish::publish(
+        racing.inner.as_ref(),
+        &signer,
+        &publish_request("1.0.0", tmp.path().join("theirs.tar.gz"), None),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
+    assert!(!again.release_written);
 }

@@ -227,6 +227,12 @@ pub trait Store: Transport {
         let _ = expected;
         self.put(key, bytes).await
     }
+    /// Upload a file only if `key` does not exist yet (two publishers racing to create
+    /// the same artifact: one gets [`TransportError::Conflict`]). Stores without
+    /// conditional writes upload unconditionally (file:// publishers hold a lock).
+    async fn put_file_if_absent(&self, key: &str, path: &Path) -> Result<(), TransportError> {
+        self.put_file(key, path).await
+    }
     /// Keep other publishers from changing `key` until the guard is dropped, around a
     /// read-modify-write of a channel document (a concurrent yank must not be lost to
     /// a promotion). Stores that cannot lock return an empty guard (S3 relies on

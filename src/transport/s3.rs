@@ -134,6 +134,36 @@ impl S3Registry {
         }
     }
 
+    /// One PUT, or a multipart upload above the part size; with `if_absent`, the
+    /// object is only created, never replaced (`If-None-Match: *`).
+    async fn put_file_inner(
+        &self,
+        key: &str,
+        path: &Path,
+        if_absent: bool,
+    ) -> Result<(), TransportError> {
+        let location = self.location(key);
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| TransportError::Io {
+                location: location.clone(),
+                message: format!("cannot read {} to upload it: {e}", path.display()),
+            })?
+            .len();
+        if size <= self.part_size {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| TransportError::Io {
+                    location,
+                    message: format!("cannot read {} to upload it: {e}", path.display()),
+                })?;
+            let bytes = Bytes::from(bytes);
+            let condition = if_absent.then_some(None);
+            return retrying(|| self.put_bytes_if(key, bytes.clone(), condition)).await;
+        }
+        self.put_file_multipart(key, path, size, if_absent).await
+    }
+
     async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), TransportError> {
         self.put_bytes_if(key, bytes, None).await
     }
@@ -168,16 +198,25 @@ impl S3Registry {
         }
         let status = resp.status().as_u16();
         let err = self.failure(resp, self.ctx(key, Op::Write)).await;
-        // 412: the precondition failed; 409 ConditionalRequestConflict: a concurrent
-        // conditional write to the same key won.
-        let conflict = status == 412
-            || (status == 409 && err.to_string().contains("ConditionalRequestConflict"));
-        if condition.is_some() && conflict {
-            return Err(TransportError::Conflict {
-                location: self.location(key),
-            });
+        if condition.is_some() {
+            return Err(self.as_conflict(key, status, err));
         }
         Err(err)
+    }
+
+    /// A refused conditional write as [`TransportError::Conflict`]: 412 (the
+    /// precondition failed) or 409 ConditionalRequestConflict (a concurrent
+    /// conditional write to the same key won). Other failures stay as they are.
+    fn as_conflict(&self, key: &str, status: u16, err: TransportError) -> TransportError {
+        let conflict = status == 412
+            || (status == 409 && err.to_string().contains("ConditionalRequestConflict"));
+        if conflict {
+            TransportError::Conflict {
+                location: self.location(key),
+            }
+        } else {
+            err
+        }
     }
 
     /// The object and its ETag, or None.
@@ -297,6 +336,7 @@ impl S3Registry {
         key: &str,
         path: &Path,
         size: u64,
+        if_absent: bool,
     ) -> Result<(), TransportError> {
         let object = self.object_key(key)?;
         let location = self.location(key);
@@ -307,7 +347,9 @@ impl S3Registry {
             .upload_parts(key, &object, &upload_id, path, size, part_size)
             .await;
         let result = match result {
-            Ok(etags) => retrying(|| self.complete_upload(key, &object, &upload_id, &etags)).await,
+            Ok(etags) => {
+                retrying(|| self.complete_upload(key, &object, &upload_id, &etags, if_absent)).await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -426,6 +468,7 @@ impl S3Registry {
         object: &str,
         upload_id: &str,
         etags: &[String],
+        if_absent: bool,
     ) -> Result<(), TransportError> {
         let action = self.bucket.complete_multipart_upload(
             self.credentials.as_ref(),
@@ -434,11 +477,19 @@ impl S3Registry {
             etags.iter().map(String::as_str),
         );
         let url = action.sign(SIGN_FOR);
-        let resp = self
-            .send(self.client.post(url).body(action.body()), key)
-            .await?;
+        let mut rb = self.client.post(url).body(action.body());
+        if if_absent {
+            rb = rb.header(header::IF_NONE_MATCH, "*");
+        }
+        let resp = self.send(rb, key).await?;
         if !resp.status().is_success() {
-            return Err(self.failure(resp, self.ctx(key, Op::Write)).await);
+            let status = resp.status().as_u16();
+            let err = self.failure(resp, self.ctx(key, Op::Write)).await;
+            return Err(if if_absent {
+                self.as_conflict(key, status, err)
+            } else {
+                err
+            });
         }
         // S3 may answer 200 and still fail the completion in the body.
         let body = read_capped(resp, ERROR_BODY_LIMIT).await;
@@ -494,24 +545,11 @@ impl Store for S3Registry {
     }
 
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), TransportError> {
-        let location = self.location(key);
-        let size = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| TransportError::Io {
-                location: location.clone(),
-                message: format!("cannot read {} to upload it: {e}", path.display()),
-            })?
-            .len();
-        if size <= self.part_size {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| TransportError::Io {
-                    location,
-                    message: format!("cannot read {} to upload it: {e}", path.display()),
-                })?;
-            return self.put(key, bytes).await;
-        }
-        self.put_file_multipart(key, path, size).await
+        self.put_file_inner(key, path, false).await
+    }
+
+    async fn put_file_if_absent(&self, key: &str, path: &Path) -> Result<(), TransportError> {
+        self.put_file_inner(key, path, true).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
