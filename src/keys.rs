@@ -64,13 +64,15 @@ pub enum KeyError {
     Generate(String),
 }
 
-/// A minisign key id: 8 bytes, printed as minisign prints it (little-endian, upper hex).
+/// A minisign key id: 8 bytes, printed as minisign prints it (little-endian, upper hex,
+/// no leading zeros: `%PRIX64`), so an id in our messages matches the comment line of
+/// the operator's `.pub` file character for character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(pub [u8; 8]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016X}", u64::from_le_bytes(self.0))
+        write!(f, "{:X}", u64::from_le_bytes(self.0))
     }
 }
 
@@ -417,6 +419,14 @@ pub fn generate(password: Option<&str>) -> Result<(String, String), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_print_as_minisign_prints_them() {
+        // minisign writes `%PRIX64` of the little-endian id: no zero padding.
+        let id = KeyId([0xEF, 0xCD, 0xAB, 0x89, 0x67, 0x45, 0x23, 0x01]);
+        assert_eq!(id.to_string(), "123456789ABCDEF");
+        assert_eq!(KeyId([0xFF; 8]).to_string(), "FFFFFFFFFFFFFFFF");
+    }
 
     #[test]
     fn generated_keys_sign_and_verify() {
