@@ -31,3 +31,29 @@ pub fn init(format: Option<&str>, verbose: u8) {
         builder.without_time().with_ansi(false).compact().try_init()
     };
 }
+
+/// Whether standard output goes to the journal: systemd sets `JOURNAL_STREAM` to the
+/// device and inode of the stream it connected, and the documented test is to compare
+/// them with what fd 1 is. There, a summary line on stdout would repeat the log record
+/// next to it, so commands that also log what they print can stay quiet.
+pub fn stdout_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let value = value.to_string_lossy();
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(fd).metadata() {
+        Ok(m) => m.dev() == dev && m.ino() == ino,
+        Err(_) => false,
+    }
+}

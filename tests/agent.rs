@@ -423,6 +423,63 @@ fn logs_are_json_lines_when_asked() {
     assert!(lines.iter().all(|l| l["level"].is_string()));
 }
 
+/// Under the systemd timer, stdout is the journal (JOURNAL_STREAM names it): logs are
+/// JSON records and the summary line is not printed a second time next to them.
+#[test]
+fn under_the_timer_the_journal_gets_each_message_once() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.publish(
+        "1.0.0",
+        &release_tarball(tmp.path(), "1.0.0", ""),
+        Some("prod"),
+        &[],
+    );
+    let run = |journal_is_stdout: bool| {
+        let path = tmp.path().join("stdout");
+        let file = std::fs::File::create(&path).unwrap();
+        let m = file.metadata().unwrap();
+        let stream = if journal_is_stdout {
+            format!("{}:{}", m.dev(), m.ino())
+        } else {
+            "0:0".to_string()
+        };
+        let out = std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&app.config)
+            .arg("update")
+            .env_remove("UPDRAFT_ROOT")
+            .env_remove("UPDRAFT_CONFIG")
+            .env("JOURNAL_STREAM", stream)
+            .stdout(file)
+            .output()
+            .unwrap();
+        (out, std::fs::read_to_string(&path).unwrap())
+    };
+
+    let (out, stdout) = run(true);
+    ok(&out);
+    assert_eq!(stdout, "", "printed to the journal twice");
+    let records: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        records.iter().any(|r| r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("installing 1.0.0"))),
+        "{}",
+        stderr(&out)
+    );
+
+    // Elsewhere (a shell, a script) the summary is printed as usual.
+    let (out, stdout) = run(false);
+    ok(&out);
+    assert!(stdout.contains("1.0.0"), "{stdout:?}");
+}
+
 #[test]
 fn a_move_back_that_failed_to_download_is_retried() {
     let tmp = tempfile::tempdir().unwrap();

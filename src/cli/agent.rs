@@ -47,6 +47,10 @@ pub async fn update(ctx: &Ctx) -> anyhow::Result<u8> {
     // dying half-way; a SIGKILL is covered by pending-activation recovery.
     let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let out = agent.update().await?;
+    // Under the timer the explanation is already in the journal as a log record.
+    if crate::logging::stdout_is_journal() {
+        return Ok(exit::OK);
+    }
     match &out.activated {
         Some(v) => println!("updated to {v}: {}", out.explanation),
         None => println!("{}", out.explanation),
