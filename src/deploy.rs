@@ -78,7 +78,7 @@ pub enum DeployError {
         installed: String,
         new: String,
     },
-    #[error("release {version} is already installed, but not by updraft (the seed's scripts, or by hand), so its checksum is unknown; to run it as it is: updraft rollback --version {version}; to replace it with this tarball: pass --force")]
+    #[error("release {version} is already installed, but not by updraft (the seed's scripts, or by hand), so its checksum is unknown; to run it as it is: updraft rollback --version {version}; to replace it with this tarball: pass its --sha256 (or --force)")]
     ExistsUnrecorded { version: Version },
     #[error("release not found: {version} is not installed; available releases: {available}")]
     NotFound { version: Version, available: String },
@@ -123,6 +123,21 @@ impl DeployError {
             _ => exit::ERROR,
         }
     }
+}
+
+/// Write errors that are the machine's (space, quotas, limits, permissions, a failing
+/// or read-only disk); others while unpacking (a name too long, too many links) come
+/// from what the tarball asks for.
+fn is_disk_failure(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull
+            | K::QuotaExceeded
+            | K::FileTooLarge
+            | K::PermissionDenied
+            | K::ReadOnlyFilesystem
+    ) || e.raw_os_error() == Some(libc::EIO)
 }
 
 /// What to do about a failed write under releases/: the disk, not the tarball.
@@ -350,11 +365,13 @@ impl<'a> Pipeline<'a> {
             match unpack::unpack_tar_gz(&mut hr, &target, &limits) {
                 Ok(_) => Ok(hr.finish()),
                 // Our disk failed us, not the tarball: not a verification failure.
-                Err(UnpackError::Io { path, source }) => Err(DeployError::Write {
-                    location: loc,
-                    path,
-                    source,
-                }),
+                Err(UnpackError::Io { path, source }) if is_disk_failure(&source) => {
+                    Err(DeployError::Write {
+                        location: loc,
+                        path,
+                        source,
+                    })
+                }
                 Err(source) => Err(DeployError::Unpack {
                     location: loc,
                     source,
@@ -396,7 +413,11 @@ impl<'a> Pipeline<'a> {
                     replaced: false,
                 });
             }
-            if !req.force {
+            // A release another tool installed (the seed's `v1.2.3`) has no checksum to
+            // compare; bytes the caller vouches for (a signed release document, or
+            // --sha256) replace it, so the agent can still go back to that version.
+            let vouched_over_unknown = recorded.is_none() && expected.is_some();
+            if !req.force && !vouched_over_unknown {
                 return Err(match recorded {
                     Some(installed) => DeployError::Exists {
                         version: req.version,

@@ -428,7 +428,26 @@ fn a_root_managed_by_the_seed_scripts_is_taken_over_in_place() {
     assert_eq!(app.current().as_deref(), Some("v1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
 
-    // Current 1.2.0, previous 1.0.0: the seed-era 1.1.0 is the one to go.
+    // Bytes someone vouches for (--sha256 here, a signed release document for the
+    // agent) replace the unverified seed copy of 1.1.0, under its name, and are
+    // recorded: the same deploy again is then a no-op.
+    let sha = sha256_file(&t11);
+    let vouched = [
+        "deploy",
+        "--version",
+        "1.1.0",
+        "--artifact-path",
+        t11.to_str().unwrap(),
+        "--sha256",
+        &sha,
+    ];
+    ok(&app.run(&vouched));
+    assert_eq!(app.current().as_deref(), Some("v1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+    ok(&app.run(&vouched));
+    assert_eq!(app.current().as_deref(), Some("v1.1.0"));
+
+    // Current 1.2.0, previous 1.1.0: the seed-era 1.0.0 is the one to go.
     ok(&app.run(&["rollback", "--version", "1.2.0"]));
     ok(&app.run(&["prune", "--keep", "2"]));
     let mut left: Vec<String> = std::fs::read_dir(&releases)
@@ -436,7 +455,7 @@ fn a_root_managed_by_the_seed_scripts_is_taken_over_in_place() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["1.2.0", "current", "v1.0.0"]);
+    assert_eq!(left, ["1.2.0", "current", "v1.1.0"]);
     assert!(app.staging_leftovers().is_empty());
 }
 
