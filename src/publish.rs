@@ -234,13 +234,61 @@ async fn put_signed(
     // Document first, signature last: a signature file's presence means its document
     // is complete (readers racing a rewrite re-fetch both; see the spec). The document
     // only if nobody changed it since it was read.
-    match prior {
-        Prior::Absent => store.put_if_unchanged(key, bytes, None).await?,
-        Prior::Tagged(etag) => store.put_if_unchanged(key, bytes, Some(&etag)).await?,
-        Prior::Untagged => store.put(key, bytes).await?,
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let written = match &prior {
+            Prior::Absent => store.put_if_unchanged(key, bytes.clone(), None).await,
+            Prior::Tagged(etag) => store.put_if_unchanged(key, bytes.clone(), Some(etag)).await,
+            Prior::Untagged => store.put(key, bytes.clone()).await,
+        };
+        match written {
+            Ok(()) => break,
+            Err(TransportError::Conflict { location }) => {
+                // A transport retry of a write that had in fact succeeded meets our own
+                // document; a 409 for a concurrent upload that was then abandoned leaves
+                // nothing. Only someone else's document is a lost race.
+                match store.get(key, MAX_DOCUMENT_BYTES).await? {
+                    Some(now_there) if now_there == bytes => break,
+                    None if tries < 3 => continue,
+                    _ => return Err(TransportError::Conflict { location }.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     store.put(&manifest::sig_key(key), sig.into_bytes()).await?;
     Ok(())
+}
+
+/// Create an artifact that is not in the store yet: `Some(true)` uploaded, `Some(false)`
+/// another publisher created it with the same bytes meanwhile, `None` with other bytes.
+async fn create_artifact(
+    store: &dyn Store,
+    key: &str,
+    path: &std::path::Path,
+    sha: &str,
+    size: u64,
+) -> Result<Option<bool>, PublishError> {
+    for _ in 0..3 {
+        match store.put_file_if_absent(key, path).await {
+            Ok(()) => return Ok(Some(true)),
+            Err(TransportError::Conflict { .. }) => {
+                match hash_object(store, key, size.saturating_add(1)).await? {
+                    Some((their_sha, their_size)) => {
+                        return Ok((their_sha == sha && their_size == size).then_some(false))
+                    }
+                    // A 409 for a concurrent upload that was then abandoned: try again.
+                    None => continue,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(TransportError::Conflict {
+        location: store.location(key),
+    }
+    .into())
 }
 
 /// Upload a new release (artifacts, then its signed document) and optionally point a
@@ -343,27 +391,18 @@ pub async fn publish(
                         });
                     }
                 }
-                Ok(None) => match store.put_file_if_absent(key, path).await {
-                    Ok(()) => uploaded = true,
-                    // Another publisher created it meanwhile: fine if it is our bytes.
-                    Err(TransportError::Conflict { .. }) => {
-                        match hash_object(store, key, size.saturating_add(1)).await? {
-                            Some((their_sha, their_size))
-                                if &their_sha == sha && their_size == *size => {}
-                            _ => {
-                                return Err(PublishError::Immutable {
-                                    app: req.app.to_string(),
-                                    version: req.version.to_string(),
-                                    why: format!(
-                                        "another publisher uploaded different bytes to {} at the same time",
-                                        store.location(key)
-                                    ),
-                                })
-                            }
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+                Ok(None) => {
+                    uploaded = create_artifact(store, key, path, sha, *size)
+                        .await?
+                        .ok_or_else(|| PublishError::Immutable {
+                            app: req.app.to_string(),
+                            version: req.version.to_string(),
+                            why: format!(
+                                "another publisher uploaded different bytes to {} at the same time",
+                                store.location(key)
+                            ),
+                        })?;
+                }
                 Err(TransportError::TooLarge { .. }) => {
                     return Err(PublishError::Immutable {
                         app: req.app.to_string(),
@@ -418,19 +457,29 @@ pub async fn publish(
                 // Another publisher created the release meanwhile: fine if it lists
                 // exactly our artifacts (re-runs of one reproducible build), else refused.
                 Err(PublishError::Transport(TransportError::Conflict { .. })) => {
-                    let theirs = store
-                        .get(&rkey, MAX_DOCUMENT_BYTES)
-                        .await?
-                        .map(|b| manifest::parse_release(&b, &rkey))
-                        .transpose()?;
-                    if theirs.is_some_and(|t| t.artifacts == doc.artifacts) {
-                        false
-                    } else {
-                        return Err(PublishError::Immutable {
-                            app: req.app.to_string(),
-                            version: req.version.to_string(),
-                            why: "another publisher published it at the same time with different artifacts".into(),
-                        });
+                    let theirs = load_signed(store, signer, &rkey).await?;
+                    let same = theirs.as_ref().is_some_and(|(b, _)| {
+                        manifest::parse_release(b, &rkey)
+                            .is_ok_and(|t| t.artifacts == doc.artifacts)
+                    });
+                    match theirs {
+                        Some((_, Some(_))) if same => false,
+                        // Theirs, unsigned yet (or its publisher died before signing):
+                        // the bytes are what we would have written, so sign them.
+                        Some((bytes, None)) if same => {
+                            let sig = signer.sign(&bytes, &rkey, now)?;
+                            store
+                                .put(&manifest::sig_key(&rkey), sig.into_bytes())
+                                .await?;
+                            true
+                        }
+                        _ => {
+                            return Err(PublishError::Immutable {
+                                app: req.app.to_string(),
+                                version: req.version.to_string(),
+                                why: "another publisher published it at the same time with different artifacts".into(),
+                            })
+                        }
                     }
                 }
                 Err(e) => return Err(e),

@@ -902,6 +902,9 @@ enum Race {
     Yank,
     /// Publish this artifact as 1.0.0 (before our artifact is created).
     Publish(std::path::PathBuf),
+    /// No other publisher: our first conditional write succeeds but its answer is
+    /// lost, and the retry meets our own document (412).
+    LostAnswer,
 }
 
 impl RacingPublisher<'_> {
@@ -923,6 +926,7 @@ impl RacingPublisher<'_> {
                 .await
                 .unwrap();
             }
+            Race::LostAnswer => {}
             Race::Publish(art) => {
                 updraft::publish::publish(
                     self.inner.as_ref(),
@@ -990,6 +994,15 @@ impl Store for RacingPublisher<'_> {
         bytes: Vec<u8>,
         expected: Option<&str>,
     ) -> Result<(), TransportError> {
+        if matches!(self.race, Race::LostAnswer)
+            && self.raced.load(std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            self.race_once().await;
+            self.inner.put_if_unchanged(key, bytes, expected).await?;
+            return Err(TransportError::Conflict {
+                location: self.location(key),
+            });
+        }
         if matches!(self.race, Race::Yank) {
             self.race_once().await;
         }
@@ -1235,4 +1248,56 @@ async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
     .await
     .unwrap();
     assert!(!again.release_written);
+}
+
+/// A conditional write that succeeded but whose answer was lost is retried by the
+/// transport and then refused (412) by our own document: that is not a lost race. The
+/// signature still gets written, for a new release document and for a channel change.
+#[tokio::test]
+async fn our_own_write_seen_again_on_a_retry_is_not_a_conflict() {
+    use updraft::publish::{self, Signer};
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let (secret, _) = updraft::keys::generate(None).unwrap();
+    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
+    let signer = Signer::new(&key, vec![]);
+    let tmp = tempfile::tempdir().unwrap();
+    let racing = |_: ()| RacingPublisher {
+        inner: open_store("s3://releases/registry", &server.options()).unwrap(),
+        signer: &signer,
+        race: Race::LostAnswer,
+        raced: 0.into(),
+        conditional_writes: 0.into(),
+    };
+    let now = std::time::SystemTime::now;
+    for v in ["1.0.0", "2.0.0"] {
+        let art = tmp.path().join(format!("{v}.tar.gz"));
+        std::fs::write(&art, format!("release {v}")).unwrap();
+        // The first conditional write of each publish is its release document.
+        let r = racing(());
+        let report = publish::publish(&r, &signer, &publish_request(v, art, Some("prod")), now())
+            .await
+            .unwrap();
+        assert!(report.release_written);
+        assert_eq!(
+            r.conditional_writes
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+    }
+    // Here the lost answer is the channel document's.
+    let r = racing(());
+    let doc = publish::yank(&r, &signer, yank_request("1.0.0", "bad"), now())
+        .await
+        .unwrap();
+    assert_eq!(doc.sequence, 3);
+    let report = publish::audit(
+        r.inner.as_ref(),
+        &"demo".parse().unwrap(),
+        &signer.trusted,
+        now(),
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{report:#?}");
 }
