@@ -37,7 +37,16 @@ pub fn init(format: Option<&str>, verbose: u8) {
 /// them with what fd 1 is. There, a summary line on stdout would repeat the log record
 /// next to it, so commands that also log what they print can stay quiet.
 pub fn stdout_is_journal() -> bool {
-    use std::os::fd::AsFd;
+    // Only if the log record really goes there too: stderr is the journal as well,
+    // and info records are not filtered out.
+    tracing::enabled!(tracing::Level::INFO)
+        && is_journal(std::io::stdout().as_fd())
+        && is_journal(std::io::stderr().as_fd())
+}
+
+use std::os::fd::AsFd;
+
+fn is_journal(fd: std::os::fd::BorrowedFd<'_>) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
@@ -49,7 +58,7 @@ pub fn stdout_is_journal() -> bool {
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
-    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+    let Ok(fd) = fd.try_clone_to_owned() else {
         return false;
     };
     match std::fs::File::from(fd).metadata() {

@@ -272,6 +272,21 @@ impl super::Store for FileRegistry {
                         UPDATE_LOCK_WAIT.as_secs()
                     ),
                 }),
+                // NFS emulates flock with fcntl, which refuses a read-only descriptor
+                // (a directory cannot be opened for writing): go on unlocked there, as
+                // on S3 without conditional writes.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBADF | libc::ENOLCK | libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    tracing::warn!(
+                        "cannot lock {} ({e}); publishing without the lock: run one publisher at a time",
+                        dir.display()
+                    );
+                    Ok(UpdateLock::default())
+                }
                 Err(e) => Err(this.io_err(&k, e)),
             }
         })

@@ -47,7 +47,9 @@ impl RetryPolicy {
             attempts: t.retries + 1,
             min_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(60),
+            // No longer than the longest backoff step: an update holds the app root's
+            // lock while it polls, and other commands wait at most `lock_timeout`.
+            max_retry_after: Duration::from_secs(10),
         }
     }
 

@@ -588,6 +588,7 @@ where
             .with_jitter(),
     )
     .when(TransportError::is_retryable)
+    .adjust(|e: &TransportError, d| super::retry::delay_for(d, e, Duration::from_secs(10)))
     .await
 }
 
@@ -922,6 +923,15 @@ impl Settings {
                                         profile: name,
                                     },
                                 ),
+                                // A default profile without static keys (role_arn, SSO,
+                                // credential_process) is for other tools: not an error
+                                // unless this profile was asked for.
+                                Err(why) if profile.is_none() => {
+                                    tracing::warn!(
+                                        "ignoring the [default] profile of {path}: {why}"
+                                    );
+                                    (None, CredsFrom::None)
+                                }
                                 Ok(None) if profile.is_some() => {
                                     return Err(TransportError::Credentials {
                                         why: format!(
@@ -1283,6 +1293,41 @@ mod tests {
         assert!(parse_shared_credentials(text, "half")
             .unwrap_err()
             .contains("needs both"));
+    }
+
+    #[test]
+    fn a_default_profile_without_keys_is_ignored_unless_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(&file, "[default]\nrole_arn = arn:aws:iam::1:role/x\n").unwrap();
+        let f = file.to_str().unwrap();
+        let s = resolve(
+            "s3://rel",
+            &S3Options::default(),
+            &[("AWS_SHARED_CREDENTIALS_FILE", f)],
+        );
+        assert!(s.credentials.is_none());
+        let asked = Settings::resolve(
+            "s3://rel",
+            &S3Options::default(),
+            &env_of(&[
+                ("AWS_SHARED_CREDENTIALS_FILE", f),
+                ("AWS_PROFILE", "default"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(asked.to_string().contains("needs both"), "{asked}");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id=A\naws_secret_access_key=S\n",
+        )
+        .unwrap();
+        let s = resolve(
+            "s3://rel",
+            &S3Options::default(),
+            &[("AWS_SHARED_CREDENTIALS_FILE", f)],
+        );
+        assert_eq!(s.credentials.unwrap().key_id, "A");
     }
 
     #[test]
