@@ -1020,6 +1020,15 @@ impl Store for RacingPublisher<'_> {
     }
 }
 
+/// A fresh server with a bucket "releases", and a signing key made by updraft.
+async fn server_and_key() -> (S3Server, updraft::keys::SecretKey) {
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let (secret, _) = updraft::keys::generate(None).unwrap();
+    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
+    (server, key)
+}
+
 fn yank_request(version: &str, reason: &str) -> updraft::publish::YankRequest {
     updraft::publish::YankRequest {
         app: "demo".parse().unwrap(),
@@ -1037,11 +1046,8 @@ fn yank_request(version: &str, reason: &str) -> updraft::publish::YankRequest {
 async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     use std::sync::atomic::Ordering;
     use updraft::publish::{self, Signer};
-    let server = S3Server::start();
-    server.create_bucket("releases").await;
+    let (server, key) = server_and_key().await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
-    let (secret, _) = updraft::keys::generate(None).unwrap();
-    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
     let signer = Signer::new(&key, vec![]);
     let tmp = tempfile::tempdir().unwrap();
     for (v, channel) in [("1.0.0", None), ("1.1.0", None), ("2.0.0", Some("prod"))] {
@@ -1176,11 +1182,8 @@ async fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
 #[tokio::test]
 async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
     use updraft::publish::{self, Signer};
-    let server = S3Server::start();
-    server.create_bucket("releases").await;
+    let (server, key) = server_and_key().await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
-    let (secret, _) = updraft::keys::generate(None).unwrap();
-    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
     let signer = Signer::new(&key, vec![]);
     let tmp = tempfile::tempdir().unwrap();
     let (theirs, ours) = (
@@ -1256,10 +1259,7 @@ async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
 #[tokio::test]
 async fn our_own_write_seen_again_on_a_retry_is_not_a_conflict() {
     use updraft::publish::{self, Signer};
-    let server = S3Server::start();
-    server.create_bucket("releases").await;
-    let (secret, _) = updraft::keys::generate(None).unwrap();
-    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
+    let (server, key) = server_and_key().await;
     let signer = Signer::new(&key, vec![]);
     let tmp = tempfile::tempdir().unwrap();
     let racing = |_: ()| RacingPublisher {
