@@ -72,8 +72,13 @@ pub enum PackError {
 /// One thing to put in the archive, found by the walk.
 enum Item {
     Dir,
-    File { exec: bool, len: u64 },
+    File {
+        exec: bool,
+        len: u64,
+    },
     Symlink(Vec<u8>),
+    /// A file we write ourselves (VERSION), sorted in with the rest.
+    Generated(Vec<u8>),
 }
 
 /// Pack `dir` into the gzip-compressed tarball `output`, written atomically.
@@ -94,10 +99,10 @@ pub fn pack_dir(
     refuse_output_inside(dir, output)?;
 
     let mut items = walk(dir)?;
-    let version_text = format!("{version}\n");
     let version_path =
         EntryPath::new(b"VERSION").map_err(|_| PackError::NotADirectory(dir.into()))?;
-    if let Some(existing) = items.remove(&version_path) {
+    let version_file = Item::Generated(format!("{version}\n").into_bytes());
+    if let Some(existing) = items.insert(version_path, version_file) {
         let p = dir.join("VERSION");
         let found = match existing {
             Item::File { .. } => fs::read_to_string(&p).map_err(read_err(&p))?,
@@ -138,20 +143,7 @@ pub fn pack_dir(
         let mut builder = tar::Builder::new(gz);
         let mut entries = 0u64;
 
-        let mut version_written = false;
         for (path, item) in &items {
-            if !version_written && path > &version_path {
-                append_file(
-                    &mut builder,
-                    &version_path,
-                    false,
-                    version_text.as_bytes(),
-                    mtime,
-                )
-                .map_err(write_err)?;
-                entries += 1;
-                version_written = true;
-            }
             let src = dir.join(path.as_path());
             match item {
                 Item::Dir => {
@@ -183,6 +175,12 @@ pub fn pack_dir(
                             }
                         })?;
                 }
+                Item::Generated(data) => {
+                    let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64, mtime);
+                    builder
+                        .append_data(&mut h, path.as_path(), data.as_slice())
+                        .map_err(write_err)?;
+                }
                 Item::Symlink(target) => {
                     let mut h = header(tar::EntryType::Symlink, 0o777, 0, mtime);
                     builder
@@ -190,17 +188,6 @@ pub fn pack_dir(
                         .map_err(write_err)?;
                 }
             }
-            entries += 1;
-        }
-        if !version_written {
-            append_file(
-                &mut builder,
-                &version_path,
-                false,
-                version_text.as_bytes(),
-                mtime,
-            )
-            .map_err(write_err)?;
             entries += 1;
         }
         let gz = builder.into_inner().map_err(write_err)?;
@@ -243,18 +230,6 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
     let _ = h.set_username("");
     let _ = h.set_groupname("");
     h
-}
-
-fn append_file<W: Write>(
-    b: &mut tar::Builder<W>,
-    path: &EntryPath,
-    exec: bool,
-    data: &[u8],
-    mtime: u64,
-) -> io::Result<()> {
-    let mode = if exec { 0o755 } else { 0o644 };
-    let mut h = header(tar::EntryType::Regular, mode, data.len() as u64, mtime);
-    b.append_data(&mut h, path.as_path(), data)
 }
 
 /// Refuse an output inside `dir`: the walk would pack the half-written tarball.
