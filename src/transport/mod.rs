@@ -168,21 +168,31 @@ pub struct Body {
 
 impl Body {
     /// Collect a (small) body, enforcing `limit` while reading.
-    pub async fn bytes(mut self, location: &str, limit: u64) -> Result<Vec<u8>, TransportError> {
-        use futures_util::StreamExt;
-        let mut out = Vec::new();
-        while let Some(chunk) = self.stream.next().await {
-            let chunk = chunk?;
-            if out.len() as u64 + chunk.len() as u64 > limit {
-                return Err(TransportError::TooLarge {
-                    location: location.to_string(),
-                    limit,
-                });
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+    pub async fn bytes(self, location: &str, limit: u64) -> Result<Vec<u8>, TransportError> {
+        collect_limited(self.stream, location, limit).await
     }
+}
+
+/// Collect a stream of chunks, failing as soon as it passes `limit` bytes (so a huge
+/// body is never buffered whole).
+pub(crate) async fn collect_limited(
+    mut stream: impl Stream<Item = Result<Bytes, TransportError>> + Unpin,
+    location: &str,
+    limit: u64,
+) -> Result<Vec<u8>, TransportError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Err(TransportError::TooLarge {
+                location: location.to_string(),
+                limit,
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Read access to a registry, the only thing the agent needs.

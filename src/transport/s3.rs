@@ -647,19 +647,10 @@ async fn read_body(
     location: &str,
     opts: &TransportOptions,
 ) -> Result<Vec<u8>, TransportError> {
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| network_error(e, location, opts))?;
-        if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err(TransportError::TooLarge {
-                location: location.to_string(),
-                limit,
-            });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
+    let stream = resp
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(|e| network_error(e, location, opts)));
+    super::collect_limited(stream, location, limit).await
 }
 
 /// Best effort: an error document is a help, not a requirement.
