@@ -16,9 +16,8 @@ fn updates_rolls_back_blocks_and_follows_the_channel() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    let t = |v: &str, mode: &str| release_tarball(tmp.path(), v, mode);
 
-    reg.publish("1.0.0", &t("1.0.0", ""), Some("prod"), &[]);
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     let check = app.run(&["check", "--json"]);
     assert_eq!(code(&check), 10, "{}", stderr(&check));
     let j = json(&check);
@@ -31,13 +30,13 @@ fn updates_rolls_back_blocks_and_follows_the_channel() {
     let check = app.run(&["check"]);
     assert_eq!(code(&check), 0, "{}", stderr(&check));
 
-    reg.publish("1.1.0", &t("1.1.0", ""), Some("prod"), &[]);
+    reg.ship("1.1.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
 
     // A release whose health check fails: rolled back and blocked, exit 4.
-    reg.publish("1.2.0", &t("1.2.0", "broken"), Some("prod"), &[]);
+    reg.ship("1.2.0", "broken", Some("prod"), &[]);
     let out = app.run(&["update"]);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
@@ -63,7 +62,7 @@ fn updates_rolls_back_blocks_and_follows_the_channel() {
     );
 
     // A newer version on the channel is tried.
-    reg.publish("1.3.0", &t("1.3.0", ""), Some("prod"), &[]);
+    reg.ship("1.3.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.3.0"));
 
@@ -86,19 +85,9 @@ fn pin_holds_the_machine_whatever_the_channel_says() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
-    reg.publish(
-        "2.0.0",
-        &release_tarball(tmp.path(), "2.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("2.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["pin", "1.0.0"]));
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
@@ -118,24 +107,14 @@ fn untrusted_signature_tampered_artifact_and_rollback_attack_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     let channel = reg.dir.join("demo/channels/prod.json");
     let old_doc = std::fs::read(&channel).unwrap();
     let old_sig = std::fs::read(reg.dir.join("demo/channels/prod.json.minisig")).unwrap();
 
     // Tampered artifact: checksum mismatch, exit 5, nothing installed.
-    reg.publish(
-        "1.1.0",
-        &release_tarball(tmp.path(), "1.1.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.1.0", "", Some("prod"), &[]);
     let art = std::fs::read_dir(reg.dir.join("demo/releases/1.1.0"))
         .unwrap()
         .flatten()
@@ -205,20 +184,10 @@ fn rollout_share_and_yank() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     // 0% rollout: nobody is admitted; the machine waits and says so.
-    reg.publish(
-        "1.1.0",
-        &release_tarball(tmp.path(), "1.1.0", ""),
-        Some("prod"),
-        &["--rollout", "0"],
-    );
+    reg.ship("1.1.0", "", Some("prod"), &["--rollout", "0"]);
     let check = app.run(&["check", "--json"]);
     assert_eq!(code(&check), 0, "{}", stderr(&check));
     ok(&app.run(&["update"]));
@@ -250,12 +219,7 @@ fn rollout_share_and_yank() {
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
     // 100%: admitted.
-    reg.publish(
-        "1.2.0",
-        &release_tarball(tmp.path(), "1.2.0", ""),
-        Some("prod"),
-        &["--rollout", "100"],
-    );
+    reg.ship("1.2.0", "", Some("prod"), &["--rollout", "100"]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.2.0"));
 }
@@ -266,21 +230,11 @@ fn a_killed_pending_activation_is_rolled_back_and_blocked() {
     let reg = Registry::new(tmp.path());
     // The health check of 1.1.0 hangs (a SLOW marker), so the update is killed while pending.
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     let cfg = std::fs::read_to_string(&app.config).unwrap();
     std::fs::write(&app.config, cfg.replace("retries = 20", "retries = 1000")).unwrap();
-    reg.publish(
-        "1.1.0",
-        &release_tarball(tmp.path(), "1.1.0", "broken"),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.1.0", "broken", Some("prod"), &[]);
     let mut child = std::process::Command::new(bin())
         .arg("--config")
         .arg(&app.config)
@@ -313,12 +267,7 @@ fn daemon_polls_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "interval = \"200ms\"\njitter = \"50ms\"");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     let mut child = std::process::Command::new(bin())
         .arg("--config")
         .arg(&app.config)
@@ -336,12 +285,7 @@ fn daemon_polls_and_stops_on_sigterm() {
         false
     };
     let first = wait_for("1.0.0");
-    reg.publish(
-        "1.1.0",
-        &release_tarball(tmp.path(), "1.1.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.1.0", "", Some("prod"), &[]);
     let second = wait_for("1.1.0");
     unsafe { libc_kill(child.id() as i32, 15) };
     let status = child.wait().unwrap();
@@ -373,20 +317,10 @@ fn a_crash_during_the_bake_period_still_rolls_back() {
     // The server dies 1.5 s after it starts; the checks (20 retries 100 ms apart) give
     // up about 2 s later, well inside the bake, however slowly the server started.
     let app = agent_app(&reg, "prod", "bake = \"8s\"");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     // 1.1.0 passes its first health checks, then its server dies 1.5 s after start.
-    reg.publish(
-        "1.1.0",
-        &release_tarball(tmp.path(), "1.1.0", "dies"),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.1.0", "dies", Some("prod"), &[]);
     let out = app.run(&["update"]);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("bake"), "{}", stderr(&out));
@@ -400,12 +334,7 @@ fn logs_are_json_lines_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     let out = app.run(&["--log-format", "json", "update"]);
     ok(&out);
     let lines: Vec<serde_json::Value> = stderr(&out)
@@ -431,12 +360,7 @@ fn under_the_timer_the_journal_gets_each_message_once() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     let run = |journal_is_stdout: bool| {
         let path = tmp.path().join("stdout");
         let file = std::fs::File::create(&path).unwrap();
@@ -489,18 +413,8 @@ fn a_move_back_that_failed_to_download_is_retried() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = Registry::new(tmp.path());
     let app = agent_app(&reg, "prod", "");
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        None,
-        &[],
-    );
-    reg.publish(
-        "2.0.0",
-        &release_tarball(tmp.path(), "2.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", None, &[]);
+    reg.ship("2.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("2.0.0"));
     // The operator moves prod back to 1.0.0, but its artifact is damaged in transit.
@@ -530,12 +444,7 @@ fn an_unchanged_channel_costs_one_304_from_nginx() {
     let reg = Registry::new(tmp.path());
     let web = nginx::Nginx::start(&reg.dir);
     let app = App::new(&agent_toml(&reg, &web.base, "prod", ""));
-    reg.publish(
-        "1.0.0",
-        &release_tarball(tmp.path(), "1.0.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     // Channel, its signature, release, its signature, artifact.
@@ -552,12 +461,7 @@ fn an_unchanged_channel_costs_one_304_from_nginx() {
         );
     }
     // A new release is a 200 again and is installed.
-    reg.publish(
-        "1.1.0",
-        &release_tarball(tmp.path(), "1.1.0", ""),
-        Some("prod"),
-        &[],
-    );
+    reg.ship("1.1.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
 }

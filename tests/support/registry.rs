@@ -88,6 +88,18 @@ impl Registry {
         out
     }
 
+    /// Build the fixture app's release `version` (`mode` as for `release_tarball`) beside
+    /// the registry and publish it.
+    pub fn ship(&self, version: &str, mode: &str, channel: Option<&str>, extra: &[&str]) -> Output {
+        let out = self.dir.parent().unwrap_or(&self.dir);
+        self.publish(
+            version,
+            &release_tarball(out, version, mode),
+            channel,
+            extra,
+        )
+    }
+
     pub fn promote(&self, version: &str, channel: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "promote",
