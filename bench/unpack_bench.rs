@@ -1,5 +1,5 @@
 //! Unpack a .tar.gz the way the deploy pipeline does: one pass over the bytes, sha256
-//! computed on the way, extraction through `updraft::unpack::unpack_tar_gz`.
+//! computed on the way, extraction through `updraft::archive::unpack::unpack_tar_gz`.
 //!
 //! Usage: unpack-bench TARBALL DEST   (DEST must exist and be empty)
 //! Prints: sha256, compressed bytes, unpacked bytes, entries, seconds.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use updraft::unpack::{unpack_tar_gz, Limits};
+use updraft::archive::unpack::{unpack_tar_gz, Limits};
 
 struct Hashing<R> {
     inner: R,

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::names::{AppName, Channel, Target};
+use crate::error::{Classify, ErrorClass};
+use crate::registry::names::{AppName, Channel, Target};
+use crate::transport::{S3Options, TransportOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -323,6 +325,30 @@ impl Config {
             source,
         })?;
         Config::parse(&text, path)
+    }
+}
+
+impl Classify for ConfigError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
+}
+
+impl Config {
+    /// Transport settings from the config file.
+    pub fn transport_options(&self) -> TransportOptions {
+        TransportOptions {
+            connect_timeout: self.timeouts.connect.0,
+            read_timeout: self.timeouts.read.0,
+            s3: S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                path_style: self.s3_path_style,
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+                session_token: self.s3_session_token.clone(),
+            },
+        }
     }
 }
 

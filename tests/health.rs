@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use updraft::activate::health::{self, HealthError};
+use updraft::activate::services::{self, ServiceOutcome};
 use updraft::config::{Config, HealthCheck, Services};
-use updraft::health::{self, HealthError};
-use updraft::services::{self, ServiceOutcome};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app")

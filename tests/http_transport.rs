@@ -159,9 +159,9 @@ async fn nginx_speaks_what_the_transport_needs() {
 }
 
 async fn start_serve(dir: &Path) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let listener = updraft::serve::bind("127.0.0.1:0").await.unwrap();
+    let listener = updraft::registry::serve::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(updraft::serve::serve(dir.to_path_buf(), listener));
+    let task = tokio::spawn(updraft::registry::serve::serve(dir.to_path_buf(), listener));
     (base, task)
 }
 

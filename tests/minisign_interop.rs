@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use updraft::keys::{PublicKey, SecretKey, TrustedKeys};
+use updraft::registry::keys::{PublicKey, SecretKey, TrustedKeys};
 
 const BIN: &str = env!("CARGO_BIN_EXE_updraft");
 

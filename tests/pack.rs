@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use sha2::Digest;
-use updraft::unpack::{unpack_tar_gz, Limits};
+use updraft::archive::unpack::{unpack_tar_gz, Limits};
 
 fn updraft() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_updraft"));

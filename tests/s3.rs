@@ -890,7 +890,7 @@ async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missin
 /// our read and our write.
 struct RacingPublisher<'a> {
     inner: Box<dyn Store>,
-    signer: &'a updraft::publish::Signer<'a>,
+    signer: &'a updraft::registry::publish::Signer<'a>,
     race: Race,
     raced: std::sync::atomic::AtomicU32,
     conditional_writes: std::sync::atomic::AtomicU32,
@@ -917,7 +917,7 @@ impl RacingPublisher<'_> {
         let now = std::time::SystemTime::now();
         match &self.race {
             Race::Yank => {
-                updraft::publish::yank(
+                updraft::registry::publish::yank(
                     self.inner.as_ref(),
                     self.signer,
                     yank_request("1.0.0", "found by the other job"),
@@ -928,7 +928,7 @@ impl RacingPublisher<'_> {
             }
             Race::LostAnswer => {}
             Race::Publish(art) => {
-                updraft::publish::publish(
+                updraft::registry::publish::publish(
                     self.inner.as_ref(),
                     self.signer,
                     &publish_request("1.0.0", art.clone(), None),
@@ -945,8 +945,8 @@ fn publish_request(
     version: &str,
     artifact: std::path::PathBuf,
     channel: Option<&str>,
-) -> updraft::publish::PublishRequest {
-    updraft::publish::PublishRequest {
+) -> updraft::registry::publish::PublishRequest {
+    updraft::registry::publish::PublishRequest {
         app: "demo".parse().unwrap(),
         version: version.parse().unwrap(),
         artifacts: vec![("x86_64-linux".parse().unwrap(), artifact)],
@@ -1021,16 +1021,16 @@ impl Store for RacingPublisher<'_> {
 }
 
 /// A fresh server with a bucket "releases", and a signing key made by updraft.
-async fn server_and_key() -> (S3Server, updraft::keys::SecretKey) {
+async fn server_and_key() -> (S3Server, updraft::registry::keys::SecretKey) {
     let server = S3Server::start();
     server.create_bucket("releases").await;
-    let (secret, _) = updraft::keys::generate(None).unwrap();
-    let key = updraft::keys::SecretKey::load_from_str(&secret, None).unwrap();
+    let (secret, _) = updraft::registry::keys::generate(None).unwrap();
+    let key = updraft::registry::keys::SecretKey::load_from_str(&secret, None).unwrap();
     (server, key)
 }
 
-fn yank_request(version: &str, reason: &str) -> updraft::publish::YankRequest {
-    updraft::publish::YankRequest {
+fn yank_request(version: &str, reason: &str) -> updraft::registry::publish::YankRequest {
+    updraft::registry::publish::YankRequest {
         app: "demo".parse().unwrap(),
         channel: "prod".parse().unwrap(),
         version: version.parse().unwrap(),
@@ -1045,7 +1045,7 @@ fn yank_request(version: &str, reason: &str) -> updraft::publish::YankRequest {
 #[tokio::test]
 async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     use std::sync::atomic::Ordering;
-    use updraft::publish::{self, Signer};
+    use updraft::registry::publish::{self, Signer};
     let (server, key) = server_and_key().await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
     let signer = Signer::new(&key, vec![]);
@@ -1181,7 +1181,7 @@ async fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
 /// overwriting the first one's artifact under its release document.
 #[tokio::test]
 async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
-    use updraft::publish::{self, Signer};
+    use updraft::registry::publish::{self, Signer};
     let (server, key) = server_and_key().await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
     let signer = Signer::new(&key, vec![]);
@@ -1258,7 +1258,7 @@ async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
 /// signature still gets written, for a new release document and for a channel change.
 #[tokio::test]
 async fn our_own_write_seen_again_on_a_retry_is_not_a_conflict() {
-    use updraft::publish::{self, Signer};
+    use updraft::registry::publish::{self, Signer};
     let (server, key) = server_and_key().await;
     let signer = Signer::new(&key, vec![]);
     let tmp = tempfile::tempdir().unwrap();

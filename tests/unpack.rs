@@ -8,7 +8,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use updraft::unpack::{unpack_tar_gz, Limits, Stats, UnpackError};
+use updraft::archive::unpack::{unpack_tar_gz, Limits, Stats, UnpackError};
 
 const LIMITS: Limits = Limits {
     max_bytes: 16 << 20,

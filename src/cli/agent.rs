@@ -6,9 +6,9 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
+use crate::activate::{show, Kind, Pipeline};
 use crate::agent::{Agent, AgentError};
-use crate::deploy::{show, Kind, Pipeline};
-use crate::state::State;
+use crate::disk::state::State;
 
 fn agent(ctx: &Ctx) -> anyhow::Result<Agent> {
     if ctx.config_path.is_none() {
@@ -48,7 +48,7 @@ pub async fn update(ctx: &Ctx) -> anyhow::Result<u8> {
     let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let out = agent.update().await?;
     // Under the timer the explanation is already in the journal as a log record.
-    if crate::logging::stdout_is_journal() {
+    if crate::cli::logging::stdout_is_journal() {
         return Ok(exit::OK);
     }
     match &out.activated {
@@ -173,20 +173,21 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
 
 #[derive(Serialize)]
 struct WhyReport {
-    current: Option<crate::names::Version>,
+    current: Option<crate::registry::names::Version>,
     channel: Option<String>,
-    channel_version: Option<crate::names::Version>,
+    channel_version: Option<crate::registry::names::Version>,
     channel_sequence: Option<u64>,
     last_check: Option<String>,
     last_error: Option<String>,
-    pinned: Option<crate::names::Version>,
-    blocked: std::collections::BTreeMap<crate::names::Version, crate::state::Blocked>,
-    yanked: Vec<crate::names::Version>,
+    pinned: Option<crate::registry::names::Version>,
+    blocked:
+        std::collections::BTreeMap<crate::registry::names::Version, crate::disk::state::Blocked>,
+    yanked: Vec<crate::registry::names::Version>,
     decision: Option<String>,
     explanation: Option<String>,
     rollout: Option<serde_json::Value>,
-    last_health: Option<crate::state::Operation>,
-    last_operation: Option<crate::state::Operation>,
+    last_health: Option<crate::disk::state::Operation>,
+    last_operation: Option<crate::disk::state::Operation>,
     history: Vec<serde_json::Value>,
 }
 
@@ -311,7 +312,7 @@ fn read_history(path: &std::path::Path, last: usize) -> Vec<serde_json::Value> {
 }
 
 pub async fn demo(ctx: &Ctx, a: DemoArgs) -> anyhow::Result<u8> {
-    crate::demo::run(ctx, a.dir)
+    crate::cli::demo::run(ctx, a.dir)
         .await
         .map_err(|e| match e.downcast::<AgentError>() {
             Ok(a) => a.into(),

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::layout::AppRoot;
-use crate::names::{AppName, Channel, Target, Version};
+use crate::disk::layout::AppRoot;
+use crate::registry::names::{AppName, Channel, Target, Version};
 
 pub mod agent;
+pub mod demo;
+pub mod logging;
 pub mod pack;
 pub mod publish;
 pub mod store;
@@ -388,7 +390,7 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    crate::logging::init(cli.log_format.as_deref(), cli.verbose);
+    crate::cli::logging::init(cli.log_format.as_deref(), cli.verbose);
     let config = match &cli.config {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
@@ -465,34 +467,15 @@ pub fn render_error(e: &anyhow::Error) -> String {
     out
 }
 
-/// Map typed library errors to the documented exit codes.
+/// Map typed library errors to the documented exit codes: the one place that does.
 fn exit_code_for(e: &anyhow::Error) -> u8 {
-    for cause in e.chain() {
-        if cause.downcast_ref::<crate::lock::LockError>().is_some() {
-            return exit::BUSY;
-        }
-        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
-            return exit::USAGE;
-        }
-        if let Some(code) = crate::exit_code_hint(cause) {
-            return code;
-        }
-    }
-    exit::ERROR
-}
-
-/// Transport settings from the config file.
-pub fn transport_options(c: &Config) -> crate::transport::TransportOptions {
-    crate::transport::TransportOptions {
-        connect_timeout: c.timeouts.connect.0,
-        read_timeout: c.timeouts.read.0,
-        s3: crate::transport::S3Options {
-            endpoint: c.s3_endpoint.clone(),
-            region: c.s3_region.clone(),
-            path_style: c.s3_path_style,
-            access_key_id: c.s3_access_key_id.clone(),
-            secret_access_key: c.s3_secret_access_key.clone(),
-            session_token: c.s3_session_token.clone(),
-        },
+    use crate::error::{classify, ErrorClass};
+    match classify(e.as_ref()) {
+        ErrorClass::Usage => exit::USAGE,
+        ErrorClass::Busy => exit::BUSY,
+        ErrorClass::RolledBack => exit::ROLLED_BACK,
+        ErrorClass::Verify => exit::VERIFY,
+        ErrorClass::NotFound => exit::NOT_FOUND,
+        ErrorClass::Other => exit::ERROR,
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::{exit, Ctx, PackArgs};
-use crate::pack::{pack_dir, DEFAULT_MTIME};
+use crate::archive::pack::{pack_dir, DEFAULT_MTIME};
 
 /// Pack a release directory; the mtime comes from `SOURCE_DATE_EPOCH` (the
 /// reproducible-builds convention) so CI can stamp the commit time.

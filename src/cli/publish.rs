@@ -9,16 +9,18 @@ use super::{
     exit, Ctx, KeygenArgs, PromoteArgs, PublishArgs, RegistryVerifyArgs, SecretKeyArgs, ServeArgs,
     YankArgs,
 };
-use crate::keys::{self, PublicKey, SecretKey, TrustedKeys};
-use crate::names::Target;
-use crate::publish::{self as pubops, AuditStatus, PromoteSource, Signer, DEFAULT_EXPIRES_IN};
-use crate::rollout::Rollout;
+use crate::registry::keys::{self, PublicKey, SecretKey, TrustedKeys};
+use crate::registry::names::Target;
+use crate::registry::publish::{
+    self as pubops, AuditStatus, PromoteSource, Signer, DEFAULT_EXPIRES_IN,
+};
+use crate::registry::rollout::Rollout;
 use crate::transport::{self, Store, TransportOptions};
 
 /// Transport settings from the config file, so `s3://` publishing uses the same
 /// endpoint and credentials settings as the agent.
 fn transport_options(ctx: &Ctx) -> TransportOptions {
-    super::transport_options(&ctx.config)
+    ctx.config.transport_options()
 }
 
 fn open_store(ctx: &Ctx, url: &str) -> anyhow::Result<Box<dyn Store>> {
@@ -200,7 +202,7 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
     let rollout = match (&a.waves, a.rollout) {
         (Some(w), _) => Some(Rollout {
             percent: None,
-            waves: crate::manifest::parse_waves(w, now)
+            waves: crate::registry::rollout::parse_waves(w, now)
                 .map_err(|e| anyhow::anyhow!("--waves {w:?}: {e}"))?,
         }),
         (None, p) => percent_rollout(p)?,
@@ -287,6 +289,6 @@ pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn serve(_ctx: &Ctx, a: ServeArgs) -> anyhow::Result<u8> {
-    crate::serve::run(a.dir, &a.listen).await?;
+    crate::registry::serve::run(a.dir, &a.listen).await?;
     Ok(super::exit::OK)
 }

@@ -6,17 +6,22 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::{exit, Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
-use crate::deploy::{self, show, InstallRequest, Pipeline};
-use crate::layout::AppRoot;
-use crate::names::Version;
-use crate::source::Source;
-use crate::state::State;
+use crate::activate::{self, show, InstallRequest, Pipeline};
+use crate::disk::layout::AppRoot;
+use crate::disk::state::State;
+use crate::registry::names::Version;
+use crate::transport::source::Source;
 
 pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let source = match (&a.artifact_path, &a.artifact_url) {
         (Some(p), _) => Source::File(p.clone()),
-        (None, Some(u)) => crate::source::url_source(u, &ctx.config).await?,
+        (None, Some(u)) => {
+            let c = &ctx.config;
+            let policy = crate::transport::retry::RetryPolicy::from_timeouts(&c.timeouts);
+            let limit = c.limits.max_artifact_bytes;
+            crate::transport::source::url_source(u, &c.transport_options(), policy, limit).await?
+        }
         (None, None) => anyhow::bail!("one of --artifact-path or --artifact-url is required"),
     };
     eprintln!(
@@ -31,7 +36,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
         expected_size: None,
         force: a.force,
     };
-    let report = deploy::deploy(&root, &ctx.config, req).await?;
+    let report = activate::deploy(&root, &ctx.config, req).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -59,7 +64,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
 
 pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
-    let act = deploy::rollback(&root, &ctx.config, a.version).await?;
+    let act = activate::rollback(&root, &ctx.config, a.version).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&act)?);
     } else {
@@ -194,12 +199,12 @@ struct StatusReport<'a> {
     current: Option<Version>,
     previous: Option<&'a Version>,
     pinned: Option<&'a Version>,
-    blocked: &'a std::collections::BTreeMap<Version, crate::state::Blocked>,
-    pending: Option<&'a crate::state::Pending>,
+    blocked: &'a std::collections::BTreeMap<Version, crate::disk::state::Blocked>,
+    pending: Option<&'a crate::disk::state::Pending>,
     available: Option<&'a Version>,
     channel_sequence: Option<u64>,
-    last_operation: Option<&'a crate::state::Operation>,
-    last_health: Option<&'a crate::state::Operation>,
+    last_operation: Option<&'a crate::disk::state::Operation>,
+    last_health: Option<&'a crate::disk::state::Operation>,
     last_check: Option<&'a String>,
     last_error: Option<&'a String>,
 }

@@ -262,7 +262,7 @@ impl super::Store for FileRegistry {
         tokio::task::spawn_blocking(move || {
             this.make_dirs(&dir).map_err(|e| this.io_err(&k, e))?;
             let f = File::open(&dir).map_err(|e| this.io_err(&k, e))?;
-            match crate::lock::lock_within(&f, UPDATE_LOCK_WAIT) {
+            match crate::disk::lock::lock_within(&f, UPDATE_LOCK_WAIT) {
                 Ok(true) => Ok(UpdateLock::holding(f)),
                 Ok(false) => Err(TransportError::Io {
                     location: this.location(&k),

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::error::{Classify, ErrorClass};
 use bytes::Bytes;
 use futures_util::Stream;
 
@@ -16,6 +17,7 @@ pub mod file;
 pub mod http;
 pub mod retry;
 pub mod s3;
+pub mod source;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
 
@@ -347,4 +349,13 @@ fn scheme_of(url: &str) -> Result<&'static str, TransportError> {
         url: url.to_string(),
         why: "expected file:///path, http(s)://host/path or s3://bucket/prefix".into(),
     })
+}
+
+impl Classify for TransportError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            TransportError::NotFound { .. } => ErrorClass::NotFound,
+            _ => ErrorClass::Other,
+        }
+    }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::activate::process::{self, RunError};
 use crate::config::Services;
-use crate::process::{self, RunError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOutcome {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
-use crate::names::{Channel, Version};
+use crate::registry::names::{Channel, Version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -191,9 +191,9 @@ async fn run_in(dir: &Path) -> anyhow::Result<()> {
         .trim()
         .to_string();
 
-    let listener = crate::serve::bind("127.0.0.1:0").await?;
+    let listener = crate::registry::serve::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(crate::serve::serve(registry.clone(), listener));
+    let server = tokio::spawn(crate::registry::serve::serve(registry.clone(), listener));
     println!(
         "   serving the registry {} at http://{addr}",
         registry.display()

@@ -7,13 +7,14 @@
 //! matched against what was asked for (app, channel, version), then freshness.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyError, TrustedKeys};
-use crate::names::{AppName, Channel, Target, Version};
-use crate::rollout::Rollout;
+use crate::error::{Classify, ErrorClass};
+use crate::registry::keys::{KeyError, TrustedKeys};
+use crate::registry::names::{AppName, Channel, Target, Version};
+use crate::registry::rollout::Rollout;
 
 /// The document format this implementation writes and understands. A document with a
 /// higher `schema_version` may carry restrictions we would silently ignore, so it is
@@ -171,17 +172,6 @@ pub enum Location {
     Url(String),
 }
 
-pub fn format_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-pub fn parse_time(s: &str) -> Result<SystemTime, String> {
-    if !s.ends_with('Z') {
-        return Err(format!("time {s:?} must be RFC 3339 in UTC ending in 'Z'"));
-    }
-    humantime::parse_rfc3339(s).map_err(|e| format!("time {s:?} is not RFC 3339: {e}"))
-}
-
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -220,8 +210,8 @@ impl ChannelDoc {
         if self.sequence == 0 {
             return Err(bad("sequence must be at least 1".into()));
         }
-        let issued = parse_time(&self.issued).map_err(bad)?;
-        let expires = parse_time(&self.expires).map_err(bad)?;
+        let issued = crate::time::parse_time(&self.issued).map_err(bad)?;
+        let expires = crate::time::parse_time(&self.expires).map_err(bad)?;
         if expires <= issued {
             return Err(bad("expires is not after issued".into()));
         }
@@ -240,7 +230,7 @@ impl ChannelDoc {
                 if w.percent > 100 {
                     return Err(bad("a rollout wave's percent is above 100".into()));
                 }
-                let t = parse_time(&w.start).map_err(bad)?;
+                let t = crate::time::parse_time(&w.start).map_err(bad)?;
                 if last.is_some_and(|l| t <= l) {
                     return Err(bad("rollout waves must be in increasing start order".into()));
                 }
@@ -268,7 +258,7 @@ impl ReleaseDoc {
                 self.kind
             )));
         }
-        parse_time(&self.issued).map_err(bad)?;
+        crate::time::parse_time(&self.issued).map_err(bad)?;
         if self.artifacts.is_empty() {
             return Err(bad("it lists no artifacts".into()));
         }
@@ -452,12 +442,12 @@ pub fn check_not_expired(
 ) -> Result<(), ManifestError> {
     // check_shape already parsed it; a parse failure here cannot happen, but is
     // treated as expired rather than trusted.
-    let expires = parse_time(&doc.expires).unwrap_or(SystemTime::UNIX_EPOCH);
+    let expires = crate::time::parse_time(&doc.expires).unwrap_or(SystemTime::UNIX_EPOCH);
     if expires <= now {
         return Err(ManifestError::Expired {
             what: what.to_string(),
             expires: doc.expires.clone(),
-            now: format_time(now),
+            now: crate::time::format_time(now),
         });
     }
     Ok(())
@@ -491,41 +481,16 @@ pub fn verify_release(
     Ok(doc)
 }
 
-/// Parse "0s=10,1h=50,1d=100" into waves starting at `now + offset`.
-pub fn parse_waves(spec: &str, now: SystemTime) -> Result<Vec<crate::rollout::Wave>, String> {
-    let mut out = Vec::new();
-    let mut last: Option<Duration> = None;
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (off, pct) = part
-            .split_once('=')
-            .ok_or_else(|| format!("wave {part:?} must look like OFFSET=PERCENT, e.g. 1h=50"))?;
-        let off = humantime::parse_duration(off.trim())
-            .map_err(|e| format!("wave offset {off:?}: {e} (write e.g. 0s, 30m, 1h, 1d)"))?;
-        let pct: u8 = pct
-            .trim()
-            .parse()
-            .ok()
-            .filter(|p| *p <= 100)
-            .ok_or_else(|| format!("wave percent {pct:?} must be a whole number 0-100"))?;
-        if last.is_some_and(|l| off <= l) {
-            return Err("wave offsets must increase (e.g. 0s=10,1h=50,1d=100)".into());
-        }
-        last = Some(off);
-        out.push(crate::rollout::Wave {
-            start: format_time(now + off),
-            percent: pct,
-        });
+impl Classify for ManifestError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Verify
     }
-    if out.is_empty() {
-        return Err("no waves given (e.g. 0s=10,1h=50,1d=100)".into());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{generate, SecretKey};
+    use crate::registry::keys::{generate, SecretKey};
 
     fn key() -> (SecretKey, TrustedKeys) {
         let (sk, _) = generate(None).unwrap();
@@ -792,11 +757,11 @@ mod tests {
         release.notes = Some("n".into());
         for (schema, doc) in [
             (
-                include_str!("../registry-spec/channel.schema.json"),
+                include_str!("../../registry-spec/channel.schema.json"),
                 serde_json::to_value(&channel).unwrap(),
             ),
             (
-                include_str!("../registry-spec/release.schema.json"),
+                include_str!("../../registry-spec/release.schema.json"),
                 serde_json::to_value(&release).unwrap(),
             ),
         ] {
@@ -819,12 +784,12 @@ mod tests {
     #[test]
     fn waves_parse_relative_to_now() {
         let now = t("2026-01-01T00:00:00Z");
-        let w = parse_waves("0s=10,1h=50,1d=100", now).unwrap();
+        let w = crate::registry::rollout::parse_waves("0s=10,1h=50,1d=100", now).unwrap();
         assert_eq!(w.len(), 3);
         assert_eq!(w[1].start, "2026-01-01T01:00:00Z");
         assert_eq!(w[2].percent, 100);
-        assert!(parse_waves("1h=10,0s=50", now).is_err());
-        assert!(parse_waves("0s=101", now).is_err());
-        assert!(parse_waves("", now).is_err());
+        assert!(crate::registry::rollout::parse_waves("1h=10,0s=50", now).is_err());
+        assert!(crate::registry::rollout::parse_waves("0s=101", now).is_err());
+        assert!(crate::registry::rollout::parse_waves("", now).is_err());
     }
 }

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::archive::unpack::{check_symlink_target, EntryPath};
 use crate::fsutil;
-use crate::names::Version;
-use crate::unpack::{check_symlink_target, EntryPath};
+use crate::registry::names::Version;
 
 /// The mtime used when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_MTIME: u64 = 0;

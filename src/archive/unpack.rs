@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+use crate::error::{Classify, ErrorClass};
 use tar::EntryType;
 
 pub use path::{check_symlink_target, EntryPath, PathRefusal, TargetRefusal};
@@ -595,5 +596,11 @@ fn io_err(entry: &str, source: io::Error) -> UnpackError {
     UnpackError::Io {
         path: entry.to_string(),
         source,
+    }
+}
+
+impl Classify for UnpackError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Verify
     }
 }

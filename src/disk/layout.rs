@@ -15,7 +15,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::names::Version;
+use crate::registry::names::Version;
 
 pub const STAGING_PREFIX: &str = ".staging-";
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
+use crate::activate::process;
 use crate::config::Services;
-use crate::process;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the app was restarted {restarts} time{} by its supervisor since the activation (counted by `{command}`): it is crashing; see its logs (journalctl -u <unit>)", if *.restarts == 1 { "" } else { "s" })]

@@ -5,9 +5,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::disk::layout::{AppRoot, STAGING_PREFIX};
 use crate::fsutil;
-use crate::layout::{AppRoot, STAGING_PREFIX};
-use crate::names::Version;
+use crate::registry::names::Version;
 
 /// A directory under `releases/` being filled. Dropping it without `commit` deletes it,
 /// so an error at any step (bad checksum, hostile entry, full disk) leaves nothing behind;

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Classify, ErrorClass};
 use base64::Engine as _;
 
 const SIG_ALG: [u8; 2] = *b"Ed";
@@ -414,6 +415,12 @@ pub fn generate(password: Option<&str>) -> Result<(String, String), KeyError> {
     };
     let public = PublicKey::parse(&pk.to_base64(), "generated public key")?;
     Ok((sk_text, public.to_file_text()))
+}
+
+impl Classify for KeyError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Verify
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::names::Version;
-use crate::rollout::{Admission, BUCKETS};
-use crate::state::Blocked;
+use crate::disk::state::Blocked;
+use crate::registry::names::Version;
+use crate::registry::rollout::{Admission, BUCKETS};
 
 pub struct Inputs<'a> {
     /// The version `current` points at; None on a machine that has none yet.

@@ -29,7 +29,7 @@ pub struct Wave {
 
 use std::io;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -61,7 +61,7 @@ pub fn bucket(machine_id: &str, app: &str, version: &str) -> u32 {
 /// A wave's start, or None when it is malformed: such a wave is treated as never started
 /// (the manifest module already refuses documents holding one).
 fn wave_start(w: &Wave) -> Option<SystemTime> {
-    crate::manifest::parse_time(&w.start).ok()
+    crate::time::parse_time(&w.start).ok()
 }
 
 /// The share of the fleet (percent) admitted at `now`. No rollout, or one that says
@@ -133,6 +133,37 @@ pub fn machine_id(over: Option<&str>, file: Option<&Path>) -> io::Result<String>
         ));
     }
     Ok(id.to_string())
+}
+
+/// Parse "0s=10,1h=50,1d=100" into waves starting at `now + offset`.
+pub fn parse_waves(spec: &str, now: SystemTime) -> Result<Vec<Wave>, String> {
+    let mut out = Vec::new();
+    let mut last: Option<Duration> = None;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (off, pct) = part
+            .split_once('=')
+            .ok_or_else(|| format!("wave {part:?} must look like OFFSET=PERCENT, e.g. 1h=50"))?;
+        let off = humantime::parse_duration(off.trim())
+            .map_err(|e| format!("wave offset {off:?}: {e} (write e.g. 0s, 30m, 1h, 1d)"))?;
+        let pct: u8 = pct
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| format!("wave percent {pct:?} must be a whole number 0-100"))?;
+        if last.is_some_and(|l| off <= l) {
+            return Err("wave offsets must increase (e.g. 0s=10,1h=50,1d=100)".into());
+        }
+        last = Some(off);
+        out.push(Wave {
+            start: crate::time::format_time(now + off),
+            percent: pct,
+        });
+    }
+    if out.is_empty() {
+        return Err("no waves given (e.g. 0s=10,1h=50,1d=100)".into());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

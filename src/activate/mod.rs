@@ -6,6 +6,11 @@
 //! run that finds a pending activation knows the previous process died mid-way and
 //! rolls it back.
 
+pub mod health;
+pub mod process;
+pub mod restarts;
+pub mod services;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,20 +18,19 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::cli::exit;
+use crate::activate::restarts::RestartWatch;
+use crate::archive::unpack::{self, UnpackError};
 use crate::config::Config;
+use crate::disk::layout::AppRoot;
+use crate::disk::lock::{LockError, RootLock};
+use crate::disk::releases::{self, Staging};
+use crate::disk::state::{self, Operation, Pending, ReleaseRecord, State, StateError};
+use crate::error::{Classify, ErrorClass};
 use crate::fsutil;
-use crate::health;
-use crate::layout::AppRoot;
-use crate::lock::{LockError, RootLock};
-use crate::names::Version;
-use crate::restarts::RestartWatch;
-use crate::services::{self, ServiceOutcome};
-use crate::source::{HashingReader, Progress, Source, StreamReader};
-use crate::state::{self, Operation, Pending, ReleaseRecord, State, StateError};
-use crate::store::{self, Staging};
+use crate::registry::names::Version;
+use crate::transport::source::{HashingReader, Progress, Source, StreamReader};
 use crate::transport::TransportError;
-use crate::unpack::{self, UnpackError};
+use services::ServiceOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -102,25 +106,25 @@ pub enum DeployError {
     BadSha(String),
 }
 
-impl DeployError {
-    pub fn exit_code(&self) -> u8 {
+impl Classify for DeployError {
+    fn class(&self) -> ErrorClass {
         match self {
-            DeployError::Lock(_) => exit::BUSY,
+            DeployError::Lock(_) => ErrorClass::Busy,
             // A read error inside the unpacker is the network or the disk, not the tarball.
             DeployError::Unpack {
                 source: UnpackError::Read(_),
                 ..
-            } => exit::ERROR,
+            } => ErrorClass::Other,
             DeployError::Unpack { .. }
             | DeployError::Checksum { .. }
-            | DeployError::Size { .. } => exit::VERIFY,
-            DeployError::NotFound { .. } | DeployError::NoPrevious { .. } => exit::NOT_FOUND,
-            DeployError::Fetch(TransportError::NotFound { .. }) => exit::NOT_FOUND,
+            | DeployError::Size { .. } => ErrorClass::Verify,
+            DeployError::NotFound { .. } | DeployError::NoPrevious { .. } => ErrorClass::NotFound,
+            DeployError::Fetch(TransportError::NotFound { .. }) => ErrorClass::NotFound,
             DeployError::RolledBack { .. } | DeployError::RollbackFailed { .. } => {
-                exit::ROLLED_BACK
+                ErrorClass::RolledBack
             }
-            DeployError::BadSha(_) => exit::USAGE,
-            _ => exit::ERROR,
+            DeployError::BadSha(_) => ErrorClass::Usage,
+            _ => ErrorClass::Other,
         }
     }
 }
@@ -244,7 +248,7 @@ impl<'a> Pipeline<'a> {
     /// Finish what a killed run left: remove staging trees, and roll back an
     /// activation that was still pending (its health was never confirmed).
     pub async fn recover(&self, state: &mut State) -> Result<(), DeployError> {
-        for p in store::clean_leftovers(self.root).map_err(io_err(
+        for p in releases::clean_leftovers(self.root).map_err(io_err(
             "cannot remove leftover staging",
             &self.root.releases(),
         ))? {
@@ -764,10 +768,10 @@ impl<'a> Pipeline<'a> {
         .into_iter()
         .flatten()
         .collect();
-        let doomed = store::plan_prune(&installed, keep, &protected);
+        let doomed = releases::plan_prune(&installed, keep, &protected);
         if !dry_run {
             for v in &doomed {
-                store::remove_release(self.root, v).map_err(io_err(
+                releases::remove_release(self.root, v).map_err(io_err(
                     "cannot remove old release",
                     &self.root.release_dir(v),
                 ))?;
@@ -861,7 +865,7 @@ pub async fn deploy(
     let installed = p.install(&mut state, req).await?;
     if let Err(e) = p.pre_activate(&version).await {
         if installed.fresh && !installed.replaced && p.current()?.as_ref() != Some(&version) {
-            let _ = store::remove_release(root, &version);
+            let _ = releases::remove_release(root, &version);
             state.releases.remove(&version);
             p.save_state(&state)?;
         }

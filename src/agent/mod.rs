@@ -5,24 +5,27 @@
 //! release document and the artifact streamed into the store. Every rejection is
 //! recorded with its reason and leaves the machine as it is.
 
+pub mod decide;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::activate::{DeployError, InstallRequest, Kind, Pipeline};
 use crate::config::Config;
-use crate::decide::{self, Decision};
-use crate::deploy::{DeployError, InstallRequest, Kind, Pipeline};
-use crate::keys::{KeyError, PublicKey, TrustedKeys};
-use crate::layout::AppRoot;
-use crate::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
-use crate::names::{AppName, Channel, Target, Version};
-use crate::rollout;
-use crate::source::Source;
-use crate::state::{self, ChannelSeen, State};
+use crate::disk::layout::AppRoot;
+use crate::disk::state::{self, ChannelSeen, State};
+use crate::error::{Classify, ErrorClass};
+use crate::registry::keys::{KeyError, PublicKey, TrustedKeys};
+use crate::registry::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
+use crate::registry::names::{AppName, Channel, Target, Version};
+use crate::registry::rollout;
 use crate::transport::retry::{self, Document, RetryPolicy};
+use crate::transport::source::Source;
 use crate::transport::{self, FetchRequest, Transport, TransportError};
+use decide::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -48,15 +51,16 @@ pub enum AgentError {
     MachineId(String),
 }
 
-impl AgentError {
-    pub fn exit_code(&self) -> u8 {
-        use crate::cli::exit;
+impl Classify for AgentError {
+    fn class(&self) -> ErrorClass {
         match self {
-            AgentError::Missing(_) | AgentError::NoKeys | AgentError::BadKey(_) => exit::USAGE,
-            AgentError::Manifest(_) => exit::VERIFY,
-            AgentError::Deploy(d) => d.exit_code(),
-            AgentError::Transport(TransportError::NotFound { .. }) => exit::NOT_FOUND,
-            _ => exit::ERROR,
+            AgentError::Missing(_) | AgentError::NoKeys | AgentError::BadKey(_) => {
+                ErrorClass::Usage
+            }
+            AgentError::Manifest(_) => ErrorClass::Verify,
+            AgentError::Deploy(d) => d.class(),
+            AgentError::Transport(TransportError::NotFound { .. }) => ErrorClass::NotFound,
+            _ => ErrorClass::Other,
         }
     }
 }
@@ -126,7 +130,7 @@ impl Agent {
         if keys.is_empty() {
             return Err(AgentError::NoKeys);
         }
-        let opts = crate::cli::transport_options(config);
+        let opts = config.transport_options();
         let transport: Arc<dyn Transport> = Arc::from(transport::open(&registry, &opts)?);
         let machine_id = rollout::machine_id(
             config.machine_id.as_deref(),
@@ -524,10 +528,8 @@ impl Agent {
             ),
             Location::Url(url) => {
                 let (base, key) = split_url(url);
-                let t: Arc<dyn Transport> = Arc::from(transport::open(
-                    &base,
-                    &crate::cli::transport_options(&self.config),
-                )?);
+                let t: Arc<dyn Transport> =
+                    Arc::from(transport::open(&base, &self.config.transport_options())?);
                 retry::resumable_stream(
                     t,
                     key,

@@ -14,13 +14,14 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::keys::{KeyError, SecretKey, TrustedKeys};
-use crate::manifest::{
+use crate::error::{Classify, ErrorClass};
+use crate::registry::keys::{KeyError, SecretKey, TrustedKeys};
+use crate::registry::manifest::{
     self, Artifact, ChannelDoc, Location, ManifestError, ReleaseDoc, Yanked, FORMAT_TAR_GZ,
     MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES, SCHEMA_VERSION,
 };
-use crate::names::{AppName, Channel, Target, Version};
-use crate::rollout::Rollout;
+use crate::registry::names::{AppName, Channel, Target, Version};
+use crate::registry::rollout::Rollout;
 use crate::transport::{FetchRequest, Fetched, Store, Transport, TransportError};
 
 /// Default validity of a channel document: long enough to survive a holiday, short
@@ -71,7 +72,10 @@ pub struct Signer<'a> {
 }
 
 impl<'a> Signer<'a> {
-    pub fn new(key: &'a SecretKey, also_trusted: Vec<crate::keys::PublicKey>) -> Signer<'a> {
+    pub fn new(
+        key: &'a SecretKey,
+        also_trusted: Vec<crate::registry::keys::PublicKey>,
+    ) -> Signer<'a> {
         let mut keys = vec![key.public_key().clone()];
         keys.extend(also_trusted.into_iter().filter(|k| k != key.public_key()));
         Signer {
@@ -448,7 +452,7 @@ pub async fn publish(
                 kind: "release".into(),
                 app: req.app.clone(),
                 version: req.version.clone(),
-                issued: manifest::format_time(now),
+                issued: crate::time::format_time(now),
                 artifacts,
                 notes: req.notes.clone(),
             };
@@ -673,8 +677,8 @@ async fn set_channel(
             channel: u.channel.clone(),
             version: u.version.clone(),
             sequence,
-            issued: manifest::format_time(now),
-            expires: manifest::format_time(now + u.expires_in),
+            issued: crate::time::format_time(now),
+            expires: crate::time::format_time(now + u.expires_in),
             rollout: u.rollout.clone(),
             yanked,
             notes: u.notes.clone(),
@@ -798,8 +802,8 @@ pub async fn yank(
         }
         doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
         doc.sequence += 1;
-        doc.issued = manifest::format_time(now);
-        doc.expires = manifest::format_time(now + req.expires_in);
+        doc.issued = crate::time::format_time(now);
+        doc.expires = crate::time::format_time(now + req.expires_in);
         Ok(doc)
     })
     .await
@@ -1049,4 +1053,15 @@ async fn check_doc<T>(
         Err(e) => return Err(e.to_string()),
     };
     verify(&bytes, &sig).map_err(|e| e.to_string())
+}
+
+impl Classify for PublishError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PublishError::Transport(t) => t.class(),
+            PublishError::Manifest(m) => m.class(),
+            PublishError::Key(k) => k.class(),
+            _ => ErrorClass::Other,
+        }
+    }
 }

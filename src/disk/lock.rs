@@ -3,6 +3,7 @@
 //! The kernel drops the lock when the process dies (even by SIGKILL), so a crash can
 //! never leave a stale lock behind, unlike a pid file.
 
+use crate::error::{Classify, ErrorClass};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -65,5 +66,11 @@ pub fn lock_within(file: &File, timeout: Duration) -> std::io::Result<bool> {
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Classify for LockError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Busy
     }
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{debug, info};
 
+use crate::activate::process::{self, RunError};
+use crate::activate::restarts::RestartWatch;
 use crate::config::HealthCheck;
-use crate::process::{self, RunError};
-use crate::restarts::RestartWatch;
 
 /// Body bytes read for `body_contains` (and for the excerpt in failure messages).
 const MAX_BODY: usize = 1 << 20;
@@ -154,7 +154,7 @@ pub enum HealthError {
     #[error("health check {check}: {reason}; fix the [[health]] entry in the config")]
     Invalid { check: String, reason: String },
     #[error(transparent)]
-    CrashLoop(#[from] crate::restarts::CrashLoop),
+    CrashLoop(#[from] crate::activate::restarts::CrashLoop),
 }
 
 /// An unnamed check's label is its probe; when the failure already says the URL or

@@ -118,19 +118,18 @@ impl Read for StreamReader {
 /// whether the bytes are the right ones.
 pub async fn url_source(
     url: &str,
-    config: &crate::config::Config,
+    opts: &crate::transport::TransportOptions,
+    policy: crate::transport::retry::RetryPolicy,
+    limit: u64,
 ) -> Result<Source, crate::transport::TransportError> {
     use std::sync::Arc;
 
     use crate::transport::http::HttpRegistry;
-    use crate::transport::retry::{resumable_stream, RetryPolicy};
+    use crate::transport::retry::resumable_stream;
     use crate::transport::Transport;
 
-    let opts = crate::cli::transport_options(config);
-    let (registry, key) = HttpRegistry::for_url(url, &opts)?;
+    let (registry, key) = HttpRegistry::for_url(url, opts)?;
     let location = registry.location(&key);
-    let policy = RetryPolicy::from_timeouts(&config.timeouts);
-    let limit = config.limits.max_artifact_bytes;
     let mut stream = resumable_stream(Arc::new(registry), key, limit, None, policy);
     // Wait for the first bytes here, so a wrong URL (404, 403, refused) is reported as
     // the transport error it is rather than as an unreadable tarball.

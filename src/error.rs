@@ -1,0 +1,56 @@
+//! What class of failure an error is.
+//!
+//! The library says what failed and on what; the command line decides which documented
+//! exit code that is (`cli::exit`), in one place. Keeping the class here rather than the
+//! number means no module below the CLI knows about exit codes.
+
+use std::error::Error;
+
+/// The kind of failure, as far as a script calling updraft cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A bad command line, config file or key file: fix the input and run again.
+    Usage,
+    /// Another updraft operation holds the lock: try again later.
+    Busy,
+    /// The new release failed its checks and was rolled back (and blocked).
+    RolledBack,
+    /// A signature, checksum, size or freshness check failed: nothing was changed.
+    Verify,
+    /// The asked-for release or document does not exist.
+    NotFound,
+    /// Anything else: the disk, the network, a service manager.
+    Other,
+}
+
+/// Implemented by every typed library error whose class is not always [`ErrorClass::Other`].
+pub trait Classify {
+    fn class(&self) -> ErrorClass;
+}
+
+/// The class of the first typed error in `e`'s chain of causes that has one.
+pub fn classify(e: &(dyn Error + 'static)) -> ErrorClass {
+    let mut cause: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(class) = class_of(c) {
+            return class;
+        }
+        cause = c.source();
+    }
+    ErrorClass::Other
+}
+
+fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
+    fn try_as<T: Classify + Error + 'static>(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
+        e.downcast_ref::<T>().map(Classify::class)
+    }
+    try_as::<crate::activate::DeployError>(e)
+        .or_else(|| try_as::<crate::agent::AgentError>(e))
+        .or_else(|| try_as::<crate::registry::publish::PublishError>(e))
+        .or_else(|| try_as::<crate::registry::manifest::ManifestError>(e))
+        .or_else(|| try_as::<crate::registry::keys::KeyError>(e))
+        .or_else(|| try_as::<crate::archive::unpack::UnpackError>(e))
+        .or_else(|| try_as::<crate::transport::TransportError>(e))
+        .or_else(|| try_as::<crate::disk::lock::LockError>(e))
+        .or_else(|| try_as::<crate::config::ConfigError>(e))
+}
