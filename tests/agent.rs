@@ -1,15 +1,11 @@
 //! The agent end to end: a registry written by `updraft publish`, served over loopback
 //! HTTP, and `updraft check/update/why/pin/unblock` driving the fixture app's real server.
 
-#[path = "support/app.rs"]
-mod app;
-#[path = "support/nginx.rs"]
-mod nginx;
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use app::*;
-use registry::*;
+use support::app::*;
+use support::nginx;
+use support::registry::*;
 
 #[test]
 fn updates_rolls_back_blocks_and_follows_the_channel() {

@@ -1,16 +1,16 @@
 //! Crash safety: SIGKILL a real `updraft deploy` / `updraft rollback` at many points and
 //! check that `current` always names a complete release and the state file stays valid.
 
+mod support;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const FILES: usize = 1500;
+use support::bin;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_updraft")
-}
+const FILES: usize = 1500;
 
 /// A release of FILES files; the archive's last entry is `zz-sentinel`, so a tree holding
 /// the sentinel and all FILES files is complete.

@@ -1,9 +1,8 @@
 //! Push-mode deploy, rollback, list, status and prune through the real binary, with the
 //! fixture app's real server process restarted and health-checked on loopback.
 
-#[path = "support/app.rs"]
-mod app;
-use app::*;
+mod support;
+use support::app::*;
 
 #[test]
 fn deploy_list_rollback_and_restart_the_real_server() {

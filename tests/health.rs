@@ -2,6 +2,8 @@
 //! the fixture app's Python server (fixtures/app) started by its real restart script,
 //! and `sh` commands that write marker files, fail, hang or fork.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,17 +12,7 @@ use updraft::activate::health::{self, HealthError};
 use updraft::activate::services::{self, ServiceOutcome};
 use updraft::config::{Config, HealthCheck, Services};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{fixtures, free_port};
 
 fn config(toml: &str) -> Config {
     Config::parse(toml, Path::new("test.toml")).unwrap()
@@ -58,7 +50,7 @@ impl App {
         std::fs::create_dir_all(root.join("config")).unwrap();
         let port = free_port();
         std::fs::write(root.join("config/app.env"), format!("PORT={port}\n")).unwrap();
-        let mut cmd = Command::new(fixtures().join("make-release.sh"));
+        let mut cmd = Command::new(fixtures().join("app/make-release.sh"));
         cmd.arg(root.join("releases/1.0.0")).arg("1.0.0");
         if !mode.is_empty() {
             cmd.arg(mode);
@@ -75,7 +67,7 @@ impl App {
     fn restart_cfg(&self) -> Services {
         services_cfg(&format!(
             "[services]\nrestart = [{}, {}]\ntimeout = \"30s\"\n",
-            lit(fixtures().join("restart.sh").to_str().unwrap()),
+            lit(fixtures().join("app/restart.sh").to_str().unwrap()),
             lit(self.root.to_str().unwrap())
         ))
     }
@@ -101,7 +93,7 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = Command::new(fixtures().join("stop.sh"))
+        let _ = Command::new(fixtures().join("app/stop.sh"))
             .arg(&self.root)
             .status();
     }
@@ -343,7 +335,7 @@ async fn watch_fails_when_the_app_dies_during_the_bake() {
             .await
         }
     });
-    let st = Command::new(fixtures().join("stop.sh"))
+    let st = Command::new(fixtures().join("app/stop.sh"))
         .arg(&app.root)
         .status()
         .unwrap();

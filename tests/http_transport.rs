@@ -2,10 +2,7 @@
 //! `updraft serve`, and a scripted server that cuts, stalls and lies on cue. Delays are
 //! milliseconds so the suite stays fast; nothing asserts on timing.
 
-#[path = "support/fault_server.rs"]
-mod fault_server;
-#[path = "support/nginx.rs"]
-mod nginx;
+mod support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +12,8 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use fault_server::{Fault, FaultServer};
+use support::fault_server::{Fault, FaultServer};
+use support::nginx;
 use updraft::transport::http::HttpRegistry;
 use updraft::transport::retry::{fetch_document, resumable_stream, Document, RetryPolicy};
 use updraft::transport::{
@@ -687,7 +685,7 @@ fn deploy_from_a_url_resumes_a_cut_download() {
     let bytes = std::fs::read(&tarball).unwrap();
     let server = FaultServer::start(bytes.clone(), vec![Fault::ShortClose(bytes.len() / 2)]);
     let root = tmp.path().join("root");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+    let out = std::process::Command::new(support::bin())
         .arg("--root")
         .arg(&root)
         .args(["deploy", "--version", "1.0.0", "--artifact-url"])

@@ -4,6 +4,8 @@
 //! These tests need `minisign` on PATH (Debian/Ubuntu: `apt-get install -y minisign`).
 //! They fail, rather than skip, when it is missing: a skipped interop test proves nothing.
 
+mod support;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 
 use updraft::registry::keys::{PublicKey, SecretKey, TrustedKeys};
 
-const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+use support::{bin, ok as assert_ok, text};
 
 fn minisign() -> Command {
     let found = Command::new("minisign")
@@ -45,19 +47,6 @@ fn minisign_with_stdin(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "{}", text(o));
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -66,7 +55,7 @@ fn publish(dir: &Path, key: &Path, password: Option<&str>) -> Output {
     let artifact = dir.join("a.tar.gz");
     fs::write(&artifact, b"artifact bytes").unwrap();
     let url = format!("file://{}", dir.join("reg").display());
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args([
         "publish",
         "--registry",
@@ -93,7 +82,7 @@ fn publish(dir: &Path, key: &Path, password: Option<&str>) -> Output {
 
 fn registry_verify(dir: &Path, public: &Path) -> Output {
     let url = format!("file://{}", dir.join("reg").display());
-    Command::new(BIN)
+    Command::new(bin())
         .args([
             "registry",
             "verify",
@@ -189,7 +178,7 @@ fn updraft_verifies_what_minisign_signs() {
     // A registry published by updraft with an updraft key...
     let (sk, pk) = (d.path().join("u.key"), d.path().join("u.pub"));
     assert_ok(
-        &Command::new(BIN)
+        &Command::new(bin())
             .args(["keygen", "--secret-key", s(&sk), "--public-key", s(&pk)])
             .output()
             .unwrap(),
@@ -231,7 +220,7 @@ fn updraft_verifies_what_minisign_signs() {
     // by minisign (password on stdin).
     let (esk, epk) = (d.path().join("e.key"), d.path().join("e.pub"));
     assert_ok(
-        &Command::new(BIN)
+        &Command::new(bin())
             .args([
                 "keygen",
                 "--secret-key",

@@ -1,6 +1,8 @@
 //! `updraft pack` through the real binary: reproducible bytes, normalised metadata,
 //! refusals, and a result the extractor accepts.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use sha2::Digest;
 use updraft::archive::unpack::{unpack_tar_gz, Limits};
 
 fn updraft() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_updraft"));
+    let mut c = Command::new(support::bin());
     c.env_remove("SOURCE_DATE_EPOCH")
         .env_remove("UPDRAFT_CONFIG")
         .env_remove("UPDRAFT_ROOT");
@@ -28,15 +30,10 @@ fn pack(dir: &Path, version: &str, out: &Path) -> Output {
         .unwrap()
 }
 
+/// Assert success (see `support::ok`); returns stdout.
 fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    support::ok(&o);
+    support::stdout(&o)
 }
 
 fn set_mtime(p: &Path, secs: u64) {

@@ -1,11 +1,13 @@
 //! The publisher commands end to end, over the real binary and a file:// registry.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+use support::{bin, ok as assert_ok, text};
 
 struct Reg {
     _dir: tempfile::TempDir,
@@ -43,7 +45,7 @@ impl Reg {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        Command::new(bin())
             .args(args)
             .env_remove("UPDRAFT_KEY_PASSWORD")
             .env_remove("UPDRAFT_CONFIG")
@@ -106,19 +108,6 @@ impl Reg {
         let bytes = fs::read(self.reg.join(format!("demo/channels/{c}.json"))).unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "{}", text(o));
 }
 
 fn assert_fails_with(o: &Output, needle: &str) {
@@ -421,7 +410,7 @@ fn secret_key_from_environment_and_keygen_refuses_overwrite() {
     assert_eq!(mode, 0o600);
     let a = r.artifact("a.tar.gz", b"bytes");
     let url = r.url();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args([
             "publish",
             "--registry",
@@ -472,7 +461,7 @@ fn concurrent_yanks_on_one_channel_are_all_kept() {
     let children: Vec<_> = versions
         .iter()
         .map(|v| {
-            Command::new(BIN)
+            Command::new(bin())
                 .args(["yank", "--registry", &url, "--app", "demo"])
                 .args(["--channel", "prod", "--version", v])
                 .arg("--secret-key")

@@ -1,15 +1,14 @@
 //! s3:// registries against a real S3-compatible server (s3s-fs on loopback), plus a
 //! few canned answers from a raw loopback socket for faults s3s-fs never produces.
 
-#[path = "support/app.rs"]
-mod app;
-#[path = "support/s3.rs"]
-mod s3support;
+mod support;
 
 use std::io::Write;
 
 use futures_util::StreamExt;
 use s3support::S3Server;
+use support::app::{self, ok};
+use support::s3 as s3support;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use updraft::transport::s3::S3Registry;
 use updraft::transport::{
@@ -530,16 +529,6 @@ fn updraft(server: &S3Server, args: &[&str], secret: Option<&str>) -> std::proce
         cmd.env("AWS_SECRET_ACCESS_KEY", secret);
     }
     cmd.args(args).output().unwrap()
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        app::stdout(o),
-        app::stderr(o)
-    );
 }
 
 /// A signing key pair made by `updraft keygen`, and the public key's base64 line.

@@ -1,40 +1,13 @@
 //! Test support: app roots, release tarballs of the fixture app (fixtures/app), and
 //! running the real `updraft` binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_updraft")
-}
-
-pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// A free loopback port (bound then released; good enough for tests).
-/// A port for a server that binds it later (the fixture app reads it from its config).
-///
-/// Probing with `bind(0)` would hand out a port from the kernel's ephemeral range
-/// (32768 and up by default), where any other test's `bind(0)` or outgoing connection
-/// can take it before our server binds it. Ports below that range are never handed out
-/// by the kernel; the counter keeps the tests of one binary apart, and whatever else
-/// on the machine holds a port is skipped by the bind check.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Test binaries run one after another; the pid spreads them anyway.
-    let base = 20_000 + (std::process::id() % 20) * 500;
-    for _ in 0..500 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 500;
-        let port = u16::try_from(base + n).unwrap();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {base}..{}", base + 500);
-}
+// Re-exported so that `use support::app::*` is all an app test needs; a binary that
+// uses only some of them would warn about the rest.
+#[allow(unused_imports)]
+pub use super::{bin, code, fixtures, free_port, json, ok, stderr, stdout, text};
 
 /// Run `updraft serve DIR` on a port of its own choosing; returns the child and its
 /// base URL (`http://127.0.0.1:PORT`), read from the line it prints once listening.
@@ -206,32 +179,4 @@ impl Drop for App {
             .arg(&self.root)
             .status();
     }
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
-
-pub fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-/// Assert success, showing both streams on failure.
-pub fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
 }

@@ -1,12 +1,12 @@
 //! Test support: a real nginx serving a directory on a loopback port, everything it
 //! writes (config, logs, temp files, pid) inside its own temp dir, killed on drop.
 //! CI installs it with the Debian package `nginx-light`.
-#![allow(dead_code)]
-
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::free_port;
 
 pub struct Nginx {
     /// `http://127.0.0.1:PORT` (no trailing slash).
@@ -114,14 +114,6 @@ fn which_nginx() -> PathBuf {
         }
     }
     panic!("nginx is not installed: apt-get install -y nginx-light");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(dir: &Path, root: &Path, port: u16) -> String {

@@ -1,11 +1,10 @@
 //! Test support: a signed registry written by the real `updraft publish`, served over
 //! loopback HTTP by `updraft serve`, and an agent config pointing at it.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-use super::app::*;
+use super::app::{release_tarball, spawn_serve, App};
+use super::{bin, stderr};
 
 pub struct Registry {
     pub dir: PathBuf,

@@ -1,8 +1,6 @@
 //! A real S3-compatible server (s3s-fs) for tests: one process per `S3Server`, on a free
 //! loopback port, over its own temp dir, killed on drop. Install it with
 //! `.ci/s3-server --install`.
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
