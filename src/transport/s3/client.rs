@@ -1,0 +1,401 @@
+//! Requests and their answers: single-object reads, writes and listings, the streamed
+//! body with its limit and truncation checks, and network errors.
+
+use std::path::Path;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{self, HeaderMap};
+use rusty_s3::S3Action;
+
+use super::errors::{classify, Ctx, ErrorInfo, Op};
+use super::xml::parse_list_page;
+use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
+use crate::transport::Transport;
+use crate::transport::{Body, FetchRequest, Fetched, TransportError, TransportOptions};
+
+/// A ListObjectsV2 page holds at most 1000 keys; this is far above that.
+const LIST_PAGE_LIMIT: u64 = 16 * 1024 * 1024;
+
+impl S3Registry {
+    pub(super) async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+        key: &str,
+    ) -> Result<reqwest::Response, TransportError> {
+        rb.send()
+            .await
+            .map_err(|e| self.network_error(e, &self.location(key)))
+    }
+
+    pub(super) fn network_error(&self, e: reqwest::Error, location: &str) -> TransportError {
+        network_error(e, location, &self.opts)
+    }
+
+    /// Turn a failed response into a typed error, reading the S3 error document.
+    pub(super) async fn failure(&self, resp: reqwest::Response, ctx: Ctx<'_>) -> TransportError {
+        let status = resp.status().as_u16();
+        let region_header = header_str(resp.headers(), "x-amz-bucket-region");
+        let retry_after = header_str(resp.headers(), "retry-after");
+        let body = read_capped(resp, ERROR_BODY_LIMIT).await;
+        let info = ErrorInfo::parse(status, &body, region_header);
+        match classify(&info, &ctx) {
+            TransportError::Status {
+                location,
+                status,
+                detail,
+            } => TransportError::from_status(location, status, detail, retry_after.as_deref()),
+            e => e,
+        }
+    }
+
+    /// One PUT, or a multipart upload above the part size; with `if_absent`, the
+    /// object is only created, never replaced (`If-None-Match: *`).
+    pub(super) async fn put_file_inner(
+        &self,
+        key: &str,
+        path: &Path,
+        if_absent: bool,
+    ) -> Result<(), TransportError> {
+        let location = self.location(key);
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| TransportError::Io {
+                location: location.clone(),
+                message: format!("cannot read {} to upload it: {e}", path.display()),
+            })?
+            .len();
+        if size <= self.part_size {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| TransportError::Io {
+                    location,
+                    message: format!("cannot read {} to upload it: {e}", path.display()),
+                })?;
+            let bytes = Bytes::from(bytes);
+            let condition = if_absent.then_some(None);
+            return retrying(|| self.put_bytes_if(key, bytes.clone(), condition)).await;
+        }
+        self.put_file_multipart(key, path, size, if_absent).await
+    }
+
+    pub(super) async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), TransportError> {
+        self.put_bytes_if(key, bytes, None).await
+    }
+
+    /// PUT, optionally conditional: `Some(Some(etag))` sends If-Match, `Some(None)`
+    /// sends `If-None-Match: *` (S3 conditional writes; unsigned headers, so they need
+    /// no place in the presigned URL).
+    pub(super) async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        condition: Option<Option<&str>>,
+    ) -> Result<(), TransportError> {
+        let object = self.object_key(key)?;
+        let url = self
+            .bucket
+            .put_object(self.credentials.as_ref(), &object)
+            .sign(SIGN_FOR);
+        let mut rb = self
+            .client
+            .put(url)
+            .header(header::CONTENT_TYPE, content_type(key))
+            .body(bytes);
+        match condition {
+            Some(Some(etag)) => rb = rb.header(header::IF_MATCH, etag),
+            Some(None) => rb = rb.header(header::IF_NONE_MATCH, "*"),
+            None => {}
+        }
+        let resp = self.send(rb, key).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status().as_u16();
+        let err = self.failure(resp, self.ctx(key, Op::Write)).await;
+        if condition.is_some() {
+            return Err(self.as_conflict(key, status, err));
+        }
+        Err(err)
+    }
+
+    /// A refused conditional write as [`TransportError::Conflict`]: 412 (the
+    /// precondition failed) or 409 ConditionalRequestConflict (a concurrent
+    /// conditional write to the same key won). Other failures stay as they are.
+    pub(super) fn as_conflict(
+        &self,
+        key: &str,
+        status: u16,
+        err: TransportError,
+    ) -> TransportError {
+        let conflict = status == 412
+            || (status == 409 && err.to_string().contains("ConditionalRequestConflict"));
+        if conflict {
+            TransportError::Conflict {
+                location: self.location(key),
+            }
+        } else {
+            err
+        }
+    }
+
+    /// The object and its ETag, or None.
+    pub(super) async fn get_once(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+        let fetched = self
+            .fetch_inner(&FetchRequest::whole(key, limit), Op::Read)
+            .await;
+        crate::transport::whole_object(self.location(key), limit, fetched).await
+    }
+
+    pub(super) async fn fetch_inner(
+        &self,
+        req: &FetchRequest,
+        op: Op,
+    ) -> Result<Fetched, TransportError> {
+        let object = self.object_key(&req.key)?;
+        let location = self.location(&req.key);
+        let url = self
+            .bucket
+            .get_object(self.credentials.as_ref(), &object)
+            .sign(SIGN_FOR);
+        let mut rb = self.client.get(url);
+        if let Some(etag) = &req.if_none_match {
+            rb = rb.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(since) = &req.if_modified_since {
+            rb = rb.header(header::IF_MODIFIED_SINCE, since);
+        }
+        if req.offset > 0 {
+            rb = rb.header(header::RANGE, format!("bytes={}-", req.offset));
+        }
+        let resp = self.send(rb, &req.key).await?;
+        let status = resp.status().as_u16();
+        let start = match status {
+            304 => return Ok(Fetched::NotModified),
+            200 => 0,
+            206 => header_str(resp.headers(), "content-range")
+                .as_deref()
+                .and_then(content_range_start)
+                .ok_or_else(|| TransportError::Io {
+                    location: location.clone(),
+                    message: "answered 206 Partial Content without a usable Content-Range header"
+                        .into(),
+                })?,
+            _ => return Err(self.failure(resp, self.ctx(&req.key, op)).await),
+        };
+        let len = resp.content_length();
+        // The limit is on the object, so a resumed body counts from its offset.
+        if let Some(len) = len {
+            if start.saturating_add(len) > req.limit {
+                return Err(TransportError::TooLarge {
+                    location,
+                    limit: req.limit,
+                });
+            }
+        }
+        let etag = header_str(resp.headers(), "etag");
+        let last_modified = header_str(resp.headers(), "last-modified");
+        let reading = Reading {
+            inner: Box::pin(resp.bytes_stream()),
+            received: 0,
+            expected: len,
+            start,
+            limit: req.limit,
+            location,
+            opts: self.opts.clone(),
+            done: false,
+        };
+        Ok(Fetched::Body(Body {
+            etag,
+            last_modified,
+            len,
+            offset: start,
+            stream: Box::pin(futures_util::stream::unfold(reading, Reading::next)),
+        }))
+    }
+
+    pub(super) async fn list_once(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
+        let full_prefix = format!("{}{prefix}", self.settings.prefix);
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = self.bucket.list_objects_v2(self.credentials.as_ref());
+            // Plain keys in XML: URL-encoded keys would need decoding rules that
+            // servers disagree on (`+` for space or not), and ours contain `+`.
+            action.query_mut().remove("encoding-type");
+            action.with_prefix(full_prefix.as_str());
+            if let Some(t) = &token {
+                action.with_continuation_token(t.as_str());
+            }
+            let url = action.sign(SIGN_FOR);
+            let resp = self.send(self.client.get(url), prefix).await?;
+            if !resp.status().is_success() {
+                return Err(self.failure(resp, self.ctx(prefix, Op::List)).await);
+            }
+            let location = self.location(prefix);
+            let page = read_body(resp, LIST_PAGE_LIMIT, &location, &self.opts).await?;
+            let page = String::from_utf8_lossy(&page);
+            let (page_keys, next) = parse_list_page(&page);
+            for key in page_keys {
+                if let Some(rel) = key.strip_prefix(&self.settings.prefix) {
+                    keys.push(rel.to_string());
+                }
+            }
+            match next {
+                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
+                _ => break,
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+/// A response body being streamed to the caller, with the limit and truncation checks.
+pub(super) struct Reading {
+    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    received: u64,
+    expected: Option<u64>,
+    start: u64,
+    limit: u64,
+    location: String,
+    opts: TransportOptions,
+    done: bool,
+}
+
+impl Reading {
+    pub(super) async fn next(mut self) -> Option<(Result<Bytes, TransportError>, Reading)> {
+        if self.done {
+            return None;
+        }
+        let item = match self.inner.next().await {
+            Some(Ok(chunk)) => {
+                self.received += chunk.len() as u64;
+                if self.start.saturating_add(self.received) > self.limit {
+                    self.done = true;
+                    Err(TransportError::TooLarge {
+                        location: self.location.clone(),
+                        limit: self.limit,
+                    })
+                } else {
+                    Ok(chunk)
+                }
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Err(network_error(e, &self.location, &self.opts))
+            }
+            None => {
+                self.done = true;
+                match self.expected {
+                    Some(expected) if self.received != expected => Err(TransportError::Network {
+                        location: self.location.clone(),
+                        message: format!("body ended after {} of {expected} bytes", self.received),
+                    }),
+                    _ => return None,
+                }
+            }
+        };
+        Some((item, self))
+    }
+}
+
+pub(super) async fn read_body(
+    resp: reqwest::Response,
+    limit: u64,
+    location: &str,
+    opts: &TransportOptions,
+) -> Result<Vec<u8>, TransportError> {
+    let stream = resp
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(|e| network_error(e, location, opts)));
+    crate::transport::collect_limited(stream, location, limit).await
+}
+
+/// Best effort: an error document is a help, not a requirement.
+pub(super) async fn read_capped(resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out
+}
+
+pub(super) fn network_error(
+    e: reqwest::Error,
+    location: &str,
+    opts: &TransportOptions,
+) -> TransportError {
+    if e.is_timeout() {
+        let after = if e.is_connect() {
+            opts.connect_timeout
+        } else {
+            opts.read_timeout
+        };
+        return TransportError::Timeout {
+            location: location.to_string(),
+            after,
+        };
+    }
+    // reqwest's own message is terse ("error sending request"); the cause is below it.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    TransportError::Network {
+        location: location.to_string(),
+        message,
+    }
+}
+
+pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+pub(super) fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".json") {
+        "application/json"
+    } else if key.ends_with(".tar.gz") || key.ends_with(".tgz") {
+        "application/gzip"
+    } else if key.ends_with(".minisig") || key.ends_with(".pub") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// `bytes 100-199/200` → 100.
+pub(super) fn content_range_start(v: &str) -> Option<u64> {
+    let range = v.trim().strip_prefix("bytes")?.trim_start();
+    range.split_once('-')?.0.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_start_parses() {
+        assert_eq!(content_range_start("bytes 6-10/11"), Some(6));
+        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(content_range_start("items 1-2/3"), None);
+        assert_eq!(content_range_start("bytes */11"), None);
+    }
+}
