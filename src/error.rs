@@ -46,7 +46,7 @@ fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
     }
     try_as::<crate::activate::DeployError>(e)
         .or_else(|| try_as::<crate::agent::AgentError>(e))
-        .or_else(|| try_as::<crate::registry::publish::PublishError>(e))
+        .or_else(|| try_as::<crate::registry::signed::PublishError>(e))
         .or_else(|| try_as::<crate::registry::manifest::ManifestError>(e))
         .or_else(|| try_as::<crate::registry::keys::KeyError>(e))
         .or_else(|| try_as::<crate::archive::unpack::UnpackError>(e))

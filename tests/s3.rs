@@ -879,7 +879,7 @@ async fn agent_over_s3_resumes_a_cut_download_polls_unchanged_and_names_a_missin
 /// our read and our write.
 struct RacingPublisher<'a> {
     inner: Box<dyn Store>,
-    signer: &'a updraft::registry::publish::Signer<'a>,
+    signer: &'a updraft::registry::signed::Signer<'a>,
     race: Race,
     raced: std::sync::atomic::AtomicU32,
     conditional_writes: std::sync::atomic::AtomicU32,
@@ -906,7 +906,7 @@ impl RacingPublisher<'_> {
         let now = std::time::SystemTime::now();
         match &self.race {
             Race::Yank => {
-                updraft::registry::publish::yank(
+                updraft::registry::channel::yank(
                     self.inner.as_ref(),
                     self.signer,
                     yank_request("1.0.0", "found by the other job"),
@@ -1018,8 +1018,8 @@ async fn server_and_key() -> (S3Server, updraft::registry::keys::SecretKey) {
     (server, key)
 }
 
-fn yank_request(version: &str, reason: &str) -> updraft::registry::publish::YankRequest {
-    updraft::registry::publish::YankRequest {
+fn yank_request(version: &str, reason: &str) -> updraft::registry::channel::YankRequest {
+    updraft::registry::channel::YankRequest {
         app: "demo".parse().unwrap(),
         channel: "prod".parse().unwrap(),
         version: version.parse().unwrap(),
@@ -1034,7 +1034,8 @@ fn yank_request(version: &str, reason: &str) -> updraft::registry::publish::Yank
 #[tokio::test]
 async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     use std::sync::atomic::Ordering;
-    use updraft::registry::publish::{self, Signer};
+    use updraft::registry::signed::Signer;
+    use updraft::registry::{channel, publish};
     let (server, key) = server_and_key().await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
     let signer = Signer::new(&key, vec![]);
@@ -1059,7 +1060,7 @@ async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
         raced: 0.into(),
         conditional_writes: 0.into(),
     };
-    let doc = publish::yank(
+    let doc = channel::yank(
         &racing,
         &signer,
         yank_request("1.1.0", "ours"),
@@ -1072,7 +1073,7 @@ async fn a_channel_changed_between_read_and_write_is_reread_not_overwritten() {
     let yanked: Vec<String> = doc.yanked.iter().map(|y| y.version.to_string()).collect();
     assert_eq!(yanked, ["1.0.0", "1.1.0"]);
     assert_eq!(doc.sequence, 3);
-    let stored = publish::current_channel(
+    let stored = channel::current_channel(
         racing.inner.as_ref(),
         &signer,
         &"demo".parse().unwrap(),
@@ -1170,7 +1171,8 @@ async fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
 /// overwriting the first one's artifact under its release document.
 #[tokio::test]
 async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
-    use updraft::registry::publish::{self, Signer};
+    use updraft::registry::signed::Signer;
+    use updraft::registry::{audit, publish};
     let (server, key) = server_and_key().await;
     let store = open_store("s3://releases/registry", &server.options()).unwrap();
     let signer = Signer::new(&key, vec![]);
@@ -1205,7 +1207,7 @@ async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
 
     // What the registry holds is the other job's release, whole and verifiable; our
     // refused publish moved no channel.
-    let report = publish::audit(
+    let report = audit::audit(
         racing.inner.as_ref(),
         &"demo".parse().unwrap(),
         &signer.trusted,
@@ -1247,7 +1249,8 @@ async fn a_version_published_twice_at_once_keeps_one_consistent_release() {
 /// signature still gets written, for a new release document and for a channel change.
 #[tokio::test]
 async fn our_own_write_seen_again_on_a_retry_is_not_a_conflict() {
-    use updraft::registry::publish::{self, Signer};
+    use updraft::registry::signed::Signer;
+    use updraft::registry::{audit, channel, publish};
     let (server, key) = server_and_key().await;
     let signer = Signer::new(&key, vec![]);
     let tmp = tempfile::tempdir().unwrap();
@@ -1276,11 +1279,11 @@ async fn our_own_write_seen_again_on_a_retry_is_not_a_conflict() {
     }
     // Here the lost answer is the channel document's.
     let r = racing(());
-    let doc = publish::yank(&r, &signer, yank_request("1.0.0", "bad"), now())
+    let doc = channel::yank(&r, &signer, yank_request("1.0.0", "bad"), now())
         .await
         .unwrap();
     assert_eq!(doc.sequence, 3);
-    let report = publish::audit(
+    let report = audit::audit(
         r.inner.as_ref(),
         &"demo".parse().unwrap(),
         &signer.trusted,

@@ -9,12 +9,13 @@ use super::{
     exit, Ctx, KeygenArgs, PromoteArgs, PublishArgs, RegistryVerifyArgs, SecretKeyArgs, ServeArgs,
     YankArgs,
 };
+use crate::registry::audit::{self, AuditStatus};
+use crate::registry::channel::{self, PromoteSource, DEFAULT_EXPIRES_IN};
 use crate::registry::keys::{self, PublicKey, SecretKey, TrustedKeys};
 use crate::registry::names::Target;
-use crate::registry::publish::{
-    self as pubops, AuditStatus, PromoteSource, Signer, DEFAULT_EXPIRES_IN,
-};
+use crate::registry::publish as pubops;
 use crate::registry::rollout::Rollout;
+use crate::registry::signed::Signer;
 use crate::transport::{self, Store, TransportOptions};
 
 /// Transport settings from the config file, so `s3://` publishing uses the same
@@ -213,10 +214,10 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
         (None, None) => anyhow::bail!("give --version V or --from CHANNEL"),
     };
     let store = open_store(ctx, &a.registry)?;
-    let doc = pubops::promote(
+    let doc = channel::promote(
         store.as_ref(),
         &signer,
-        pubops::PromoteRequest {
+        channel::PromoteRequest {
             app: a.app.clone(),
             source,
             channel: a.channel.clone(),
@@ -238,10 +239,10 @@ pub async fn yank(ctx: &Ctx, a: YankArgs) -> anyhow::Result<u8> {
     let key = load_secret_key(&a.key)?;
     let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
     let store = open_store(ctx, &a.registry)?;
-    let doc = pubops::yank(
+    let doc = channel::yank(
         store.as_ref(),
         &signer,
-        pubops::YankRequest {
+        channel::YankRequest {
             app: a.app.clone(),
             channel: a.channel.clone(),
             version: a.version.clone(),
@@ -261,7 +262,7 @@ pub async fn yank(ctx: &Ctx, a: YankArgs) -> anyhow::Result<u8> {
 pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
     let keys = TrustedKeys::new(load_public_keys(&a.public_key)?);
     let store = open_store(ctx, &a.registry)?;
-    let report = pubops::audit(store.as_ref(), &a.app, &keys, SystemTime::now()).await?;
+    let report = audit::audit(store.as_ref(), &a.app, &keys, SystemTime::now()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,0 +1,299 @@
+//! Channel changes: read the current channel document, make the next one, and write it
+//! only if nobody changed it meanwhile (promote, yank, and `publish --channel`).
+
+use std::time::{Duration, SystemTime};
+
+use crate::registry::manifest::{self, ChannelDoc, Yanked, MAX_DOCUMENT_BYTES, SCHEMA_VERSION};
+use crate::registry::names::{AppName, Channel, Version};
+use crate::registry::rollout::Rollout;
+use crate::registry::signed::{
+    load_signed, load_signed_tagged, put_signed, Prior, PublishError, Signer,
+};
+use crate::transport::{Store, TransportError};
+
+/// Default validity of a channel document: long enough to survive a holiday, short
+/// enough that a frozen mirror is noticed.
+pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The channel document as the registry holds it now, verified by the signer's keys
+/// (expiry is not checked: re-signing an expired channel is how it is revived).
+pub async fn current_channel(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+) -> Result<Option<ChannelDoc>, PublishError> {
+    Ok(current_channel_tagged(store, signer, app, channel)
+        .await?
+        .map(|(doc, _)| doc))
+}
+
+async fn current_channel_tagged(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+) -> Result<Option<(ChannelDoc, Prior)>, PublishError> {
+    let key = manifest::channel_key(app, channel);
+    let Some((bytes, sig, etag)) = load_signed_tagged(store, signer, &key).await? else {
+        return Ok(None);
+    };
+    if sig.is_none() {
+        return Err(PublishError::UntrustedExisting {
+            what: key,
+            why: "has no .minisig signature".into(),
+        });
+    }
+    let doc = manifest::parse_channel(&bytes, &key)?;
+    if &doc.app != app || &doc.channel != channel {
+        return Err(PublishError::UntrustedExisting {
+            what: key,
+            why: format!("is signed for {}/{}", doc.app, doc.channel),
+        });
+    }
+    Ok(Some((doc, etag.map_or(Prior::Untagged, Prior::Tagged))))
+}
+
+/// How many times a channel change starts over after losing a race to another
+/// publisher before giving up.
+const CHANNEL_CHANGE_ATTEMPTS: u32 = 6;
+
+/// Read-modify-write of one channel document: `change` makes the next document from
+/// the current one (pure), and it is written only if the channel is still as read
+/// (a `file://` lock, or an S3 conditional write). On a lost race it starts over from
+/// the winner's document, so a concurrent yank is never lost to a promotion.
+async fn change_channel(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+    now: SystemTime,
+    mut change: impl FnMut(Option<ChannelDoc>) -> Result<ChannelDoc, PublishError>,
+) -> Result<ChannelDoc, PublishError> {
+    let key = manifest::channel_key(app, channel);
+    let mut lost = 0u32;
+    loop {
+        let _lock = store.lock_for_update(&key).await?;
+        let current = match current_channel_tagged(store, signer, app, channel).await {
+            Ok(c) => c,
+            // Just after a lost race, the winner may not have written its signature yet.
+            Err(PublishError::UntrustedExisting { .. })
+                if lost > 0 && lost < CHANNEL_CHANGE_ATTEMPTS =>
+            {
+                lost += 1;
+                race_pause(lost).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (doc, prior) = match current {
+            Some((doc, prior)) => (Some(doc), prior),
+            None => (None, Prior::Absent),
+        };
+        let next = change(doc)?;
+        match write_channel(store, signer, &next, now, prior).await {
+            Err(PublishError::Transport(TransportError::Conflict { .. }))
+                if lost + 1 < CHANNEL_CHANGE_ATTEMPTS =>
+            {
+                lost += 1;
+                tracing::warn!(%key, "another publisher changed the channel first: starting over from its version");
+                race_pause(lost).await;
+            }
+            Err(PublishError::Transport(TransportError::Conflict { location })) => {
+                return Err(PublishError::Invalid(format!(
+                    "{location} kept changing under this command ({lost} tries): another publisher is changing channel {channel}; run this again when it is done"
+                )))
+            }
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(next),
+        }
+    }
+}
+
+/// A short, growing, jittered pause between attempts of racing publishers.
+async fn race_pause(attempt: u32) {
+    let ms = 100 * u64::from(attempt) + fastrand::u64(0..100);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+pub(crate) struct ChannelUpdate<'a> {
+    pub(crate) app: &'a AppName,
+    pub(crate) channel: &'a Channel,
+    pub(crate) version: &'a Version,
+    pub(crate) rollout: Option<Rollout>,
+    pub(crate) notes: Option<String>,
+    pub(crate) expires_in: Duration,
+}
+
+/// Write a new channel document pointing at an existing, signed release; the sequence is
+/// one more than the current document's and the yanked list is carried over.
+pub(crate) async fn set_channel(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    u: ChannelUpdate<'_>,
+    now: SystemTime,
+) -> Result<ChannelDoc, PublishError> {
+    let rkey = manifest::release_key(u.app, u.version);
+    let (rbytes, rsig) =
+        load_signed(store, signer, &rkey)
+            .await?
+            .ok_or_else(|| PublishError::Missing {
+                what: rkey.clone(),
+                hint: format!("publish {} {} first (`updraft publish`)", u.app, u.version),
+            })?;
+    let rsig = rsig.ok_or_else(|| PublishError::UntrustedExisting {
+        what: rkey.clone(),
+        why: "has no .minisig signature (re-run the same `updraft publish` to finish it)".into(),
+    })?;
+    manifest::verify_release(&rbytes, &rsig, &signer.trusted, u.app, u.version)?;
+
+    change_channel(store, signer, u.app, u.channel, now, |current| {
+        let (sequence, yanked) = match current {
+            Some(c) => (c.sequence + 1, c.yanked),
+            None => (1, Vec::new()),
+        };
+        if let Some(y) = yanked.iter().find(|y| &y.version == u.version) {
+            return Err(PublishError::PromoteYanked {
+                channel: u.channel.to_string(),
+                version: u.version.to_string(),
+                reason: y.reason.clone(),
+            });
+        }
+        Ok(ChannelDoc {
+            schema_version: SCHEMA_VERSION,
+            kind: "channel".into(),
+            app: u.app.clone(),
+            channel: u.channel.clone(),
+            version: u.version.clone(),
+            sequence,
+            issued: crate::time::format_time(now),
+            expires: crate::time::format_time(now + u.expires_in),
+            rollout: u.rollout.clone(),
+            yanked,
+            notes: u.notes.clone(),
+        })
+    })
+    .await
+}
+
+async fn write_channel(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    doc: &ChannelDoc,
+    now: SystemTime,
+    prior: Prior,
+) -> Result<(), PublishError> {
+    let key = manifest::channel_key(&doc.app, &doc.channel);
+    let bytes = doc.to_bytes();
+    // Never write what an agent would refuse.
+    manifest::parse_channel(&bytes, &key)?;
+    put_signed(store, signer, &key, bytes, now, prior).await
+}
+
+/// Which release a promotion points the channel at.
+pub enum PromoteSource {
+    Version(Version),
+    Channel(Channel),
+}
+
+pub struct PromoteRequest {
+    pub app: AppName,
+    pub source: PromoteSource,
+    pub channel: Channel,
+    pub rollout: Option<Rollout>,
+    pub notes: Option<String>,
+    pub expires_in: Duration,
+}
+
+/// Point a channel at an existing release: a new, re-signed channel document. Artifacts
+/// are never copied or rebuilt, so what was tested on one channel is byte-for-byte what
+/// the next one runs.
+pub async fn promote(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    req: PromoteRequest,
+    now: SystemTime,
+) -> Result<ChannelDoc, PublishError> {
+    let version = match req.source {
+        PromoteSource::Version(v) => v,
+        PromoteSource::Channel(from) => {
+            current_channel(store, signer, &req.app, &from)
+                .await?
+                .ok_or_else(|| PublishError::Missing {
+                    what: manifest::channel_key(&req.app, &from),
+                    hint: format!("nothing was published to channel {from} yet"),
+                })?
+                .version
+        }
+    };
+    set_channel(
+        store,
+        signer,
+        ChannelUpdate {
+            app: &req.app,
+            channel: &req.channel,
+            version: &version,
+            rollout: req.rollout,
+            notes: req.notes,
+            expires_in: req.expires_in,
+        },
+        now,
+    )
+    .await
+}
+
+pub struct YankRequest {
+    pub app: AppName,
+    pub channel: Channel,
+    pub version: Version,
+    pub reason: Option<String>,
+    pub expires_in: Duration,
+}
+
+/// Add a version to a channel's signed yanked list. Refuses the version the channel
+/// points at: agents would be left with nothing valid to run.
+pub async fn yank(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    req: YankRequest,
+    now: SystemTime,
+) -> Result<ChannelDoc, PublishError> {
+    let rkey = manifest::release_key(&req.app, &req.version);
+    if store.get(&rkey, MAX_DOCUMENT_BYTES).await?.is_none() {
+        return Err(PublishError::Missing {
+            what: rkey,
+            hint: format!(
+                "no release {} {} was published (typo?)",
+                req.app, req.version
+            ),
+        });
+    }
+    let reason = req
+        .reason
+        .unwrap_or_else(|| "yanked by the publisher".to_string());
+    change_channel(store, signer, &req.app, &req.channel, now, |current| {
+        let mut doc = current.ok_or_else(|| PublishError::Missing {
+            what: manifest::channel_key(&req.app, &req.channel),
+            hint: "nothing to yank from: the channel was never published".into(),
+        })?;
+        if doc.version == req.version {
+            return Err(PublishError::YankCurrent {
+                channel: req.channel.to_string(),
+                version: req.version.to_string(),
+            });
+        }
+        match doc.yanked.iter_mut().find(|y| y.version == req.version) {
+            Some(y) => y.reason = reason.clone(),
+            None => doc.yanked.push(Yanked {
+                version: req.version.clone(),
+                reason: reason.clone(),
+            }),
+        }
+        doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
+        doc.sequence += 1;
+        doc.issued = crate::time::format_time(now);
+        doc.expires = crate::time::format_time(now + req.expires_in);
+        Ok(doc)
+    })
+    .await
+}

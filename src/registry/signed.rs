@@ -1,0 +1,187 @@
+//! What every publisher operation shares: its error, who signs, and how a signed
+//! document is read from and written to the registry.
+//!
+//! A document is read with its signature checked against the signer's trusted keys, and
+//! written document first, signature last, under a conditional write: a signature
+//! file's presence means its document is complete.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Classify, ErrorClass};
+use crate::registry::keys::{KeyError, PublicKey, SecretKey, TrustedKeys};
+use crate::registry::manifest::{self, ManifestError, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
+use crate::transport::{Store, TransportError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot read artifact {path}: {source}")]
+    ReadArtifact {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("release {app} {version} is already published with different contents ({why}); releases are immutable: publish a new version")]
+    Immutable {
+        app: String,
+        version: String,
+        why: String,
+    },
+    #[error("{what} exists but {why}; run `updraft registry verify` to investigate, and pass --trusted-key OLD.pub if the signing key was rotated")]
+    UntrustedExisting { what: String, why: String },
+    #[error("{what} does not exist: {hint}")]
+    Missing { what: String, hint: String },
+    #[error("version {version} is what channel {channel} currently points at: promote another version to {channel} first, then yank {version}")]
+    YankCurrent { channel: String, version: String },
+    #[error("version {version} is yanked on channel {channel} ({reason}); publish a fixed version instead")]
+    PromoteYanked {
+        channel: String,
+        version: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Who signs, and which existing signatures the publisher accepts when it builds on what
+/// the registry already holds (its own key, plus old keys during a rotation).
+pub struct Signer<'a> {
+    pub key: &'a SecretKey,
+    pub trusted: TrustedKeys,
+}
+
+impl<'a> Signer<'a> {
+    pub fn new(key: &'a SecretKey, also_trusted: Vec<PublicKey>) -> Signer<'a> {
+        let mut keys = vec![key.public_key().clone()];
+        keys.extend(also_trusted.into_iter().filter(|k| k != key.public_key()));
+        Signer {
+            key,
+            trusted: TrustedKeys::new(keys),
+        }
+    }
+
+    pub(crate) fn sign(
+        &self,
+        bytes: &[u8],
+        key: &str,
+        now: SystemTime,
+    ) -> Result<String, KeyError> {
+        let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        self.key.sign(bytes, &format!("timestamp:{ts}\tfile:{key}"))
+    }
+}
+
+/// What a channel document's rewrite must find in its place.
+pub(crate) enum Prior {
+    Absent,
+    Tagged(String),
+    /// The store gave no ETag: the write cannot be conditional.
+    Untagged,
+}
+
+async fn get_text(
+    store: &dyn Store,
+    key: &str,
+    limit: u64,
+) -> Result<Option<String>, PublishError> {
+    match store.get(key, limit).await? {
+        None => Ok(None),
+        Some(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| PublishError::UntrustedExisting {
+                what: key.to_string(),
+                why: "is not UTF-8 text".into(),
+            }),
+    }
+}
+
+/// A document the registry holds, with its signature checked against the signer's
+/// trusted keys (never against what the document itself claims).
+pub(crate) async fn load_signed(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    key: &str,
+) -> Result<Option<(Vec<u8>, Option<String>)>, PublishError> {
+    Ok(load_signed_tagged(store, signer, key)
+        .await?
+        .map(|(bytes, sig, _)| (bytes, sig)))
+}
+
+/// [`load_signed`], with the document's ETag for a conditional rewrite.
+pub(crate) async fn load_signed_tagged(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    key: &str,
+) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, PublishError> {
+    let Some((bytes, etag)) = store.get_tagged(key, MAX_DOCUMENT_BYTES).await? else {
+        return Ok(None);
+    };
+    let sig_key = manifest::sig_key(key);
+    let sig = get_text(store, &sig_key, MAX_SIGNATURE_BYTES).await?;
+    if let Some(sig) = &sig {
+        signer
+            .trusted
+            .verify(&bytes, sig, key)
+            .map_err(|e| PublishError::UntrustedExisting {
+                what: key.to_string(),
+                why: e.to_string(),
+            })?;
+    }
+    Ok(Some((bytes, sig, etag)))
+}
+
+pub(crate) async fn put_signed(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    key: &str,
+    bytes: Vec<u8>,
+    now: SystemTime,
+    prior: Prior,
+) -> Result<(), PublishError> {
+    let sig = signer.sign(&bytes, key, now)?;
+    // Document first, signature last: a signature file's presence means its document
+    // is complete (readers racing a rewrite re-fetch both; see the spec). The document
+    // only if nobody changed it since it was read.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let written = match &prior {
+            Prior::Absent => store.put_if_unchanged(key, bytes.clone(), None).await,
+            Prior::Tagged(etag) => store.put_if_unchanged(key, bytes.clone(), Some(etag)).await,
+            Prior::Untagged => store.put(key, bytes.clone()).await,
+        };
+        match written {
+            Ok(()) => break,
+            Err(TransportError::Conflict { location }) => {
+                // A transport retry of a write that had in fact succeeded meets our own
+                // document; a 409 for a concurrent upload that was then abandoned leaves
+                // nothing. Only someone else's document is a lost race.
+                match store.get(key, MAX_DOCUMENT_BYTES).await? {
+                    Some(now_there) if now_there == bytes => break,
+                    None if tries < 3 => continue,
+                    _ => return Err(TransportError::Conflict { location }.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.put(&manifest::sig_key(key), sig.into_bytes()).await?;
+    Ok(())
+}
+
+impl Classify for PublishError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PublishError::Transport(t) => t.class(),
+            PublishError::Manifest(m) => m.class(),
+            PublishError::Key(k) => k.class(),
+            _ => ErrorClass::Other,
+        }
+    }
+}
