@@ -12,6 +12,7 @@ pub mod keys;
 pub mod manifest;
 pub mod names;
 pub mod publish;
+pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod signed;
