@@ -4,6 +4,7 @@
 mod support;
 
 use support::app::*;
+use support::fault_server;
 use support::nginx;
 use support::registry::*;
 
@@ -460,4 +461,47 @@ fn an_unchanged_channel_costs_one_304_from_nginx() {
     reg.ship("1.1.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
+}
+
+#[test]
+fn an_absolute_artifact_url_is_fetched_at_exactly_its_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    let art = reg.dir.join(format!(
+        "demo/releases/1.0.0/demo-1.0.0-{}-linux.tar.gz",
+        std::env::consts::ARCH
+    ));
+    // A signed download link on another host: an escaped space and plus in the path, a query
+    // that is part of the address, not of the file name.
+    let target = "/dl/demo%201.0.0%2Bb1.tar.gz?sig=1";
+    let cdn = fault_server::FaultServer::only_at(target, std::fs::read(&art).unwrap());
+    let url = format!("{}{target}", cdn.base);
+
+    // The publisher signs a release document that points there.
+    let doc_path = reg.dir.join("demo/releases/1.0.0/release.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&doc_path).unwrap()).unwrap();
+    for artifact in doc["artifacts"].as_object_mut().unwrap().values_mut() {
+        artifact["url"] = url.clone().into();
+    }
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+    let key = updraft::registry::keys::SecretKey::load_from_file(&reg.secret, None).unwrap();
+    let sig = key.sign(&bytes, "release with an absolute URL").unwrap();
+    std::fs::write(&doc_path, &bytes).unwrap();
+    std::fs::write(
+        reg.dir.join("demo/releases/1.0.0/release.json.minisig"),
+        sig,
+    )
+    .unwrap();
+
+    let app = agent_app(&reg, "prod", "");
+    let out = app.run(&["update"]);
+    let asked: Vec<String> = cdn.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(code(&out), 0, "{}\nasked for {asked:?}", stderr(&out));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(
+        !asked.is_empty() && asked.iter().all(|p| p == target),
+        "{asked:?}"
+    );
 }

@@ -22,6 +22,7 @@ use crate::registry::keys::{KeyError, PublicKey, TrustedKeys};
 use crate::registry::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
 use crate::registry::names::{AppName, Channel, Target, Version};
 use crate::registry::rollout;
+use crate::transport::http::HttpRegistry;
 use crate::transport::retry::{self, Document, RetryPolicy};
 use crate::transport::source::Source;
 use crate::transport::{self, FetchRequest, Transport, TransportError};
@@ -527,9 +528,11 @@ impl Agent {
                 self.policy.clone(),
             ),
             Location::Url(url) => {
-                let (base, key) = split_url(url);
-                let t: Arc<dyn Transport> =
-                    Arc::from(transport::open(&base, &self.config.transport_options())?);
+                // The URL's directory is the registry and its (decoded) file name the
+                // key; the query stays with the registry, so it reaches the server as
+                // written.
+                let (registry, key) = HttpRegistry::for_url(url, &self.config.transport_options())?;
+                let t: Arc<dyn Transport> = Arc::new(registry);
                 retry::resumable_stream(
                     t,
                     key,
@@ -585,12 +588,4 @@ pub struct UpdateOutcome {
     pub explanation: String,
     pub current: Option<Version>,
     pub activated: Option<Version>,
-}
-
-/// Split an absolute artifact URL into a registry base and a key for the transport.
-fn split_url(url: &str) -> (String, String) {
-    match url.rfind('/') {
-        Some(i) => (url[..i].to_string(), url[i + 1..].to_string()),
-        None => (url.to_string(), String::new()),
-    }
 }

@@ -45,6 +45,10 @@ pub struct HttpRegistry {
     pub base: String,
     /// Query string (with its `?`) appended to every key, e.g. for a pre-signed URL.
     query: String,
+    /// For a registry made by [`HttpRegistry::for_url`]: its key and the URL exactly as
+    /// given. Decoding and re-escaping is not always the identity (`%2B` would become
+    /// `+`, which S3 reads as a space), and a signed link must be sent as signed.
+    exact: Option<(String, String)>,
     client: reqwest::Client,
     opts: TransportOptions,
 }
@@ -77,6 +81,7 @@ impl HttpRegistry {
         Ok(HttpRegistry {
             base: base.trim_end_matches('/').to_string(),
             query,
+            exact: None,
             client,
             opts: opts.clone(),
         })
@@ -113,10 +118,15 @@ impl HttpRegistry {
             Some(q) => format!("{dir}?{q}"),
             None => dir.to_string(),
         };
-        Ok((HttpRegistry::new(&base, opts)?, key))
+        let mut registry = HttpRegistry::new(&base, opts)?;
+        registry.exact = Some((key.clone(), url.to_string()));
+        Ok((registry, key))
     }
 
     fn url_of(&self, key: &str) -> String {
+        if let Some((_, url)) = self.exact.as_ref().filter(|(k, _)| k == key) {
+            return url.clone();
+        }
         let path: Vec<String> = key
             .split('/')
             .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
@@ -427,6 +437,12 @@ mod tests {
         let (r, k) = HttpRegistry::for_url("https://cdn/x/app%201.tar.gz?sig=abc", &o).unwrap();
         assert_eq!(k, "app 1.tar.gz");
         assert_eq!(r.location(&k), "https://cdn/x/app%201.tar.gz?sig=abc");
+        // The file's URL is sent as given, even where re-escaping its decoded name
+        // would spell it differently.
+        let signed = "https://cdn/x/app-1.0.0%2Bb7.tar.gz?X-Amz-Signature=ab%2Fc";
+        let (r, k) = HttpRegistry::for_url(signed, &o).unwrap();
+        assert_eq!(k, "app-1.0.0+b7.tar.gz");
+        assert_eq!(r.location(&k), signed);
         assert!(HttpRegistry::for_url("https://cdn/", &o).is_err());
         assert!(HttpRegistry::for_url("https://cdn", &o).is_err());
         assert!(HttpRegistry::for_url("ftp://cdn/x", &o).is_err());

@@ -59,12 +59,24 @@ pub struct FaultServer {
 
 impl FaultServer {
     pub fn start(body: Vec<u8>, script: Vec<Fault>) -> FaultServer {
+        FaultServer::start_at(None, body, script)
+    }
+
+    /// A server that answers only the exact request target `target` (path and query,
+    /// as sent on the request line) and 404 to anything else, so a client that builds
+    /// the address wrongly cannot pass by luck.
+    pub fn only_at(target: &str, body: Vec<u8>) -> FaultServer {
+        FaultServer::start_at(Some(target.to_string()), body, Vec::new())
+    }
+
+    fn start_at(only: Option<String>, body: Vec<u8>, script: Vec<Fault>) -> FaultServer {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let base = format!("http://{}", std_listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::new(Shared {
+            only,
             body,
             script: Mutex::new(script.into()),
             seen: seen.clone(),
@@ -127,6 +139,7 @@ impl Drop for FaultServer {
 }
 
 struct Shared {
+    only: Option<String>,
     body: Vec<u8>,
     script: Mutex<VecDeque<Fault>>,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -137,6 +150,10 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
         return;
     };
     state.seen.lock().unwrap().push(seen.clone());
+    if state.only.as_ref().is_some_and(|t| *t != seen.path) {
+        let _ = status(&mut conn, 404, "").await;
+        return;
+    }
     let body = &state.body;
     let len = body.len();
     let start = seen
