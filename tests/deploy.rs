@@ -259,7 +259,7 @@ fn artifact_url_streams_from_a_loopback_http_server() {
     std::fs::create_dir_all(&www).unwrap();
     let t = release_tarball(app.tmp(), "2.0.0", "");
     std::fs::copy(&t, www.join("app-2.0.0.tar.gz")).unwrap();
-    let (mut server, base) = spawn_serve(&www);
+    let (server, base) = spawn_serve(&www);
     let url = format!("{base}/app-2.0.0.tar.gz");
     let out = app.run(&[
         "deploy",
@@ -277,8 +277,7 @@ fn artifact_url_streams_from_a_loopback_http_server() {
         "--artifact-url",
         &format!("{base}/nope.tar.gz"),
     ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     ok(&out);
     assert_eq!(app.current().as_deref(), Some("2.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 2.0.0"));

@@ -12,6 +12,7 @@ use updraft::activate::health::{self, HealthError};
 use updraft::activate::services::{self, ServiceOutcome};
 use updraft::config::{Config, HealthCheck, Services};
 
+use support::process::is_live;
 use support::{fixtures, free_port};
 
 fn config(toml: &str) -> Config {
@@ -103,14 +104,8 @@ impl Drop for App {
 /// container whose PID 1 does not reap), polling a bounded number of times.
 fn gone(pid: i32) -> bool {
     for _ in 0..400 {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat) => {
-                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-                if state.starts_with('Z') || state.starts_with('X') {
-                    return true;
-                }
-            }
+        if !is_live(pid as u32) {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -4,31 +4,33 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use super::process::ProcessGroup;
+
 // Re-exported so that `use support::app::*` is all an app test needs; a binary that
 // uses only some of them would warn about the rest.
 #[allow(unused_imports)]
 pub use super::{bin, code, fixtures, free_port, json, ok, stderr, stdout, text};
 
-/// Run `updraft serve DIR` on a port of its own choosing; returns the child and its
-/// base URL (`http://127.0.0.1:PORT`), read from the line it prints once listening.
-pub fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
+/// Run `updraft serve DIR` on a port of its own choosing; returns the server (stopped
+/// with SIGTERM, which it handles, when dropped) and its base URL
+/// (`http://127.0.0.1:PORT`), read from the line it prints once listening.
+pub fn spawn_serve(dir: &Path) -> (ProcessGroup, String) {
     use std::io::BufRead;
-    let mut child = Command::new(bin())
-        .arg("serve")
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        .stdout(std::process::Stdio::piped());
+    let mut server = ProcessGroup::spawn(&mut cmd, libc::SIGTERM).unwrap();
+    let mut lines = std::io::BufReader::new(server.take_stdout().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     let Some(base) = first.split(" on ").nth(1).map(str::trim).map(String::from) else {
-        let _ = child.kill();
+        drop(server);
         panic!("updraft serve did not say where it listens: {first:?}");
     };
     // Keep draining, so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, base)
+    (server, base)
 }
 
 /// Build a release tarball of the fixture app at `out/<version>.tar.gz`.

@@ -4,6 +4,7 @@
 //! script (then `Fault::Serve` once the script is used up), so a test says exactly
 //! "first cut the body, then ignore Range, then serve". The server runs on its own
 //! thread and runtime, so both async tests and tests driving the real binary can use it.
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod fault_server;
 pub mod nginx;
+pub mod process;
 pub mod registry;
 pub mod s3;
 

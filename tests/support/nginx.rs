@@ -1,17 +1,21 @@
 //! Test support: a real nginx serving a directory on a loopback port, everything it
-//! writes (config, logs, temp files, pid) inside its own temp dir, killed on drop.
+//! writes (config, logs, temp files, pid) inside its own temp dir, stopped on drop.
 //! CI installs it with the Debian package `nginx-light`.
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::free_port;
+use super::process::ProcessGroup;
 
 pub struct Nginx {
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub base: String,
-    child: Child,
+    /// The master and its workers. nginx's manual: SIGQUIT to the master is a graceful
+    /// shutdown (workers finish their requests, then exit, then the master).
+    server: ProcessGroup,
     dir: tempfile::TempDir,
 }
 
@@ -27,8 +31,8 @@ impl Nginx {
             let conf = config(dir.path(), root, port);
             std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
             let p = dir.path();
-            let mut child = Command::new(&bin)
-                .arg("-p")
+            let mut cmd = Command::new(&bin);
+            cmd.arg("-p")
                 .arg(p)
                 .arg("-e")
                 .arg(p.join("error.log"))
@@ -40,12 +44,12 @@ impl Nginx {
                     p.join("nginx.pid").display()
                 ))
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
+                .stderr(Stdio::null());
+            let server = ProcessGroup::spawn(&mut cmd, libc::SIGQUIT)
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if let Ok(Some(_)) = child.try_wait() {
+                if server.exited() {
                     break;
                 }
                 // nginx writes its pid file only once it has bound the port: before
@@ -53,17 +57,16 @@ impl Nginx {
                 if p.join("nginx.pid").exists() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Nginx {
                         base: format!("http://127.0.0.1:{port}"),
-                        child,
+                        server,
                         dir,
                     };
                 }
                 if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            drop(server);
             last_log = std::fs::read_to_string(p.join("error.log")).unwrap_or_default();
         }
         panic!("nginx did not start; its error log:\n{last_log}");
@@ -97,13 +100,6 @@ impl Nginx {
 
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,9 +1,11 @@
 //! Test support: a signed registry written by the real `updraft publish`, served over
 //! loopback HTTP by `updraft serve`, and an agent config pointing at it.
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 
 use super::app::{release_tarball, spawn_serve, App};
+use super::process::ProcessGroup;
 use super::{bin, stderr};
 
 pub struct Registry {
@@ -12,7 +14,8 @@ pub struct Registry {
     pub secret: PathBuf,
     pub public: PathBuf,
     pub pubkey_line: String,
-    server: Option<Child>,
+    /// `updraft serve` over `dir`, at `http`; stopped when the registry is dropped.
+    server: ProcessGroup,
     pub http: String,
 }
 
@@ -49,7 +52,7 @@ impl Registry {
             secret,
             public,
             pubkey_line,
-            server: Some(server),
+            server,
             http,
         }
     }
@@ -117,15 +120,6 @@ impl Registry {
         let out = self.cli(&args);
         assert!(out.status.success(), "promote {version}: {}", stderr(&out));
         out
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
     }
 }
 

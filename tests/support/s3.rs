@@ -1,20 +1,24 @@
 //! A real S3-compatible server (s3s-fs) for tests: one process per `S3Server`, on a free
-//! loopback port, over its own temp dir, killed on drop. Install it with
+//! loopback port, over its own temp dir, stopped on drop. Install it with
 //! `.ci/s3-server --install`.
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use updraft::transport::{S3Options, TransportOptions};
+
+use super::process::ProcessGroup;
 
 pub const ACCESS_KEY: &str = "updraft-test";
 pub const SECRET_KEY: &str = "updraft-test-secret";
 pub const REGION: &str = "us-east-1";
 
 pub struct S3Server {
-    child: Child,
+    /// Stopped with SIGTERM (s3s-fs has no other shutdown), then its group is killed.
+    server: ProcessGroup,
     pub endpoint: String,
     _dir: tempfile::TempDir,
 }
@@ -42,20 +46,19 @@ impl S3Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
-        let mut child = Command::new(find_binary())
-            .args(["--host", "127.0.0.1", "--port", "0"])
+        let mut cmd = Command::new(find_binary());
+        cmd.args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(&data)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start s3s-fs");
+            .stderr(Stdio::inherit());
+        let mut server = ProcessGroup::spawn(&mut cmd, libc::SIGTERM).expect("start s3s-fs");
         // The server logs the address it bound; read until then, then keep draining so
         // its log never fills the pipe.
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut lines = BufReader::new(server.take_stdout().unwrap()).lines();
         let mut endpoint = None;
         for line in lines.by_ref() {
             let line = line.unwrap();
@@ -69,12 +72,12 @@ impl S3Server {
             }
         }
         let Some(endpoint) = endpoint else {
-            let _ = child.kill();
+            drop(server);
             panic!("s3s-fs exited without reporting its address (see its output above)");
         };
         std::thread::spawn(move || for _ in lines {});
         S3Server {
-            child,
+            server,
             endpoint,
             _dir: dir,
         }
@@ -134,12 +137,5 @@ impl S3Server {
             resp.status(),
             resp.text().await.unwrap_or_default()
         );
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
