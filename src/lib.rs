@@ -1,7 +1,7 @@
 //! updraft: a pull-based release updater.
 //!
 //! The library holds everything the `updraft` binary does, so tests and other tools can
-//! drive the same code. Pure decisions (`decide`, `rollout`, `prune` in `store`) are kept
+//! drive the same code. Pure decisions (`decide`, `rollout`, the plans in `activate`) are kept
 //! apart from I/O.
 
 pub mod activate;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
-use crate::activate::{show, Kind, Pipeline};
+use crate::activate::{show, Kind, LogLine, Pipeline};
 use crate::agent::{Agent, AgentError};
 use crate::disk::state::State;
 
@@ -109,7 +109,9 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     state.pinned = Some(a.version.clone());
     p.save_state(&state)?;
     p.history("pin", Some(&a.version), true, "pinned by operator");
-    p.log(&format!("[pin] pinned to {}", a.version));
+    p.log(LogLine::Pinned {
+        version: &a.version,
+    });
     let current = p.current()?;
     if current.as_ref() == Some(&a.version) {
         println!("pinned to {} (already current)", a.version);
@@ -138,7 +140,7 @@ pub async fn unpin(ctx: &Ctx) -> anyhow::Result<u8> {
         Some(v) => {
             p.save_state(&state)?;
             p.history("unpin", Some(&v), true, "pin released by operator");
-            p.log(&format!("[pin] unpinned {v}"));
+            p.log(LogLine::Unpinned { version: &v });
             println!("unpinned {v}: following the channel again on the next update");
         }
         None => println!("not pinned"),
@@ -160,7 +162,9 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
                 true,
                 &format!("unblocked by operator (was: {})", b.reason),
             );
-            p.log(&format!("[unblock] {}", a.version));
+            p.log(LogLine::Unblocked {
+                version: &a.version,
+            });
             println!(
                 "unblocked {} (it was blocked because: {})",
                 a.version, b.reason

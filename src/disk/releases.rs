@@ -1,5 +1,5 @@
-//! The release store: staging directories that clean up after themselves, committed
-//! releases, crash-safe removal, and the (pure) pruning plan.
+//! The release directories: staging directories that clean up after themselves,
+//! committed releases, crash-safe removal.
 
 use std::fs;
 use std::io;
@@ -114,71 +114,9 @@ pub fn clean_leftovers(root: &AppRoot) -> io::Result<Vec<PathBuf>> {
     Ok(leftovers)
 }
 
-/// Which releases to delete so that at most `keep` remain, never touching `protected`
-/// (current, previous, pinned). Newest versions (semver order) are kept first; protected
-/// releases count towards `keep`.
-pub fn plan_prune(installed: &[Version], keep: usize, protected: &[&Version]) -> Vec<Version> {
-    let mut newest_first: Vec<&Version> = installed.iter().collect();
-    newest_first.sort_by(|a, b| b.cmp(a));
-    let mut kept = installed.iter().filter(|v| protected.contains(v)).count();
-    let mut remove = Vec::new();
-    for v in newest_first {
-        if protected.contains(&v) {
-            continue;
-        }
-        if kept < keep {
-            kept += 1;
-        } else {
-            remove.push(v.clone());
-        }
-    }
-    remove.sort();
-    remove
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vs(list: &[&str]) -> Vec<Version> {
-        list.iter().map(|s| s.parse().unwrap()).collect()
-    }
-
-    #[test]
-    fn prune_table() {
-        let all = vs(&["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]);
-        let v = |s: &str| s.parse::<Version>().unwrap();
-        let cases: Vec<(usize, Vec<Version>, Vec<&str>)> = vec![
-            (5, vec![], vec![]),
-            (3, vec![], vec!["1.0.0", "1.1.0"]),
-            (
-                1,
-                vec![v("2.0.0")],
-                vec!["1.0.0", "1.1.0", "1.2.0", "1.3.0"],
-            ),
-            // current is old (rolled back), previous is newest: both kept, count toward keep.
-            (
-                2,
-                vec![v("1.0.0"), v("2.0.0")],
-                vec!["1.1.0", "1.2.0", "1.3.0"],
-            ),
-            // more protected than keep: nothing protected is removed.
-            (
-                1,
-                vec![v("1.0.0"), v("1.1.0"), v("1.2.0")],
-                vec!["1.3.0", "2.0.0"],
-            ),
-            (3, vec![v("1.1.0")], vec!["1.0.0", "1.2.0"]),
-        ];
-        for (keep, protected, want) in cases {
-            let p: Vec<&Version> = protected.iter().collect();
-            assert_eq!(
-                plan_prune(&all, keep, &p),
-                vs(&want),
-                "keep={keep} protected={protected:?}"
-            );
-        }
-    }
 
     #[test]
     fn staging_removes_itself_unless_committed() {

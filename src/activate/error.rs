@@ -1,0 +1,143 @@
+//! Why a deploy, rollback or activation failed, and which class of failure that is.
+
+use std::path::{Path, PathBuf};
+
+use crate::archive::unpack::UnpackError;
+use crate::disk::lock::LockError;
+use crate::disk::state::StateError;
+use crate::error::{Classify, ErrorClass};
+use crate::registry::names::Version;
+use crate::transport::TransportError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{what} ({path}): {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fetch(#[from] TransportError),
+    #[error("cannot read artifact {location}: {message}")]
+    Read { location: String, message: String },
+    #[error(
+        "refused artifact {location}: {source}; nothing was installed and `current` is unchanged"
+    )]
+    Unpack {
+        location: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("cannot write {path} while installing {location}: {source}; {}; nothing was installed and `current` is unchanged", write_hint(.source))]
+    Write {
+        location: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checksum mismatch for {location}: expected sha256 {expected}, got {actual}; the download is corrupt or tampered with, nothing was installed")]
+    Checksum {
+        location: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("size mismatch for {location}: expected {expected} bytes, got {actual}; nothing was installed")]
+    Size {
+        location: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("release {version} is already installed with different contents (installed sha256 {installed}, new {new}); releases are immutable: publish a new version, or pass --force to replace it")]
+    Exists {
+        version: Version,
+        installed: String,
+        new: String,
+    },
+    #[error("release {version} is already installed, but not by updraft (the seed's scripts, or by hand), so its checksum is unknown; to run it as it is: updraft rollback --version {version}; to replace it with this tarball: pass its --sha256 (or --force)")]
+    ExistsUnrecorded { version: Version },
+    #[error("release not found: {version} is not installed; available releases: {available}")]
+    NotFound { version: Version, available: String },
+    #[error("no release to roll back to (installed: {available}); pass --version to choose one")]
+    NoPrevious { available: String },
+    #[error("pre-activation check failed for {version}: {message}; the release was not activated")]
+    PreActivate { version: Version, message: String },
+    #[error("release {version} failed after activation: {reason}; {restored} and {version} is now blocked (`updraft unblock {version}` to allow it again)")]
+    RolledBack {
+        version: Version,
+        reason: String,
+        restored: String,
+    },
+    #[error("rollback to {version} failed: {reason}; switched back to {restored}")]
+    RollbackFailed {
+        version: Version,
+        reason: String,
+        restored: String,
+    },
+    #[error("invalid --sha256 {0:?}: expected 64 hexadecimal characters")]
+    BadSha(String),
+}
+
+impl Classify for DeployError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DeployError::Lock(_) => ErrorClass::Busy,
+            // A read error inside the unpacker is the network or the disk, not the tarball.
+            DeployError::Unpack {
+                source: UnpackError::Read(_),
+                ..
+            } => ErrorClass::Other,
+            DeployError::Unpack { .. }
+            | DeployError::Checksum { .. }
+            | DeployError::Size { .. } => ErrorClass::Verify,
+            DeployError::NotFound { .. } | DeployError::NoPrevious { .. } => ErrorClass::NotFound,
+            DeployError::Fetch(TransportError::NotFound { .. }) => ErrorClass::NotFound,
+            DeployError::RolledBack { .. } | DeployError::RollbackFailed { .. } => {
+                ErrorClass::RolledBack
+            }
+            DeployError::BadSha(_) => ErrorClass::Usage,
+            _ => ErrorClass::Other,
+        }
+    }
+}
+
+/// Write errors that are the machine's (space, quotas, limits, permissions, a failing
+/// or read-only disk); others while unpacking (a name too long, too many links) come
+/// from what the tarball asks for.
+pub(super) fn is_disk_failure(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull
+            | K::QuotaExceeded
+            | K::FileTooLarge
+            | K::PermissionDenied
+            | K::ReadOnlyFilesystem
+    ) || e.raw_os_error() == Some(libc::EIO)
+}
+
+/// What to do about a failed write under releases/: the disk, not the tarball.
+fn write_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "the filesystem holding releases/ is full: free space (`updraft prune --keep 2` removes old releases) and try again"
+        }
+        std::io::ErrorKind::FileTooLarge => {
+            "a file size limit applies (ulimit -f, or LimitFSIZE= in the unit): lift it and try again"
+        }
+        _ => "check the free space and permissions of the releases/ directory",
+    }
+}
+
+pub(super) fn io_err(
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> DeployError {
+    let path = path.to_path_buf();
+    move |source| DeployError::Io { what, path, source }
+}

@@ -1,0 +1,306 @@
+//! Installing a release: stream a tarball through the hasher and the unpacker into a
+//! staging tree, verify it against what the caller vouched for, then rename it into
+//! `releases/<version>` so the release appears complete or not at all.
+
+use std::fs;
+
+use serde::Serialize;
+use tracing::info;
+
+use super::error::{io_err, is_disk_failure, DeployError};
+use super::Pipeline;
+use crate::archive::unpack::{self, UnpackError};
+use crate::disk::releases::Staging;
+use crate::disk::state::{self, ReleaseRecord, State};
+use crate::registry::names::Version;
+use crate::transport::source::{HashingReader, Progress, Source, StreamReader};
+
+/// What to install.
+pub struct InstallRequest {
+    pub version: Version,
+    pub source: Source,
+    pub expected_sha256: Option<String>,
+    pub expected_size: Option<u64>,
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub version: Version,
+    pub sha256: String,
+    pub size: u64,
+    /// False when the release was already installed with the same bytes.
+    pub fresh: bool,
+    pub replaced: bool,
+}
+
+/// Nothing to fetch: the release is on disk and the caller vouches for exactly the
+/// bytes we recorded when we installed it.
+fn already_installed(
+    exists: bool,
+    recorded: Option<&str>,
+    expected: Option<&str>,
+    force: bool,
+) -> bool {
+    exists && !force && expected.is_some() && expected == recorded
+}
+
+/// What to do with a verified staging tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Nothing installed under that version: rename the staging tree into place.
+    Commit,
+    /// The same bytes are already installed: drop the staging tree.
+    Reuse,
+    /// Different (or unknown) bytes are installed and nothing allows replacing them.
+    Refuse,
+    /// Swap the staging tree with the installed release.
+    Replace,
+}
+
+/// Releases are immutable: an installed version is replaced only with `--force`, or
+/// when it was installed by another tool (the seed's `v1.2.3`, no recorded checksum)
+/// and the caller vouches for the new bytes (a signed release document, or
+/// `--sha256`), so the agent can still go back to that version.
+fn placement(
+    exists: bool,
+    recorded: Option<&str>,
+    vouched: bool,
+    actual: &str,
+    force: bool,
+) -> Placement {
+    if !exists {
+        return Placement::Commit;
+    }
+    if force {
+        return Placement::Replace;
+    }
+    match recorded {
+        Some(r) if r == actual => Placement::Reuse,
+        None if vouched => Placement::Replace,
+        _ => Placement::Refuse,
+    }
+}
+
+impl Pipeline<'_> {
+    /// Stream a tarball into `releases/<version>`: hash, bound and unpack in one pass
+    /// into a staging tree, verify, then rename into place.
+    pub async fn install(
+        &self,
+        state: &mut State,
+        req: InstallRequest,
+    ) -> Result<Installed, DeployError> {
+        if let Some(sha) = &req.expected_sha256 {
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(DeployError::BadSha(sha.clone()));
+            }
+        }
+        let expected = req.expected_sha256.as_ref().map(|s| s.to_ascii_lowercase());
+        let dest = self.root.release_dir(&req.version);
+        let exists = dest.is_dir();
+        let recorded = state.releases.get(&req.version).map(|r| r.sha256.clone());
+        if already_installed(exists, recorded.as_deref(), expected.as_deref(), req.force) {
+            return Ok(Installed {
+                version: req.version,
+                sha256: recorded.unwrap_or_default(),
+                size: 0,
+                fresh: false,
+                replaced: false,
+            });
+        }
+        let location = req.source.location();
+        let staging = Staging::create(self.root, &req.version).map_err(io_err(
+            "cannot create staging directory",
+            &self.root.releases(),
+        ))?;
+        let limits = unpack::Limits {
+            max_bytes: self.config.limits.max_unpacked_bytes,
+            max_entries: self.config.limits.max_entries,
+        };
+        let max_artifact = self.config.limits.max_artifact_bytes;
+        let target = staging.path().to_path_buf();
+        let loc = location.clone();
+        let (reader, total): (Box<dyn std::io::Read + Send>, Option<u64>) = match req.source {
+            Source::File(p) => {
+                let f = fs::File::open(&p).map_err(|e| DeployError::Read {
+                    location: p.display().to_string(),
+                    message: format!("{e}; check the path"),
+                })?;
+                let len = f.metadata().ok().map(|m| m.len());
+                (Box::new(f), len)
+            }
+            Source::Stream { stream, .. } => {
+                (Box::new(StreamReader::spawn(stream)), req.expected_size)
+            }
+        };
+        let reader: Box<dyn std::io::Read + Send> =
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                Box::new(Progress::new(
+                    reader,
+                    format!("installing {}", req.version),
+                    total,
+                ))
+            } else {
+                reader
+            };
+        let (sha256, size) = tokio::task::spawn_blocking(move || {
+            let mut hr = HashingReader::new(
+                std::io::BufReader::with_capacity(256 * 1024, reader),
+                max_artifact,
+            );
+            match unpack::unpack_tar_gz(&mut hr, &target, &limits) {
+                Ok(_) => Ok(hr.finish()),
+                // Our disk failed us, not the tarball: not a verification failure.
+                Err(UnpackError::Io { path, source }) if is_disk_failure(&source) => {
+                    Err(DeployError::Write {
+                        location: loc,
+                        path,
+                        source,
+                    })
+                }
+                Err(source) => Err(DeployError::Unpack {
+                    location: loc,
+                    source,
+                }),
+            }
+        })
+        .await
+        .map_err(|e| DeployError::Read {
+            location: location.clone(),
+            message: e.to_string(),
+        })??;
+        if let Some(exp) = &expected {
+            if *exp != sha256 {
+                return Err(DeployError::Checksum {
+                    location,
+                    expected: exp.clone(),
+                    actual: sha256,
+                });
+            }
+        }
+        if let Some(exp) = req.expected_size {
+            if exp != size {
+                return Err(DeployError::Size {
+                    location,
+                    expected: exp,
+                    actual: size,
+                });
+            }
+        }
+        let replaced = match placement(
+            exists,
+            recorded.as_deref(),
+            expected.is_some(),
+            &sha256,
+            req.force,
+        ) {
+            Placement::Reuse => {
+                // Same bytes: drop the staging tree and reuse the installed release.
+                return Ok(Installed {
+                    version: req.version,
+                    sha256,
+                    size,
+                    fresh: false,
+                    replaced: false,
+                });
+            }
+            Placement::Refuse => {
+                return Err(match recorded {
+                    Some(installed) => DeployError::Exists {
+                        version: req.version,
+                        installed,
+                        new: sha256,
+                    },
+                    None => DeployError::ExistsUnrecorded {
+                        version: req.version,
+                    },
+                });
+            }
+            Placement::Replace => {
+                staging
+                    .exchange(&dest)
+                    .map_err(io_err("cannot replace release", &dest))?;
+                true
+            }
+            Placement::Commit => {
+                staging
+                    .commit(&dest)
+                    .map_err(io_err("cannot move staged release into place", &dest))?;
+                false
+            }
+        };
+        state.releases.insert(
+            req.version.clone(),
+            ReleaseRecord {
+                sha256: sha256.clone(),
+                installed_at: state::now_rfc3339(),
+                source: location,
+            },
+        );
+        self.save_state(state)?;
+        info!(version = %req.version, sha256 = %sha256, bytes = size, "release installed");
+        Ok(Installed {
+            version: req.version,
+            sha256,
+            size,
+            fresh: true,
+            replaced,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn already_installed_table() {
+        let a = "aa";
+        let b = "bb";
+        // (exists, recorded, expected, force, skip the fetch)
+        let cases = [
+            (true, Some(a), Some(a), false, true),
+            (true, Some(a), Some(b), false, false),
+            (true, Some(a), None, false, false),
+            (true, None, Some(a), false, false),
+            (true, None, None, false, false),
+            (true, Some(a), Some(a), true, false),
+            (false, Some(a), Some(a), false, false),
+        ];
+        for (exists, recorded, expected, force, want) in cases {
+            assert_eq!(
+                already_installed(exists, recorded, expected, force),
+                want,
+                "exists={exists} recorded={recorded:?} expected={expected:?} force={force}"
+            );
+        }
+    }
+
+    #[test]
+    fn placement_table() {
+        use Placement::*;
+        let a = "aa";
+        let b = "bb";
+        // (exists, recorded, vouched, actual, force, placement)
+        let cases = [
+            (false, None, false, a, false, Commit),
+            (false, Some(b), true, a, true, Commit),
+            (true, Some(a), false, a, false, Reuse),
+            (true, Some(a), true, a, false, Reuse),
+            (true, Some(a), false, a, true, Replace),
+            (true, Some(b), false, a, false, Refuse),
+            (true, Some(b), true, a, false, Refuse),
+            (true, Some(b), false, a, true, Replace),
+            (true, None, false, a, false, Refuse),
+            (true, None, true, a, false, Replace),
+            (true, None, false, a, true, Replace),
+        ];
+        for (exists, recorded, vouched, actual, force, want) in cases {
+            assert_eq!(
+                placement(exists, recorded, vouched, actual, force),
+                want,
+                "exists={exists} recorded={recorded:?} vouched={vouched} force={force}"
+            );
+        }
+    }
+}

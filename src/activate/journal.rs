@@ -1,0 +1,211 @@
+//! The two records an operation leaves: a line in `logs/releases.log` (the seed's audit
+//! trail, read by people and their greps, so its wording is kept) and an event in
+//! `.updraft/history.jsonl` (what `updraft why` reads).
+
+use std::fmt;
+use std::fs;
+
+use tracing::warn;
+
+use super::error::DeployError;
+use super::services::ServiceOutcome;
+use super::switch::Kind;
+use super::{show, Pipeline};
+use crate::disk::state::{self, Operation};
+use crate::registry::names::Version;
+
+/// One line of `logs/releases.log`, without its timestamp.
+#[derive(Debug, Clone, Copy)]
+pub enum LogLine<'a> {
+    Activated {
+        kind: Kind,
+        version: &'a Version,
+        previous: Option<&'a Version>,
+        services: ServiceOutcome,
+    },
+    Failed {
+        kind: Kind,
+        version: &'a Version,
+        reason: &'a str,
+        restored: &'a str,
+    },
+    /// A run found an activation that never passed its health checks and undid it.
+    Recovered {
+        version: &'a Version,
+        restored: Option<&'a Version>,
+    },
+    /// The pre-activation hook refused a release.
+    Refused {
+        version: &'a Version,
+        error: &'a DeployError,
+    },
+    Pruned {
+        version: &'a Version,
+    },
+    Pinned {
+        version: &'a Version,
+    },
+    Unpinned {
+        version: &'a Version,
+    },
+    Unblocked {
+        version: &'a Version,
+    },
+}
+
+impl fmt::Display for LogLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogLine::Activated {
+                kind,
+                version,
+                previous,
+                services,
+            } => write!(
+                f,
+                "[{}] {version} activated (previous {}, services {services:?})",
+                kind.as_str(),
+                show(*previous)
+            ),
+            LogLine::Failed {
+                kind,
+                version,
+                reason,
+                restored,
+            } => write!(
+                f,
+                "[{}] {version} FAILED: {reason}; {restored}",
+                kind.as_str()
+            ),
+            LogLine::Recovered { version, restored } => write!(
+                f,
+                "[recover] {version} interrupted while pending; restored {}",
+                show(*restored)
+            ),
+            LogLine::Refused { version, error } => write!(
+                f,
+                "[deploy] {version} refused by pre-activation check: {error}"
+            ),
+            LogLine::Pruned { version } => write!(f, "[prune] removed {version}"),
+            LogLine::Pinned { version } => write!(f, "[pin] pinned to {version}"),
+            LogLine::Unpinned { version } => write!(f, "[pin] unpinned {version}"),
+            LogLine::Unblocked { version } => write!(f, "[unblock] {version}"),
+        }
+    }
+}
+
+impl Pipeline<'_> {
+    /// Append a line to `logs/releases.log` (the seed's audit trail). Failure to log
+    /// never fails an operation.
+    pub fn log(&self, line: LogLine<'_>) {
+        use std::io::Write;
+        let path = self.root.release_log();
+        let _ = fs::create_dir_all(self.root.logs());
+        let res = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{} {line}", state::now_rfc3339()));
+        if let Err(e) = res {
+            warn!("cannot append to {}: {e}", path.display());
+        }
+    }
+
+    /// Append one event to `.updraft/history.jsonl` (what `updraft why` reads). Failure
+    /// to record history never fails an operation.
+    pub fn history(&self, event: &str, version: Option<&Version>, ok: bool, message: &str) {
+        let entry = serde_json::json!({
+            "at": state::now_rfc3339(),
+            "event": event,
+            "version": version.map(|v| v.to_string()),
+            "ok": ok,
+            "message": message,
+        });
+        if let Err(e) = state::append_history(&self.root.history_file(), &entry) {
+            warn!("cannot append to history: {e}");
+        }
+    }
+}
+
+/// The state file's record of the last operation or health check.
+pub(super) fn op(kind: &str, version: Option<&Version>, ok: bool, message: &str) -> Operation {
+    Operation {
+        kind: kind.into(),
+        version: version.cloned(),
+        at: state::now_rfc3339(),
+        ok,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_keep_the_seed_wording() {
+        let v1: Version = "1.0.0".parse().unwrap();
+        let v2: Version = "1.1.0".parse().unwrap();
+        let refusal = DeployError::PreActivate {
+            version: v2.clone(),
+            message: "`./check` exited with exit status: 1: bad".into(),
+        };
+        let cases: Vec<(LogLine<'_>, &str)> = vec![
+            (
+                LogLine::Activated {
+                    kind: Kind::Deploy,
+                    version: &v2,
+                    previous: Some(&v1),
+                    services: ServiceOutcome::Restarted,
+                },
+                "[deploy] 1.1.0 activated (previous 1.0.0, services Restarted)",
+            ),
+            (
+                LogLine::Activated {
+                    kind: Kind::Update,
+                    version: &v1,
+                    previous: None,
+                    services: ServiceOutcome::Skipped,
+                },
+                "[update] 1.0.0 activated (previous none, services Skipped)",
+            ),
+            (
+                LogLine::Failed {
+                    kind: Kind::Rollback,
+                    version: &v1,
+                    reason: "health check web failed",
+                    restored: "switched back to 1.1.0 (healthy)",
+                },
+                "[rollback] 1.0.0 FAILED: health check web failed; switched back to 1.1.0 (healthy)",
+            ),
+            (
+                LogLine::Recovered {
+                    version: &v2,
+                    restored: Some(&v1),
+                },
+                "[recover] 1.1.0 interrupted while pending; restored 1.0.0",
+            ),
+            (
+                LogLine::Recovered {
+                    version: &v2,
+                    restored: None,
+                },
+                "[recover] 1.1.0 interrupted while pending; restored none",
+            ),
+            (
+                LogLine::Refused {
+                    version: &v2,
+                    error: &refusal,
+                },
+                "[deploy] 1.1.0 refused by pre-activation check: pre-activation check failed for 1.1.0: `./check` exited with exit status: 1: bad; the release was not activated",
+            ),
+            (LogLine::Pruned { version: &v1 }, "[prune] removed 1.0.0"),
+            (LogLine::Pinned { version: &v1 }, "[pin] pinned to 1.0.0"),
+            (LogLine::Unpinned { version: &v1 }, "[pin] unpinned 1.0.0"),
+            (LogLine::Unblocked { version: &v1 }, "[unblock] 1.0.0"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(line.to_string(), want);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Pruning: remove old releases beyond `keep`, never the ones the machine may need
+//! (current, previous, pinned).
+
+use tracing::info;
+
+use super::error::{io_err, DeployError};
+use super::journal::LogLine;
+use super::Pipeline;
+use crate::disk::releases;
+use crate::disk::state::State;
+use crate::registry::names::Version;
+
+/// Which releases to delete so that at most `keep` remain, never touching `protected`
+/// (current, previous, pinned). Newest versions (semver order) are kept first; protected
+/// releases count towards `keep`.
+pub fn plan_prune(installed: &[Version], keep: usize, protected: &[&Version]) -> Vec<Version> {
+    let mut newest_first: Vec<&Version> = installed.iter().collect();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    let mut kept = installed.iter().filter(|v| protected.contains(v)).count();
+    let mut remove = Vec::new();
+    for v in newest_first {
+        if protected.contains(&v) {
+            continue;
+        }
+        if kept < keep {
+            kept += 1;
+        } else {
+            remove.push(v.clone());
+        }
+    }
+    remove.sort();
+    remove
+}
+
+impl Pipeline<'_> {
+    /// Remove releases beyond `keep`, never current, previous or pinned.
+    pub fn prune(
+        &self,
+        state: &State,
+        keep: usize,
+        dry_run: bool,
+    ) -> Result<Vec<Version>, DeployError> {
+        let installed = self.installed()?;
+        let current = self.current()?;
+        let protected: Vec<&Version> = [
+            current.as_ref(),
+            state.previous.as_ref(),
+            state.pinned.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let doomed = plan_prune(&installed, keep, &protected);
+        if !dry_run {
+            for v in &doomed {
+                releases::remove_release(self.root, v).map_err(io_err(
+                    "cannot remove old release",
+                    &self.root.release_dir(v),
+                ))?;
+                info!(version = %v, "pruned old release");
+                self.log(LogLine::Pruned { version: v });
+            }
+        }
+        Ok(doomed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vs(list: &[&str]) -> Vec<Version> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn prune_table() {
+        let all = vs(&["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]);
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        let cases: Vec<(usize, Vec<Version>, Vec<&str>)> = vec![
+            (5, vec![], vec![]),
+            (3, vec![], vec!["1.0.0", "1.1.0"]),
+            (
+                1,
+                vec![v("2.0.0")],
+                vec!["1.0.0", "1.1.0", "1.2.0", "1.3.0"],
+            ),
+            // current is old (rolled back), previous is newest: both kept, count toward keep.
+            (
+                2,
+                vec![v("1.0.0"), v("2.0.0")],
+                vec!["1.1.0", "1.2.0", "1.3.0"],
+            ),
+            // more protected than keep: nothing protected is removed.
+            (
+                1,
+                vec![v("1.0.0"), v("1.1.0"), v("1.2.0")],
+                vec!["1.3.0", "2.0.0"],
+            ),
+            (3, vec![v("1.1.0")], vec!["1.0.0", "1.2.0"]),
+        ];
+        for (keep, protected, want) in cases {
+            let p: Vec<&Version> = protected.iter().collect();
+            assert_eq!(
+                plan_prune(&all, keep, &p),
+                vs(&want),
+                "keep={keep} protected={protected:?}"
+            );
+        }
+    }
+}

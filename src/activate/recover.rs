@@ -1,0 +1,114 @@
+//! Crash recovery: what a run finds left by one that was killed. Staging trees are
+//! removed; an activation still pending (its health never confirmed) is undone.
+
+use tracing::{info, warn};
+
+use super::error::{io_err, DeployError};
+use super::journal::{op, LogLine};
+use super::switch::Kind;
+use super::Pipeline;
+use crate::disk::releases;
+use crate::disk::state::{Pending, State};
+use crate::registry::names::Version;
+
+/// What to do with an activation a killed run left pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    /// Drop the record: `current` never reached the release (the run died before the
+    /// switch), or it was a rollback, whose target is an operator's choice.
+    Forget,
+    /// `current` points at a new release whose health was never confirmed: switch
+    /// back, restart what ran before, and block the release.
+    RollBack,
+}
+
+fn recovery(pending: &Pending, current: Option<&Version>) -> Recovery {
+    // State files from before `kind` was recorded have it empty: treat as a new release.
+    let blocks = pending.kind != Kind::Rollback.as_str();
+    if blocks && current == Some(&pending.version) {
+        Recovery::RollBack
+    } else {
+        Recovery::Forget
+    }
+}
+
+impl Pipeline<'_> {
+    /// Finish what a killed run left: remove staging trees, and roll back an
+    /// activation that was still pending (its health was never confirmed).
+    pub async fn recover(&self, state: &mut State) -> Result<(), DeployError> {
+        for p in releases::clean_leftovers(self.root).map_err(io_err(
+            "cannot remove leftover staging",
+            &self.root.releases(),
+        ))? {
+            info!(path = %p.display(), "removed leftover staging directory from an interrupted run");
+        }
+        let Some(pending) = state.pending.take() else {
+            return Ok(());
+        };
+        let current = self.current()?;
+        if recovery(&pending, current.as_ref()) == Recovery::RollBack {
+            let reason = format!(
+                "activation of {} was interrupted before its health checks passed (process or machine died)",
+                pending.version
+            );
+            warn!(version = %pending.version, "{reason}; rolling back");
+            let what =
+                self.switch_back(pending.previous.as_ref(), pending.previous_link.as_deref())?;
+            let how = self
+                .bring_back(
+                    pending.previous.as_ref(),
+                    pending.previous_link.is_some(),
+                    &pending.version,
+                )
+                .await;
+            info!("{what}{how}");
+            state.block(&pending.version, reason.clone());
+            state.last_operation = Some(op("recover", Some(&pending.version), false, &reason));
+            self.log(LogLine::Recovered {
+                version: &pending.version,
+                restored: pending.previous.as_ref(),
+            });
+        }
+        self.save_state(state)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_table() {
+        let v1: Version = "1.0.0".parse().unwrap();
+        let v2: Version = "1.1.0".parse().unwrap();
+        let pending = |kind: &str| Pending {
+            kind: kind.into(),
+            version: v2.clone(),
+            previous: Some(v1.clone()),
+            previous_link: None,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            bake_until: None,
+        };
+        // (pending kind, current, what recovery does)
+        let cases = [
+            ("deploy", Some(&v2), Recovery::RollBack),
+            ("update", Some(&v2), Recovery::RollBack),
+            // Written before `kind` was recorded.
+            ("", Some(&v2), Recovery::RollBack),
+            // Died before `current` moved.
+            ("deploy", Some(&v1), Recovery::Forget),
+            ("update", None, Recovery::Forget),
+            // A rollback target is not blocked, wherever `current` is.
+            ("rollback", Some(&v2), Recovery::Forget),
+            ("rollback", Some(&v1), Recovery::Forget),
+        ];
+        for (kind, current, want) in cases {
+            assert_eq!(
+                recovery(&pending(kind), current),
+                want,
+                "kind={kind:?} current={current:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The activation state machine: record the activation as pending, switch `current`,
+//! restart, check health and bake; on failure switch back (to the previous release, to
+//! what `current` pointed at before if that was no release of ours, or to nothing),
+//! restart that, and block the failed version.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::error::{io_err, DeployError};
+use super::journal::{op, LogLine};
+use super::restarts::RestartWatch;
+use super::services::{self, ServiceOutcome};
+use super::{health, show, Pipeline};
+use crate::disk::state::{self, Pending, State};
+use crate::fsutil;
+use crate::registry::names::Version;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Deploy,
+    Update,
+    Rollback,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deploy => "deploy",
+            Kind::Update => "update",
+            Kind::Rollback => "rollback",
+        }
+    }
+    /// A new release that fails is blocked; a rollback target is an operator's choice.
+    pub(super) fn blocks_on_failure(self) -> bool {
+        !matches!(self, Kind::Rollback)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Activated {
+    pub version: Version,
+    pub previous: Option<Version>,
+    pub services: String,
+    pub pruned: Vec<Version>,
+}
+
+/// Where `current` goes when an activation is undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restore<'a> {
+    /// The release that was current before.
+    Release(&'a Version),
+    /// The raw target `current` had when that was no release of ours.
+    Unmanaged(&'a str),
+    /// No `current` at all: better none than an unhealthy one.
+    Nothing,
+}
+
+fn restore_target<'a>(
+    previous: Option<&'a Version>,
+    previous_link: Option<&'a str>,
+) -> Restore<'a> {
+    match (previous, previous_link) {
+        (Some(p), _) => Restore::Release(p),
+        (None, Some(raw)) => Restore::Unmanaged(raw),
+        (None, None) => Restore::Nothing,
+    }
+}
+
+impl Pipeline<'_> {
+    /// The target of `current` when it points at something that is no release of ours
+    /// (a seed release named by a git hash or a date), so a failed activation can put
+    /// it back instead of leaving the app with no `current` at all.
+    fn unmanaged_current(&self) -> Option<String> {
+        let target = fs::read_link(self.root.current_link()).ok()?;
+        let resolved = self.root.releases().join(&target);
+        resolved
+            .is_dir()
+            .then(|| target.to_string_lossy().into_owned())
+    }
+
+    /// Undo a switch: back to the previous release, else to the unmanaged target
+    /// `current` had, else no `current` at all. Says which, for the operator.
+    pub(super) fn switch_back(
+        &self,
+        previous: Option<&Version>,
+        previous_link: Option<&str>,
+    ) -> Result<String, DeployError> {
+        match restore_target(previous, previous_link) {
+            Restore::Release(p) => {
+                self.switch_to(Some(p))?;
+                Ok(format!("switched back to {p}"))
+            }
+            Restore::Unmanaged(raw) => {
+                let link = self.root.current_link();
+                fsutil::replace_symlink(&link, Path::new(raw))
+                    .map_err(io_err("cannot switch current link", &link))?;
+                Ok(format!(
+                    "switched back to {raw} (a release updraft did not install)"
+                ))
+            }
+            Restore::Nothing => {
+                self.switch_to(None)?;
+                Ok("removed the current link (there was no previous release)".into())
+            }
+        }
+    }
+
+    /// Point `current` at `version`, or remove it when there is nothing to point at
+    /// (a first release that failed: better no current than an unhealthy one).
+    fn switch_to(&self, version: Option<&Version>) -> Result<(), DeployError> {
+        let link = self.root.current_link();
+        match version {
+            Some(v) => fsutil::replace_symlink(&link, &self.root.link_target(v))
+                .map_err(io_err("cannot switch current link", &link)),
+            None => match fs::remove_file(&link) {
+                Ok(()) => fsutil::fsync_dir(&self.root.releases())
+                    .map_err(io_err("cannot sync releases directory", &link)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("cannot remove current link", &link)(e)),
+            },
+        }
+    }
+
+    /// Copy the release's `commands/` scripts into `<root>/commands` (the seed's habit),
+    /// each file atomically; symlinks and subdirectories are skipped.
+    fn copy_commands(&self, version: &Version) -> Result<(), DeployError> {
+        let src = self.root.release_dir(version).join("commands");
+        let Ok(rd) = fs::read_dir(&src) else {
+            return Ok(());
+        };
+        let dst = self.root.commands();
+        fs::create_dir_all(&dst).map_err(io_err("cannot create commands directory", &dst))?;
+        for entry in rd.flatten() {
+            let Ok(ft) = entry.file_type() else { continue };
+            if !ft.is_file() {
+                continue;
+            }
+            let bytes =
+                fs::read(entry.path()).map_err(io_err("cannot read command", &entry.path()))?;
+            let to = dst.join(entry.file_name());
+            fsutil::write_atomic(&to, &bytes, 0o755)
+                .map_err(io_err("cannot write command", &to))?;
+        }
+        Ok(())
+    }
+
+    /// Switch to `version`, restart, check health (and bake). On failure switch back,
+    /// restart the old release, and (for new releases) block the version.
+    pub async fn activate(
+        &self,
+        state: &mut State,
+        version: &Version,
+        kind: Kind,
+    ) -> Result<Activated, DeployError> {
+        let previous = self.current()?;
+        let previous_link = match previous {
+            Some(_) => None,
+            None => self.unmanaged_current(),
+        };
+        state.pending = Some(Pending {
+            kind: kind.as_str().into(),
+            version: version.clone(),
+            previous: previous.clone(),
+            previous_link: previous_link.clone(),
+            started_at: state::now_rfc3339(),
+            bake_until: None,
+        });
+        self.save_state(state)?;
+        self.switch_to(Some(version))?;
+        info!(%version, previous = %show(previous.as_ref()), "switched current");
+        let env = self.env(Some(version), previous.as_ref());
+        let result = self.bring_up(version, &env, state).await;
+        match result {
+            Ok(outcome) => {
+                state.pending = None;
+                if previous.as_ref() != Some(version) {
+                    state.previous = previous.clone();
+                }
+                state.blocked.remove(version);
+                let msg = format!(
+                    "{version} active ({outcome:?}, previous {})",
+                    show(previous.as_ref())
+                );
+                state.last_operation = Some(op(kind.as_str(), Some(version), true, &msg));
+                state.last_health = Some(op("health", Some(version), true, "all checks passed"));
+                self.save_state(state)?;
+                self.log(LogLine::Activated {
+                    kind,
+                    version,
+                    previous: previous.as_ref(),
+                    services: outcome,
+                });
+                self.history(kind.as_str(), Some(version), true, &msg);
+                Ok(Activated {
+                    version: version.clone(),
+                    previous,
+                    services: format!("{outcome:?}").to_lowercase(),
+                    pruned: Vec::new(),
+                })
+            }
+            Err(reason) => {
+                warn!(%version, "activation failed: {reason}; switching back to {}", show(previous.as_ref()));
+                let mut restored = self.switch_back(previous.as_ref(), previous_link.as_deref())?;
+                restored.push_str(
+                    &self
+                        .bring_back(previous.as_ref(), previous_link.is_some(), version)
+                        .await,
+                );
+                state.pending = None;
+                state.last_health = Some(op("health", Some(version), false, &reason));
+                state.last_operation = Some(op(kind.as_str(), Some(version), false, &reason));
+                if kind.blocks_on_failure() {
+                    state.block(version, reason.clone());
+                }
+                self.save_state(state)?;
+                self.log(LogLine::Failed {
+                    kind,
+                    version,
+                    reason: &reason,
+                    restored: &restored,
+                });
+                self.history(kind.as_str(), Some(version), false, &reason);
+                if kind.blocks_on_failure() {
+                    Err(DeployError::RolledBack {
+                        version: version.clone(),
+                        reason,
+                        restored,
+                    })
+                } else {
+                    Err(DeployError::RollbackFailed {
+                        version: version.clone(),
+                        reason,
+                        restored: show(previous.as_ref()),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Restart the release we switched back to and confirm its health, so the
+    /// operator learns whether the machine is serving at all. Returns a note for messages.
+    /// Restart and re-check what `current` was switched back to: a release of ours,
+    /// or (`unmanaged`) one updraft did not install.
+    pub(super) async fn bring_back(
+        &self,
+        restored: Option<&Version>,
+        unmanaged: bool,
+        failed: &Version,
+    ) -> String {
+        if restored.is_none() && !unmanaged {
+            return String::new();
+        }
+        let env = self.env(restored, Some(failed));
+        match services::restart(&self.config.services, &env).await {
+            Err(e) => format!(" (but restarting it failed: {e})"),
+            Ok(_) => match health::run_checks(&self.config.health, &env).await {
+                Ok(_) if !self.config.health.is_empty() => " (healthy)".into(),
+                Ok(_) => String::new(),
+                Err(e) => format!(" (but it is not healthy either: {e})"),
+            },
+        }
+    }
+
+    async fn bring_up(
+        &self,
+        version: &Version,
+        env: &[(String, String)],
+        state: &mut State,
+    ) -> Result<ServiceOutcome, String> {
+        self.copy_commands(version).map_err(|e| e.to_string())?;
+        let outcome = services::restart(&self.config.services, env)
+            .await
+            .map_err(|e| e.to_string())?;
+        let restarts = match outcome {
+            ServiceOutcome::Skipped => None,
+            _ => RestartWatch::start(&self.config.services, env).await,
+        };
+        health::run_checks(&self.config.health, env)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(r) = &restarts {
+            r.check(env).await.map_err(|e| e.to_string())?;
+        }
+        let bake = self.config.bake.0;
+        if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
+            if let Some(p) = state.pending.as_mut() {
+                p.bake_until = Some(
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now() + bake)
+                        .to_string(),
+                );
+            }
+            self.save_state(state).map_err(|e| e.to_string())?;
+            info!(%version, ?bake, "baking: health checks keep running");
+            let every = self
+                .config
+                .health
+                .iter()
+                .map(|h| h.interval.0)
+                .min()
+                .unwrap_or(Duration::from_secs(1));
+            health::watch(&self.config.health, restarts.as_ref(), env, bake, every)
+                .await
+                .map_err(|e| format!("during the bake period: {e}"))?;
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_target_table() {
+        let v: Version = "1.0.0".parse().unwrap();
+        let cases = [
+            (Some(&v), None, Restore::Release(&v)),
+            // A recorded previous release wins over a raw link (never both in practice).
+            (Some(&v), Some("a1b2c3d"), Restore::Release(&v)),
+            (None, Some("a1b2c3d"), Restore::Unmanaged("a1b2c3d")),
+            (None, None, Restore::Nothing),
+        ];
+        for (previous, link, want) in cases {
+            assert_eq!(
+                restore_target(previous, link),
+                want,
+                "{previous:?} {link:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_new_releases_are_blocked_on_failure() {
+        let cases = [
+            (Kind::Deploy, "deploy", true),
+            (Kind::Update, "update", true),
+            (Kind::Rollback, "rollback", false),
+        ];
+        for (kind, name, blocks) in cases {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.blocks_on_failure(), blocks, "{name}");
+        }
+    }
+}
