@@ -436,6 +436,55 @@ mod tests {
         humantime::parse_rfc3339(s).unwrap()
     }
 
+    /// What `guard` relies on: after a halt, machines outside the frozen share keep
+    /// their version however much later they poll, and those inside it still update.
+    #[test]
+    fn a_halted_rollout_keeps_machines_outside_its_share_where_they_are() {
+        use crate::registry::rollout::{admission, Halt, Rollout, Wave};
+        let wave = |start: &str, percent| Wave {
+            start: start.into(),
+            percent,
+        };
+        let r = Rollout {
+            percent: None,
+            waves: vec![
+                wave("2026-11-25T10:00:00Z", 10),
+                wave("2026-11-25T12:00:00Z", 50),
+                wave("2026-11-26T10:00:00Z", 100),
+            ],
+            halted: Some(Halt {
+                at: "2026-11-25T11:00:00Z".into(),
+                reason: "3 of 10 machines failed 1.3.0".into(),
+            }),
+        };
+        let later = wave_at("2026-12-01T00:00:00Z");
+        let outside = Case {
+            admission: admission(Some(&r), 5_712, later),
+            ..BASE
+        };
+        let d = run(&outside);
+        assert_eq!(d.name(), "wait-for-rollout");
+        assert_eq!(d.target(), None);
+        let says = d.explain();
+        assert!(
+            says.contains("rolled out to 10%") && says.contains("staying on 1.2.0"),
+            "{says}"
+        );
+        let inside = Case {
+            admission: admission(Some(&r), 999, later),
+            bucket: 999,
+            ..BASE
+        };
+        assert_eq!(run(&inside).target(), Some(&v("1.3.0")));
+        // Without the halt the same machine would have been admitted by the last wave.
+        let resumed = Rollout { halted: None, ..r };
+        let after = Case {
+            admission: admission(Some(&resumed), 5_712, later),
+            ..BASE
+        };
+        assert_eq!(run(&after).target(), Some(&v("1.3.0")));
+    }
+
     #[test]
     fn every_rule() {
         let not_yet_next = Admission::NotYet {

@@ -75,7 +75,7 @@ fn percent_rollout(p: Option<u8>) -> anyhow::Result<Option<Rollout>> {
         Some(p) if p > 100 => anyhow::bail!("--rollout {p}: a percentage must be 0-100"),
         Some(p) => Ok(Some(Rollout {
             percent: Some(p),
-            waves: vec![],
+            ..Rollout::default()
         })),
     }
 }
@@ -205,6 +205,7 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
             percent: None,
             waves: crate::registry::rollout::parse_waves(w, now)
                 .map_err(|e| anyhow::anyhow!("--waves {w:?}: {e}"))?,
+            halted: None,
         }),
         (None, p) => percent_rollout(p)?,
     };

@@ -236,6 +236,10 @@ impl ChannelDoc {
                 }
                 last = Some(t);
             }
+            if let Some(h) = &r.halted {
+                crate::time::parse_time(&h.at)
+                    .map_err(|e| bad(format!("rollout.halted.at: {e}")))?;
+            }
         }
         Ok(())
     }
@@ -621,7 +625,21 @@ mod tests {
                 |d, _, _, _| {
                     d.rollout = Some(Rollout {
                         percent: Some(101),
-                        waves: vec![],
+                        ..Rollout::default()
+                    })
+                },
+                |e| matches!(e, ManifestError::Malformed { .. }),
+            ),
+            (
+                "halted at a time that is not one",
+                |d, _, _, _| {
+                    d.rollout = Some(Rollout {
+                        percent: Some(10),
+                        halted: Some(crate::registry::rollout::Halt {
+                            at: "when it broke".into(),
+                            reason: "r".into(),
+                        }),
+                        ..Rollout::default()
                     })
                 },
                 |e| matches!(e, ManifestError::Malformed { .. }),
@@ -747,6 +765,10 @@ mod tests {
         channel.rollout = Some(Rollout {
             percent: Some(5),
             waves: vec![],
+            halted: Some(crate::registry::rollout::Halt {
+                at: "2026-01-01T00:00:00Z".into(),
+                reason: "r".into(),
+            }),
         });
         channel.yanked.push(Yanked {
             version: "1.0.0".parse().unwrap(),

@@ -16,6 +16,20 @@ pub struct Rollout {
     /// From each wave's `start` (RFC 3339), that wave's share of the fleet is admitted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<Wave>,
+    /// Set by `updraft guard` (or an operator) when the release misbehaves: the share is
+    /// frozen at what it was at `halted.at`, so the rollout never widens until resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<Halt>,
+}
+
+/// A halted rollout: when it stopped widening and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Halt {
+    /// RFC 3339 UTC time the share was frozen at.
+    pub at: String,
+    /// Shown to operators by `updraft why` and `fleet status`.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,10 +78,22 @@ fn wave_start(w: &Wave) -> Option<SystemTime> {
     crate::time::parse_time(&w.start).ok()
 }
 
+/// The time a halt froze the share at. A malformed time (the manifest module refuses
+/// documents holding one) freezes at the epoch, before any wave: a broken halt must not
+/// widen anything.
+fn halt_time(h: &Halt) -> SystemTime {
+    crate::time::parse_time(&h.at).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 /// The share of the fleet (percent) admitted at `now`. No rollout, or one that says
-/// nothing, admits everybody.
+/// nothing, admits everybody. A halted rollout admits what it admitted when it was
+/// halted, however late `now` is: waves that start after the halt never take effect.
 pub fn share(rollout: Option<&Rollout>, now: SystemTime) -> u8 {
     let Some(r) = rollout else { return 100 };
+    let now = match &r.halted {
+        Some(h) => now.min(halt_time(h)),
+        None => now,
+    };
     if r.waves.is_empty() {
         return r.percent.unwrap_or(100).min(100);
     }
@@ -89,7 +115,8 @@ pub fn admission(rollout: Option<&Rollout>, bucket: u32, now: SystemTime) -> Adm
     if admits(share_now, bucket) {
         return Admission::Admitted;
     }
-    let next = rollout.and_then(|r| {
+    // A halted rollout announces no next wave: nothing widens until it is resumed.
+    let next = rollout.filter(|r| r.halted.is_none()).and_then(|r| {
         r.waves
             .iter()
             .filter_map(|w| Some((wave_start(w)?, w.percent)))
@@ -178,6 +205,7 @@ mod tests {
     fn waves(spec: &[(&str, u8)]) -> Rollout {
         Rollout {
             percent: None,
+            halted: None,
             waves: spec
                 .iter()
                 .map(|(s, p)| Wave {
@@ -210,7 +238,7 @@ mod tests {
     fn thirty_percent_admits_about_thirty_percent() {
         let r = Rollout {
             percent: Some(30),
-            waves: vec![],
+            ..Rollout::default()
         };
         let now = SystemTime::now();
         let admitted = (0..10_000)
@@ -227,7 +255,7 @@ mod tests {
         let now = SystemTime::now();
         let p = |n| Rollout {
             percent: Some(n),
-            waves: vec![],
+            ..Rollout::default()
         };
         assert_eq!(admission(None, 9_999, now), Admission::Admitted);
         assert_eq!(admission(Some(&p(100)), 9_999, now), Admission::Admitted);
@@ -317,6 +345,149 @@ mod tests {
                 next: None
             }
         );
+    }
+
+    fn halted(mut r: Rollout, at: &str) -> Rollout {
+        r.halted = Some(Halt {
+            at: at.into(),
+            reason: "5 of 20 machines failed".into(),
+        });
+        r
+    }
+
+    /// A halt freezes the share it had at `at`: later waves never apply, and no machine
+    /// outside the frozen share is told a wave will admit it.
+    #[test]
+    fn a_halted_rollout_never_widens() {
+        let plan = waves(&[
+            ("2026-11-25T10:00:00Z", 10),
+            ("2026-11-25T12:00:00Z", 50),
+            ("2026-11-26T10:00:00Z", 100),
+        ]);
+        let pct = |p| Rollout {
+            percent: Some(p),
+            ..Rollout::default()
+        };
+        // (what, rollout, now, share, bucket, admitted)
+        let cases: Vec<(&str, Rollout, &str, u8, u32, bool)> = vec![
+            (
+                "halted during the first wave, later",
+                halted(plan.clone(), "2026-11-25T11:00:00Z"),
+                "2026-11-27T00:00:00Z",
+                10,
+                999,
+                true,
+            ),
+            (
+                "halted during the first wave, outside",
+                halted(plan.clone(), "2026-11-25T11:00:00Z"),
+                "2026-11-27T00:00:00Z",
+                10,
+                1_000,
+                false,
+            ),
+            (
+                "halted during the second wave",
+                halted(plan.clone(), "2026-11-25T12:30:00Z"),
+                "2026-11-30T00:00:00Z",
+                50,
+                4_999,
+                true,
+            ),
+            (
+                "halted during the second wave, outside",
+                halted(plan.clone(), "2026-11-25T12:30:00Z"),
+                "2026-11-30T00:00:00Z",
+                50,
+                5_000,
+                false,
+            ),
+            (
+                "halted before the first wave",
+                halted(plan.clone(), "2026-11-25T09:00:00Z"),
+                "2026-11-30T00:00:00Z",
+                0,
+                0,
+                false,
+            ),
+            (
+                "a halt in the future changes nothing yet",
+                halted(plan.clone(), "2026-11-26T00:00:00Z"),
+                "2026-11-25T10:30:00Z",
+                10,
+                999,
+                true,
+            ),
+            (
+                "a percent rollout stays at its percent",
+                halted(pct(20), "2026-11-25T11:00:00Z"),
+                "2026-11-30T00:00:00Z",
+                20,
+                1_999,
+                true,
+            ),
+            (
+                "a percent rollout, outside",
+                halted(pct(20), "2026-11-25T11:00:00Z"),
+                "2026-11-30T00:00:00Z",
+                20,
+                2_000,
+                false,
+            ),
+            (
+                "a malformed halt time admits no new wave",
+                halted(plan.clone(), "when it broke"),
+                "2026-11-30T00:00:00Z",
+                0,
+                0,
+                false,
+            ),
+            (
+                "not halted, for contrast",
+                plan.clone(),
+                "2026-11-30T00:00:00Z",
+                100,
+                9_999,
+                true,
+            ),
+        ];
+        for (what, r, now, want_share, bucket, admitted) in cases {
+            let now = t(now);
+            assert_eq!(share(Some(&r), now), want_share, "{what}");
+            let a = admission(Some(&r), bucket, now);
+            if admitted {
+                assert_eq!(a, Admission::Admitted, "{what}");
+            } else {
+                assert!(
+                    matches!(a, Admission::NotYet { share_now, next: None } if share_now == want_share),
+                    "{what}: {a:?}"
+                );
+            }
+        }
+        // Resuming (clearing the halt) lets the waves apply again.
+        let mut r = halted(plan, "2026-11-25T11:00:00Z");
+        r.halted = None;
+        assert_eq!(share(Some(&r), t("2026-11-30T00:00:00Z")), 100);
+    }
+
+    #[test]
+    fn halted_round_trips_and_is_omitted_when_absent() {
+        let r = halted(
+            Rollout {
+                percent: Some(10),
+                ..Rollout::default()
+            },
+            "2026-11-25T11:00:00Z",
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["halted"]["at"], "2026-11-25T11:00:00Z");
+        assert_eq!(serde_json::from_value::<Rollout>(json).unwrap(), r);
+        let plain = serde_json::to_value(Rollout::default()).unwrap();
+        assert!(plain.get("halted").is_none());
+        assert!(serde_json::from_str::<Rollout>(
+            r#"{"halted": {"at": "x", "reason": "r", "by": 1}}"#
+        )
+        .is_err());
     }
 
     #[test]
