@@ -395,6 +395,33 @@ async fn truncated_bodies_are_errors_not_short_objects() {
     assert!(e.is_retryable(), "a cut transfer is worth resuming: {e}");
 }
 
+/// A listing the server answered 200 but that is no ListBucketResult (a proxy's page,
+/// an error document) must fail, not read as "no objects": publish and prune decide
+/// on listings.
+#[tokio::test]
+async fn a_listing_that_is_not_a_list_result_is_an_error_not_an_empty_list() {
+    for (body, says) in [
+        (
+            "<html><body>Service Unavailable</body></html>",
+            "got <html>",
+        ),
+        ("<Error><Code>InternalError</Code></Error>", "got <Error>"),
+        (
+            "<ListBucketResult><Contents><Key>p/a</Contents></ListBucketResult>",
+            "ill-formed",
+        ),
+    ] {
+        let ep = canned("200 OK", "Content-Type: application/xml\r\n", body).await;
+        let e = registry_at(&ep).list("").await.err().unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unreadable ListObjectsV2 answer") && msg.contains(says),
+            "{body}: {msg}"
+        );
+        assert!(msg.contains("s3://bkt/p/"), "{msg}");
+    }
+}
+
 #[tokio::test]
 async fn slow_down_is_retryable_and_wrong_region_says_which() {
     let ep = canned(

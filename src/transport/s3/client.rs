@@ -239,14 +239,16 @@ impl S3Registry {
             }
             let location = self.location(prefix);
             let page = read_body(resp, LIST_PAGE_LIMIT, &location, &self.opts).await?;
-            let page = String::from_utf8_lossy(&page);
-            let (page_keys, next) = parse_list_page(&page);
-            for key in page_keys {
+            let page = parse_list_page(&page).map_err(|e| TransportError::Io {
+                location: location.clone(),
+                message: format!("unreadable ListObjectsV2 answer: {e}"),
+            })?;
+            for key in page.keys {
                 if let Some(rel) = key.strip_prefix(&self.settings.prefix) {
                     keys.push(rel.to_string());
                 }
             }
-            match next {
+            match page.next {
                 Some(t) if Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
             }

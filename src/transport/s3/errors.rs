@@ -2,7 +2,7 @@
 
 use super::credentials::CredsFrom;
 use super::settings::Settings;
-use super::xml::xml_tag;
+use super::xml::{parse_error_document, ErrorDocument};
 use crate::transport::TransportError;
 
 /// What a failed response said: status, S3 error code, message, region hints.
@@ -16,13 +16,23 @@ pub(super) struct ErrorInfo {
 }
 
 impl ErrorInfo {
+    /// Best effort: a body that is not an S3 error document (empty, a proxy's HTML)
+    /// leaves code and message empty rather than failing.
     pub(super) fn parse(status: u16, body: &[u8], region_header: Option<String>) -> ErrorInfo {
-        let body = String::from_utf8_lossy(body);
+        let doc = parse_error_document(body).unwrap_or_default();
+        ErrorInfo::from_document(status, doc, region_header)
+    }
+
+    pub(super) fn from_document(
+        status: u16,
+        doc: ErrorDocument,
+        region_header: Option<String>,
+    ) -> ErrorInfo {
         ErrorInfo {
             status,
-            code: xml_tag(&body, "Code"),
-            message: xml_tag(&body, "Message"),
-            region: xml_tag(&body, "Region").or(region_header),
+            code: doc.code,
+            message: doc.message,
+            region: doc.region.or(region_header),
         }
     }
 

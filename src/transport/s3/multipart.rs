@@ -10,6 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use super::client::{content_type, header_str, read_body, read_capped};
 use super::errors::{classify, ErrorInfo, Op};
+use super::xml::parse_error_document;
 use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
 use crate::transport::Transport;
 use crate::transport::TransportError;
@@ -184,8 +185,8 @@ impl S3Registry {
         }
         // S3 may answer 200 and still fail the completion in the body.
         let body = read_capped(resp, ERROR_BODY_LIMIT).await;
-        if body.windows(7).any(|w| w == b"<Error>") {
-            let info = ErrorInfo::parse(500, &body, None);
+        if let Some(doc) = parse_error_document(&body) {
+            let info = ErrorInfo::from_document(500, doc, None);
             return Err(classify(&info, &self.ctx(key, Op::Write)));
         }
         Ok(())
