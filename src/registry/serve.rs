@@ -23,6 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
+use crate::transport::headers::{content_type, file_etag};
+
 type Body = BoxBody<Bytes, io::Error>;
 
 const CHUNK: usize = 64 * 1024;
@@ -122,7 +124,7 @@ async fn respond(root: &Path, req: &Request<hyper::body::Incoming>) -> Response<
     };
     let len = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    let etag = etag_of(len, mtime);
+    let etag = file_etag(&meta);
     let last_modified = httpdate::fmt_http_date(mtime);
 
     let h = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok());
@@ -142,7 +144,7 @@ async fn respond(root: &Path, req: &Request<hyper::body::Incoming>) -> Response<
             .body(empty())
             .unwrap_or_else(|_| internal());
     }
-    builder = builder.header(header::CONTENT_TYPE, content_type(&path));
+    builder = builder.header(header::CONTENT_TYPE, content_type(&path.to_string_lossy()));
 
     // If-Range: a resume against a file that changed since gets the whole new file.
     let range_applies = h(header::IF_RANGE).is_none_or(|v| v == etag);
@@ -213,16 +215,6 @@ async fn resolve(root: &Path, rel: &Path) -> Option<(PathBuf, std::fs::Metadata)
     meta.is_file().then_some((real, meta))
 }
 
-/// Strong validator: changes whenever the size or the nanosecond mtime does, which is
-/// what an atomic replace (write + rename) of a registry object always changes.
-fn etag_of(len: u64, mtime: SystemTime) -> String {
-    let ns = mtime
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("\"{len:x}-{ns:x}\"")
-}
-
 fn etag_matches(header_value: &str, etag: &str) -> bool {
     header_value
         .split(',')
@@ -281,19 +273,6 @@ fn parse_range(v: &str, len: u64) -> RangeSpec {
         return RangeSpec::Unsatisfiable;
     }
     RangeSpec::Part(first, last.map_or(len - 1, |l| l.min(len - 1)))
-}
-
-fn content_type(path: &Path) -> &'static str {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if name.ends_with(".json") {
-        "application/json"
-    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".gz") {
-        "application/gzip"
-    } else if name.ends_with(".minisig") || name.ends_with(".pub") || name.ends_with(".txt") {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    }
 }
 
 /// `count` bytes of the file from `start`, read in chunks as the client takes them.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::headers::file_etag;
 use super::{Body, FetchRequest, Fetched, Transport, TransportError, UpdateLock};
 
 /// How long a publisher waits for another one changing the same channel documents.
@@ -124,13 +125,6 @@ impl FileRegistry {
     }
 }
 
-/// A validator that changes whenever the file is replaced: writes are renames of new
-/// files, so (size, mtime in ns) differs even for same-size rewrites in practice.
-fn etag_of(meta: &fs::Metadata) -> String {
-    let ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-    format!("\"{}-{}\"", meta.len(), ns)
-}
-
 #[async_trait::async_trait]
 impl Transport for FileRegistry {
     async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, TransportError> {
@@ -149,7 +143,7 @@ impl Transport for FileRegistry {
                 location: self.location(&req.key),
             });
         }
-        let etag = etag_of(&meta);
+        let etag = file_etag(&meta);
         if req.if_none_match.as_deref() == Some(etag.as_str()) {
             return Ok(Fetched::NotModified);
         }

@@ -15,6 +15,7 @@ use reqwest::header::{
     CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
 
+use super::headers::ContentRange;
 use super::{Body, FetchRequest, Fetched, Transport, TransportError, TransportOptions};
 
 /// Characters escaped inside one path segment: everything a URL parser would read as
@@ -175,13 +176,6 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// `Content-Range: bytes N-M/T` → N.
-fn range_start(v: &str) -> Option<u64> {
-    let rest = v.trim().strip_prefix("bytes")?.trim_start();
-    let (first, _) = rest.split_once('-')?;
-    first.trim().parse().ok()
-}
-
 /// Up to [`DETAIL_CHARS`] characters of a text error body, on one line, as
 /// `: <text>` ready to follow "answered HTTP 503".
 async fn status_detail(resp: reqwest::Response) -> String {
@@ -286,7 +280,10 @@ impl Transport for HttpRegistry {
                 .map(str::to_string)
         };
         let offset = if status == 206 {
-            let start = header(CONTENT_RANGE).as_deref().and_then(range_start);
+            let start = header(CONTENT_RANGE)
+                .as_deref()
+                .and_then(ContentRange::parse)
+                .and_then(|r| r.first());
             if start != Some(req.offset) {
                 return Err(TransportError::Io {
                     location,
@@ -446,13 +443,6 @@ mod tests {
         assert!(HttpRegistry::for_url("https://cdn/", &o).is_err());
         assert!(HttpRegistry::for_url("https://cdn", &o).is_err());
         assert!(HttpRegistry::for_url("ftp://cdn/x", &o).is_err());
-    }
-
-    #[test]
-    fn content_range_start() {
-        assert_eq!(range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(range_start("bytes */200"), None);
-        assert_eq!(range_start("items 1-2/3"), None);
     }
 
     #[test]

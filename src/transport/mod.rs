@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub mod file;
+pub mod headers;
 pub mod http;
 pub mod retry;
 pub mod s3;

@@ -12,6 +12,7 @@ use rusty_s3::S3Action;
 use super::errors::{classify, Ctx, ErrorInfo, Op};
 use super::xml::parse_list_page;
 use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
+use crate::transport::headers::{content_type, ContentRange};
 use crate::transport::Transport;
 use crate::transport::{Body, FetchRequest, Fetched, TransportError, TransportOptions};
 
@@ -180,7 +181,8 @@ impl S3Registry {
             200 => 0,
             206 => header_str(resp.headers(), "content-range")
                 .as_deref()
-                .and_then(content_range_start)
+                .and_then(ContentRange::parse)
+                .and_then(|r| r.first())
                 .ok_or_else(|| TransportError::Io {
                     location: location.clone(),
                     message: "answered 206 Partial Content without a usable Content-Range header"
@@ -369,35 +371,4 @@ pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-pub(super) fn content_type(key: &str) -> &'static str {
-    if key.ends_with(".json") {
-        "application/json"
-    } else if key.ends_with(".tar.gz") || key.ends_with(".tgz") {
-        "application/gzip"
-    } else if key.ends_with(".minisig") || key.ends_with(".pub") {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    }
-}
-
-/// `bytes 100-199/200` → 100.
-pub(super) fn content_range_start(v: &str) -> Option<u64> {
-    let range = v.trim().strip_prefix("bytes")?.trim_start();
-    range.split_once('-')?.0.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_start_parses() {
-        assert_eq!(content_range_start("bytes 6-10/11"), Some(6));
-        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
-        assert_eq!(content_range_start("items 1-2/3"), None);
-        assert_eq!(content_range_start("bytes */11"), None);
-    }
 }
