@@ -117,7 +117,10 @@ mod tests {
         ] {
             assert_eq!(ContentRange::parse(header), want, "{header:?}");
         }
-        assert_eq!(ContentRange::parse("bytes 7-9/10").unwrap().first(), Some(7));
+        assert_eq!(
+            ContentRange::parse("bytes 7-9/10").unwrap().first(),
+            Some(7)
+        );
         assert_eq!(ContentRange::parse("bytes */10").unwrap().first(), None);
     }
 
@@ -125,10 +128,16 @@ mod tests {
     fn content_types() {
         for (name, want) in [
             ("demo/channels/prod.json", "application/json"),
-            ("demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz", "application/gzip"),
+            (
+                "demo/releases/1.0.0/demo-1.0.0-x86_64-linux.tar.gz",
+                "application/gzip",
+            ),
             ("a.tgz", "application/gzip"),
             ("a.gz", "application/gzip"),
-            ("demo/channels/prod.json.minisig", "text/plain; charset=utf-8"),
+            (
+                "demo/channels/prod.json.minisig",
+                "text/plain; charset=utf-8",
+            ),
             ("keys/ci.pub", "text/plain; charset=utf-8"),
             ("notes.txt", "text/plain; charset=utf-8"),
             ("a.tar", "application/octet-stream"),
@@ -148,7 +157,8 @@ mod tests {
         f.set_modified(at).unwrap();
         let meta = std::fs::metadata(&p).unwrap();
         assert_eq!(file_etag(&meta), "\"3-17979cfe362a0005\"");
-        f.set_modified(at + std::time::Duration::from_nanos(1)).unwrap();
+        f.set_modified(at + std::time::Duration::from_nanos(1))
+            .unwrap();
         assert_ne!(file_etag(&std::fs::metadata(&p).unwrap()), file_etag(&meta));
     }
 }

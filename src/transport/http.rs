@@ -134,29 +134,32 @@ impl HttpRegistry {
             .collect();
         format!("{}/{}{}", self.base, path.join("/"), self.query)
     }
-
-    fn transport_error(&self, location: &str, e: &reqwest::Error) -> TransportError {
-        if e.is_timeout() {
-            let after = if e.is_connect() {
-                self.opts.connect_timeout
-            } else {
-                self.opts.read_timeout
-            };
-            return TransportError::Timeout {
-                location: location.to_string(),
-                after,
-            };
-        }
-        TransportError::Network {
-            location: location.to_string(),
-            message: network_message(e, location),
-        }
-    }
 }
 
-/// The cause chain without reqwest's copy of the URL, which the error already names.
-fn network_message(e: &reqwest::Error, location: &str) -> String {
-    error_chain(e).replacen(&format!(" for url ({location})"), "", 1)
+/// A failed request or body read as a [`TransportError`], for every scheme that speaks
+/// HTTP (http(s):// and s3://): a timeout names the timeout that expired, anything else
+/// is a network error with the whole cause chain, without reqwest's copy of the URL,
+/// which the error already names.
+pub(crate) fn network_error(
+    e: &reqwest::Error,
+    location: &str,
+    opts: &TransportOptions,
+) -> TransportError {
+    if e.is_timeout() {
+        let after = if e.is_connect() {
+            opts.connect_timeout
+        } else {
+            opts.read_timeout
+        };
+        return TransportError::Timeout {
+            location: location.to_string(),
+            after,
+        };
+    }
+    TransportError::Network {
+        location: location.to_string(),
+        message: error_chain(e).replacen(&format!(" for url ({location})"), "", 1),
+    }
 }
 
 /// An error with every cause, outermost first, without repeating a cause that its
@@ -229,7 +232,7 @@ impl Transport for HttpRegistry {
         let resp = r
             .send()
             .await
-            .map_err(|e| self.transport_error(&location, &e))?;
+            .map_err(|e| network_error(&e, &location, &self.opts))?;
         let status = resp.status().as_u16();
         match status {
             200 | 206 => {}
@@ -309,28 +312,11 @@ impl Transport for HttpRegistry {
                 });
             }
         }
-        let read_timeout = self.opts.read_timeout;
-        let connect_timeout = self.opts.connect_timeout;
+        let opts = self.opts.clone();
         let loc = location.clone();
-        let inner = resp.bytes_stream().map(move |r| {
-            r.map_err(|e| {
-                if e.is_timeout() {
-                    TransportError::Timeout {
-                        location: loc.clone(),
-                        after: if e.is_connect() {
-                            connect_timeout
-                        } else {
-                            read_timeout
-                        },
-                    }
-                } else {
-                    TransportError::Network {
-                        location: loc.clone(),
-                        message: network_message(&e, &loc),
-                    }
-                }
-            })
-        });
+        let inner = resp
+            .bytes_stream()
+            .map(move |r| r.map_err(|e| network_error(&e, &loc, &opts)));
         Ok(Fetched::Body(Body {
             etag,
             last_modified,

@@ -13,6 +13,7 @@ use super::errors::{classify, Ctx, ErrorInfo, Op};
 use super::xml::parse_list_page;
 use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
 use crate::transport::headers::{content_type, ContentRange};
+use crate::transport::http::network_error;
 use crate::transport::Transport;
 use crate::transport::{Body, FetchRequest, Fetched, TransportError, TransportOptions};
 
@@ -31,7 +32,7 @@ impl S3Registry {
     }
 
     pub(super) fn network_error(&self, e: reqwest::Error, location: &str) -> TransportError {
-        network_error(e, location, &self.opts)
+        network_error(&e, location, &self.opts)
     }
 
     /// Turn a failed response into a typed error, reading the S3 error document.
@@ -293,7 +294,7 @@ impl Reading {
             }
             Some(Err(e)) => {
                 self.done = true;
-                Err(network_error(e, &self.location, &self.opts))
+                Err(network_error(&e, &self.location, &self.opts))
             }
             None => {
                 self.done = true;
@@ -318,7 +319,7 @@ pub(super) async fn read_body(
 ) -> Result<Vec<u8>, TransportError> {
     let stream = resp
         .bytes_stream()
-        .map(|chunk| chunk.map_err(|e| network_error(e, location, opts)));
+        .map(|chunk| chunk.map_err(|e| network_error(&e, location, opts)));
     crate::transport::collect_limited(stream, location, limit).await
 }
 
@@ -334,36 +335,6 @@ pub(super) async fn read_capped(resp: reqwest::Response, limit: usize) -> Vec<u8
         }
     }
     out
-}
-
-pub(super) fn network_error(
-    e: reqwest::Error,
-    location: &str,
-    opts: &TransportOptions,
-) -> TransportError {
-    if e.is_timeout() {
-        let after = if e.is_connect() {
-            opts.connect_timeout
-        } else {
-            opts.read_timeout
-        };
-        return TransportError::Timeout {
-            location: location.to_string(),
-            after,
-        };
-    }
-    // reqwest's own message is terse ("error sending request"); the cause is below it.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    TransportError::Network {
-        location: location.to_string(),
-        message,
-    }
 }
 
 pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -9,10 +9,10 @@ use rusty_s3::S3Action;
 use tokio::io::AsyncReadExt;
 
 use super::client::{header_str, read_body, read_capped};
-use crate::transport::headers::content_type;
 use super::errors::{classify, ErrorInfo, Op};
 use super::xml::parse_error_document;
 use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
+use crate::transport::headers::content_type;
 use crate::transport::Transport;
 use crate::transport::TransportError;
 
