@@ -163,12 +163,14 @@ impl Agent {
         self.config.limits.max_document_bytes
     }
 
-    async fn fetch_small(&self, key: &str) -> Result<Vec<u8>, AgentError> {
-        let limit = if key.ends_with(".minisig") {
-            manifest::MAX_SIGNATURE_BYTES
-        } else {
-            self.limit()
-        };
+    /// The signature of the document at `doc_key`, as text.
+    async fn fetch_signature(&self, doc_key: &str) -> Result<String, AgentError> {
+        let key = manifest::sig_key(doc_key);
+        let bytes = self.fetch_small(&key, manifest::MAX_SIGNATURE_BYTES).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn fetch_small(&self, key: &str, limit: u64) -> Result<Vec<u8>, AgentError> {
         let req = FetchRequest::whole(key, limit);
         match self
             .with_timeout(
@@ -250,10 +252,7 @@ impl Agent {
                 });
                 let signature = match (same, cached) {
                     (true, Some(c)) => c.signature.clone().unwrap_or_default(),
-                    _ => {
-                        String::from_utf8_lossy(&self.fetch_small(&format!("{key}.minisig")).await?)
-                            .into_owned()
-                    }
+                    _ => self.fetch_signature(&key).await?,
                 };
                 (bytes, signature, etag, last_modified, same)
             }
@@ -276,10 +275,8 @@ impl Agent {
             // between writing one and the other. Fetch both once more before rejecting.
             Err(ManifestError::Signature(KeyError::BadSignature { .. })) if !unchanged => {
                 warn!("channel signature did not match; fetching document and signature again");
-                let bytes = self.fetch_small(&key).await?;
-                let signature =
-                    String::from_utf8_lossy(&self.fetch_small(&format!("{key}.minisig")).await?)
-                        .into_owned();
+                let bytes = self.fetch_small(&key, self.limit()).await?;
+                let signature = self.fetch_signature(&key).await?;
                 (verify(&bytes, &signature)?, bytes, signature)
             }
             Err(e) => return Err(e.into()),
@@ -297,11 +294,11 @@ impl Agent {
     /// Fetch and verify the release document of `version`.
     pub async fn fetch_release(&self, version: &Version) -> Result<ReleaseDoc, AgentError> {
         let key = manifest::release_key(&self.app, version);
-        let bytes = self.fetch_small(&key).await?;
-        let sig = self.fetch_small(&format!("{key}.minisig")).await?;
+        let bytes = self.fetch_small(&key, self.limit()).await?;
+        let sig = self.fetch_signature(&key).await?;
         Ok(manifest::verify_release(
             &bytes,
-            &String::from_utf8_lossy(&sig),
+            &sig,
             &self.keys,
             &self.app,
             version,
