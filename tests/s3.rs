@@ -1034,6 +1034,12 @@ impl Store for RacingPublisher<'_> {
         }
         self.inner.put_file_if_absent(key, path).await
     }
+    async fn lock_for_update(
+        &self,
+        key: &str,
+    ) -> Result<updraft::transport::UpdateLock, TransportError> {
+        self.inner.lock_for_update(key).await
+    }
 }
 
 /// A fresh server with a bucket "releases", and a signing key made by updraft.

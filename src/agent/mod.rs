@@ -166,7 +166,9 @@ impl Agent {
     /// The signature of the document at `doc_key`, as text.
     async fn fetch_signature(&self, doc_key: &str) -> Result<String, AgentError> {
         let key = manifest::sig_key(doc_key);
-        let bytes = self.fetch_small(&key, manifest::MAX_SIGNATURE_BYTES).await?;
+        let bytes = self
+            .fetch_small(&key, manifest::MAX_SIGNATURE_BYTES)
+            .await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -297,11 +299,7 @@ impl Agent {
         let bytes = self.fetch_small(&key, self.limit()).await?;
         let sig = self.fetch_signature(&key).await?;
         Ok(manifest::verify_release(
-            &bytes,
-            &sig,
-            &self.keys,
-            &self.app,
-            version,
+            &bytes, &sig, &self.keys, &self.app, version,
         )?)
     }
 

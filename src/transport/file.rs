@@ -73,6 +73,28 @@ impl FileRegistry {
         Ok(p)
     }
 
+    /// [`TransportError::Conflict`] unless `key` has the ETag `expected` (None: unless it
+    /// does not exist).
+    async fn check_unchanged(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+    ) -> Result<(), TransportError> {
+        let path = self.path_of(key)?;
+        let current = match tokio::fs::metadata(&path).await {
+            Ok(meta) => Some(file_etag(&meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io_err(key, e)),
+        };
+        if current.as_deref() == expected {
+            Ok(())
+        } else {
+            Err(TransportError::Conflict {
+                location: self.location(key),
+            })
+        }
+    }
+
     fn io_err(&self, key: &str, e: io::Error) -> TransportError {
         if e.kind() == io::ErrorKind::NotFound {
             TransportError::NotFound {
@@ -202,6 +224,34 @@ impl Transport for FileRegistry {
 impl super::Store for FileRegistry {
     async fn get(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, TransportError> {
         Ok(self.get_tagged(key, limit).await?.map(|(bytes, _)| bytes))
+    }
+
+    async fn get_tagged(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
+        let fetched = self.fetch(&FetchRequest::whole(key, limit)).await;
+        super::whole_object(self.location(key), limit, fetched).await
+    }
+
+    /// Compares the file's current ETag with `expected`, then writes. The check and
+    /// the rename are two steps: publishers hold [`Store::lock_for_update`] around their
+    /// read-modify-write, so no other updraft publisher runs between them.
+    async fn put_if_unchanged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<(), TransportError> {
+        self.check_unchanged(key, expected).await?;
+        self.put(key, bytes).await
+    }
+
+    /// Like [`FileRegistry::put_if_unchanged`]: exact under the publisher's lock.
+    async fn put_file_if_absent(&self, key: &str, path: &Path) -> Result<(), TransportError> {
+        self.check_unchanged(key, None).await?;
+        self.put_file(key, path).await
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {
@@ -419,6 +469,39 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!(u64::try_from(mtime).unwrap() <= now + 1, "{mtime} vs {now}");
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_refuse_a_changed_or_existing_object() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = FileRegistry::new(d.path());
+        let key = "demo/channels/prod.json";
+        let conflict = |r: Result<(), TransportError>| {
+            assert!(matches!(r, Err(TransportError::Conflict { .. })), "{r:?}")
+        };
+        reg.put_if_unchanged(key, b"one".to_vec(), None)
+            .await
+            .unwrap();
+        conflict(reg.put_if_unchanged(key, b"two".to_vec(), None).await);
+        let (_, etag) = reg.get_tagged(key, 100).await.unwrap().unwrap();
+        let etag = etag.unwrap();
+        reg.put_if_unchanged(key, b"two".to_vec(), Some(&etag))
+            .await
+            .unwrap();
+        // Someone else's write came in between: the old ETag no longer matches.
+        conflict(
+            reg.put_if_unchanged(key, b"three".to_vec(), Some(&etag))
+                .await,
+        );
+        assert_eq!(reg.get(key, 100).await.unwrap().unwrap(), b"two");
+
+        let src = d.path().join("src.bin");
+        fs::write(&src, b"artifact").unwrap();
+        let art = "demo/releases/1.0.0/a.tar.gz";
+        reg.put_file_if_absent(art, &src).await.unwrap();
+        fs::write(&src, b"other").unwrap();
+        conflict(reg.put_file_if_absent(art, &src).await);
+        assert_eq!(reg.get(art, 100).await.unwrap().unwrap(), b"artifact");
     }
 
     #[tokio::test]

@@ -207,6 +207,11 @@ pub trait Transport: Send + Sync {
 }
 
 /// Write access for publishers. Writes of one object must be atomic to readers.
+///
+/// The conditional methods have no default bodies on purpose: a default that wrote
+/// unconditionally would let a new backend compile and silently lose a concurrent
+/// publisher's change. Each backend says how it keeps them (a lock, or conditional
+/// writes), or that it cannot.
 #[async_trait::async_trait]
 pub trait Store: Transport {
     /// The object's bytes, or None if it does not exist.
@@ -222,38 +227,24 @@ pub trait Store: Transport {
         &self,
         key: &str,
         limit: u64,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError> {
-        let fetched = self.fetch(&FetchRequest::whole(key, limit)).await;
-        whole_object(self.location(key), limit, fetched).await
-    }
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, TransportError>;
     /// Write `key` only if it is still what was read: `expected` is the ETag from
     /// [`Store::get_tagged`], or None for "must not exist yet". A store that changed
-    /// in between answers [`TransportError::Conflict`] and nothing is written. Stores
-    /// without conditional writes write unconditionally (file:// serialises writers
-    /// with [`Store::lock_for_update`] instead).
+    /// in between answers [`TransportError::Conflict`] and nothing is written.
     async fn put_if_unchanged(
         &self,
         key: &str,
         bytes: Vec<u8>,
         expected: Option<&str>,
-    ) -> Result<(), TransportError> {
-        let _ = expected;
-        self.put(key, bytes).await
-    }
+    ) -> Result<(), TransportError>;
     /// Upload a file only if `key` does not exist yet (two publishers racing to create
-    /// the same artifact: one gets [`TransportError::Conflict`]). Stores without
-    /// conditional writes upload unconditionally (file:// publishers hold a lock).
-    async fn put_file_if_absent(&self, key: &str, path: &Path) -> Result<(), TransportError> {
-        self.put_file(key, path).await
-    }
+    /// the same artifact: one gets [`TransportError::Conflict`]).
+    async fn put_file_if_absent(&self, key: &str, path: &Path) -> Result<(), TransportError>;
     /// Keep other publishers from changing `key` until the guard is dropped, around a
     /// read-modify-write of a channel document (a concurrent yank must not be lost to
-    /// a promotion). Stores that cannot lock return an empty guard (S3 relies on
-    /// conditional writes, [`Store::put_if_unchanged`], instead).
-    async fn lock_for_update(&self, key: &str) -> Result<UpdateLock, TransportError> {
-        let _ = key;
-        Ok(UpdateLock::default())
-    }
+    /// a promotion). A store that cannot lock returns an empty guard and must keep
+    /// [`Store::put_if_unchanged`] exact instead.
+    async fn lock_for_update(&self, key: &str) -> Result<UpdateLock, TransportError>;
 }
 
 /// The answer to an unconditional GET as a whole object and its ETag; None for 404.

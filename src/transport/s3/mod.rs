@@ -24,7 +24,9 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use rusty_s3::{Bucket, Credentials};
 
-use super::{FetchRequest, Fetched, Store, Transport, TransportError, TransportOptions};
+use super::{
+    FetchRequest, Fetched, Store, Transport, TransportError, TransportOptions, UpdateLock,
+};
 use errors::{Ctx, Op};
 use settings::{check_key, Settings};
 
@@ -158,6 +160,12 @@ impl Store for S3Registry {
     ) -> Result<(), TransportError> {
         let bytes = Bytes::from(bytes);
         retrying(|| self.put_bytes_if(key, bytes.clone(), Some(expected))).await
+    }
+
+    /// S3 has no locks: read-modify-writes rely on the conditional writes above
+    /// (`If-Match`, `If-None-Match: *`), which S3 and compatible servers enforce.
+    async fn lock_for_update(&self, _key: &str) -> Result<UpdateLock, TransportError> {
+        Ok(UpdateLock::default())
     }
 }
 
