@@ -11,7 +11,8 @@ use std::error::Error;
 pub enum ErrorClass {
     /// A bad command line, config file or key file: fix the input and run again.
     Usage,
-    /// Another updraft operation holds the lock: try again later.
+    /// Another updraft operation holds the lock, or another publisher kept changing the
+    /// document this one meant to change: try again later.
     Busy,
     /// The new release failed its checks and was rolled back (and blocked).
     RolledBack,

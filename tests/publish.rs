@@ -488,3 +488,154 @@ fn concurrent_yanks_on_one_channel_are_all_kept() {
     assert_eq!(prod["sequence"], 1 + versions.len(), "{prod}");
     assert_ok(&r.verify());
 }
+
+/// Scripts branch on the documented exit codes: a missing release or channel is 6, a
+/// bad key file or password is the operator's input (2), a signature that does not
+/// check out is 5, and a change refused as asked is the command line's fault (2).
+#[test]
+fn publisher_failures_exit_with_their_documented_code() {
+    let r = Reg::new();
+    let a = r.artifact("a.tar.gz", b"release one bytes");
+    assert_ok(&r.publish("1.0.0", &a, &["--channel", "prod"]));
+    let b = r.artifact("b.tar.gz", b"release two bytes");
+    assert_ok(&r.publish("1.1.0", &b, &[]));
+    // A password-protected key pair, and a file that is not a key.
+    let locked = r.p("locked.key");
+    let out = Command::new(bin())
+        .args(["keygen", "--password-env", "KEYGEN_PW", "--secret-key"])
+        .arg(&locked)
+        .arg("--public-key")
+        .arg(r.p("locked.pub"))
+        .env("KEYGEN_PW", "right horse battery")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    fs::write(r.p("garbage.key"), "this is not a key\n").unwrap();
+    let (other_key, other_pub) = (r.p("o.key"), r.p("o.pub"));
+    assert_ok(&r.run(&[
+        "keygen",
+        "--secret-key",
+        other_key.to_str().unwrap(),
+        "--public-key",
+        other_pub.to_str().unwrap(),
+    ]));
+
+    let url = r.url();
+    // (what, command after --registry/--app, secret key, password, exit code, message)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a str>,
+        PathBuf,
+        Option<&'a str>,
+        i32,
+        &'a str,
+    );
+    let promote_1_1 = vec!["promote", "--version", "1.1.0", "--channel", "prod"];
+    let cases: Vec<Case> = vec![
+        (
+            "promote a release never published",
+            vec!["promote", "--version", "9.9.9", "--channel", "prod"],
+            r.p("k.key"),
+            None,
+            6,
+            "demo/releases/9.9.9/release.json does not exist",
+        ),
+        (
+            "promote from a channel never published",
+            vec!["promote", "--from", "beta", "--channel", "prod"],
+            r.p("k.key"),
+            None,
+            6,
+            "demo/channels/beta.json does not exist",
+        ),
+        (
+            "yank a release never published",
+            vec!["yank", "--channel", "prod", "--version", "9.9.9"],
+            r.p("k.key"),
+            None,
+            6,
+            "no release demo 9.9.9",
+        ),
+        (
+            "yank from a channel never published",
+            vec!["yank", "--channel", "beta", "--version", "1.1.0"],
+            r.p("k.key"),
+            None,
+            6,
+            "demo/channels/beta.json does not exist",
+        ),
+        (
+            "yank what the channel runs",
+            vec!["yank", "--channel", "prod", "--version", "1.0.0"],
+            r.p("k.key"),
+            None,
+            2,
+            "promote another version",
+        ),
+        (
+            "secret key file missing",
+            promote_1_1.clone(),
+            r.p("nowhere.key"),
+            None,
+            2,
+            "cannot read",
+        ),
+        (
+            "secret key file malformed",
+            promote_1_1.clone(),
+            r.p("garbage.key"),
+            None,
+            2,
+            "is not a minisign secret key",
+        ),
+        (
+            "password missing",
+            promote_1_1.clone(),
+            locked.clone(),
+            None,
+            2,
+            "is password-protected",
+        ),
+        (
+            "password wrong",
+            promote_1_1.clone(),
+            locked.clone(),
+            Some("wrong horse"),
+            2,
+            "wrong password",
+        ),
+        (
+            "existing documents signed by an untrusted key",
+            promote_1_1.clone(),
+            other_key.clone(),
+            None,
+            5,
+            "not a trusted key",
+        ),
+    ];
+    for (name, command, key, password, code, needle) in cases {
+        let mut cmd = Command::new(bin());
+        cmd.arg(command[0])
+            .args(["--registry", &url, "--app", "demo", "--secret-key"])
+            .arg(&key)
+            .args(&command[1..])
+            .env_remove("UPDRAFT_KEY_PASSWORD")
+            .env_remove("UPDRAFT_CONFIG");
+        if let Some(pw) = password {
+            cmd.env("UPDRAFT_KEY_PASSWORD", pw);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", text(&out));
+        assert!(text(&out).contains(needle), "{name}: {}", text(&out));
+    }
+
+    // A release document modified after signing: promoting it is a verification failure.
+    flip(&r.reg.join("demo/releases/1.1.0/release.json"));
+    let out = r.signed("promote", &["--version", "1.1.0", "--channel", "prod"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not match its bytes"),
+        "{}",
+        text(&out)
+    );
+}

@@ -100,9 +100,11 @@ async fn change_channel(
                 race_pause(lost).await;
             }
             Err(PublishError::Transport(TransportError::Conflict { location })) => {
-                return Err(PublishError::Invalid(format!(
-                    "{location} kept changing under this command ({lost} tries): another publisher is changing channel {channel}; run this again when it is done"
-                )))
+                return Err(PublishError::Contended {
+                    location,
+                    tries: lost,
+                    channel: channel.to_string(),
+                })
             }
             Err(e) => return Err(e),
             Ok(()) => return Ok(next),

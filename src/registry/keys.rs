@@ -417,9 +417,26 @@ pub fn generate(password: Option<&str>) -> Result<(String, String), KeyError> {
     Ok((sk_text, public.to_file_text()))
 }
 
+/// A key file the operator gave (missing, unreadable, malformed, locked by a password
+/// they did not give or got wrong) is input to fix, like a bad flag; a signature that
+/// does not check out is a verification failure.
 impl Classify for KeyError {
     fn class(&self) -> ErrorClass {
-        ErrorClass::Verify
+        match self {
+            KeyError::Read { .. }
+            | KeyError::PublicKeyFormat { .. }
+            | KeyError::SecretKeyFormat { .. }
+            | KeyError::PasswordRequired { .. }
+            | KeyError::WrongPassword { .. }
+            | KeyError::Corrupted { .. } => ErrorClass::Usage,
+            KeyError::SignatureFormat { .. }
+            | KeyError::LegacySignature { .. }
+            | KeyError::NotTrusted { .. }
+            | KeyError::BadSignature { .. } => ErrorClass::Verify,
+            KeyError::BadComment { .. } | KeyError::Sign(_) | KeyError::Generate(_) => {
+                ErrorClass::Other
+            }
+        }
     }
 }
 

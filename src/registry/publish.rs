@@ -154,7 +154,10 @@ pub async fn publish(
         let path2 = path.clone();
         let (sha, size) = tokio::task::spawn_blocking(move || hash_file(&path2))
             .await
-            .map_err(|e| PublishError::Invalid(e.to_string()))??;
+            .map_err(|source| PublishError::Hashing {
+                path: path.clone(),
+                source,
+            })??;
         if size == 0 {
             return Err(PublishError::Invalid(format!(
                 "artifact {} is empty",

@@ -47,6 +47,18 @@ pub enum PublishError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("{location} kept changing under this command ({tries} tries): another publisher is changing channel {channel}; run this again when it is done")]
+    Contended {
+        location: String,
+        tries: u32,
+        channel: String,
+    },
+    #[error("hashing artifact {path} stopped: {source}")]
+    Hashing {
+        path: PathBuf,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// Who signs, and which existing signatures the publisher accepts when it builds on what
@@ -175,13 +187,82 @@ pub(crate) async fn put_signed(
     Ok(())
 }
 
+/// What a CI script can do about a failed publisher command: fix the command line
+/// (usage), look at the registry (verify), check the names (not found), or run it again
+/// later (busy).
 impl Classify for PublishError {
     fn class(&self) -> ErrorClass {
         match self {
             PublishError::Transport(t) => t.class(),
             PublishError::Manifest(m) => m.class(),
             PublishError::Key(k) => k.class(),
-            _ => ErrorClass::Other,
+            PublishError::ReadArtifact { .. }
+            | PublishError::YankCurrent { .. }
+            | PublishError::PromoteYanked { .. }
+            | PublishError::Invalid(_) => ErrorClass::Usage,
+            PublishError::UntrustedExisting { .. } => ErrorClass::Verify,
+            PublishError::Missing { .. } => ErrorClass::NotFound,
+            PublishError::Contended { .. } => ErrorClass::Busy,
+            PublishError::Immutable { .. } | PublishError::Hashing { .. } => ErrorClass::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The classes scripts see as exit codes (README "Exit codes"); the command-line
+    /// test covers the ones a registry can produce on demand, this the rest.
+    #[test]
+    fn publish_errors_have_the_documented_class() {
+        let cases = [
+            (
+                PublishError::Contended {
+                    location: "s3://b/demo/channels/prod.json".into(),
+                    tries: 6,
+                    channel: "prod".into(),
+                },
+                ErrorClass::Busy,
+            ),
+            (
+                PublishError::ReadArtifact {
+                    path: "a.tar.gz".into(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+                ErrorClass::Usage,
+            ),
+            (
+                PublishError::Missing {
+                    what: "demo/channels/prod.json".into(),
+                    hint: "h".into(),
+                },
+                ErrorClass::NotFound,
+            ),
+            (
+                PublishError::UntrustedExisting {
+                    what: "demo/channels/prod.json".into(),
+                    why: "w".into(),
+                },
+                ErrorClass::Verify,
+            ),
+            (
+                PublishError::Key(KeyError::WrongPassword { what: "k".into() }),
+                ErrorClass::Usage,
+            ),
+            (
+                PublishError::Key(KeyError::Sign("s".into())),
+                ErrorClass::Other,
+            ),
+            (
+                PublishError::Transport(TransportError::Conflict {
+                    location: "l".into(),
+                }),
+                ErrorClass::Other,
+            ),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
         }
     }
 }
