@@ -186,7 +186,7 @@ async fn write_channel(
     prior: Prior,
 ) -> Result<(), PublishError> {
     let key = manifest::channel_key(&doc.app, &doc.channel);
-    let bytes = doc.to_bytes();
+    let bytes = doc.to_bytes()?;
     // Never write what an agent would refuse.
     manifest::parse_channel(&bytes, &key)?;
     put_signed(store, signer, &key, bytes, now, prior).await

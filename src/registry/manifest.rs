@@ -91,6 +91,12 @@ pub enum ManifestError {
         url: String,
         why: String,
     },
+    #[error("cannot write the {kind} document as JSON: {source}")]
+    Serialise {
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// A version that no agent on the channel may run, with the reason shown to operators.
@@ -178,11 +184,13 @@ fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The exact bytes a publisher signs: pretty JSON and a final newline.
-fn document_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(doc).unwrap_or_default();
+/// The exact bytes a publisher signs: pretty JSON and a final newline. A failure is an
+/// error, never empty bytes: those would be signed and published as a document.
+fn document_bytes<T: Serialize>(doc: &T, kind: &'static str) -> Result<Vec<u8>, ManifestError> {
+    let mut out = serde_json::to_vec_pretty(doc)
+        .map_err(|source| ManifestError::Serialise { kind, source })?;
     out.push(b'\n');
-    out
+    Ok(out)
 }
 
 impl ChannelDoc {
@@ -190,8 +198,8 @@ impl ChannelDoc {
         self.yanked.iter().find(|y| &y.version == v)
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        document_bytes(self)
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ManifestError> {
+        document_bytes(self, "channel")
     }
 
     /// Rules that hold for every channel document regardless of who reads it.
@@ -246,8 +254,8 @@ impl ChannelDoc {
 }
 
 impl ReleaseDoc {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        document_bytes(self)
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ManifestError> {
+        document_bytes(self, "release")
     }
 
     fn check_shape(&self, what: &str) -> Result<(), ManifestError> {
@@ -487,7 +495,10 @@ pub fn verify_release(
 
 impl Classify for ManifestError {
     fn class(&self) -> ErrorClass {
-        ErrorClass::Verify
+        match self {
+            ManifestError::Serialise { .. } => ErrorClass::Other,
+            _ => ErrorClass::Verify,
+        }
     }
 }
 
@@ -651,7 +662,7 @@ mod tests {
             let mut min = 3;
             let mut at = now;
             mutate(&mut doc, &mut tamper, &mut min, &mut at);
-            let bytes = doc.to_bytes();
+            let bytes = doc.to_bytes().unwrap();
             let sig = sk.sign(&bytes, "t").unwrap();
             let mut served = bytes.clone();
             if name == "tampered byte" {
@@ -671,7 +682,7 @@ mod tests {
             }
         }
         // Signed by a key nobody trusts.
-        let bytes = channel_doc().to_bytes();
+        let bytes = channel_doc().to_bytes().unwrap();
         let sig = other_sk.sign(&bytes, "t").unwrap();
         let e = verify_channel(&bytes, &sig, &keys, &app, &prod, 0, now).unwrap_err();
         assert!(
@@ -687,7 +698,7 @@ mod tests {
         let app: AppName = "demo".parse().unwrap();
         let v: Version = "1.2.0".parse().unwrap();
         let doc = release_doc();
-        let bytes = doc.to_bytes();
+        let bytes = doc.to_bytes().unwrap();
         let sig = sk.sign(&bytes, "t").unwrap();
         let ok = verify_release(&bytes, &sig, &keys, &app, &v).unwrap();
         let (loc, a) = ok
@@ -715,7 +726,7 @@ mod tests {
         bad.artifacts
             .values_mut()
             .for_each(|a| a.sha256 = "XYZ".into());
-        let b = bad.to_bytes();
+        let b = bad.to_bytes().unwrap();
         let s = sk.sign(&b, "t").unwrap();
         assert!(matches!(
             verify_release(&b, &s, &keys, &app, &v),
@@ -801,6 +812,25 @@ mod tests {
                 serde_json::json!(SCHEMA_VERSION)
             );
         }
+    }
+
+    /// A document that cannot be serialised must not be signed as an empty one.
+    #[test]
+    fn unserialisable_documents_are_not_signed_as_empty_bytes() {
+        // JSON object keys must be strings: serde_json refuses this map.
+        let bad: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
+        let e = document_bytes(&bad, "channel").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ManifestError::Serialise {
+                    kind: "channel",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.class(), ErrorClass::Other);
     }
 
     #[test]

@@ -302,7 +302,7 @@ pub async fn publish(
                 artifacts,
                 notes: req.notes.clone(),
             };
-            match put_signed(store, signer, &rkey, doc.to_bytes(), now, Prior::Absent).await {
+            match put_signed(store, signer, &rkey, doc.to_bytes()?, now, Prior::Absent).await {
                 Ok(()) => true,
                 // Another publisher created the release meanwhile: fine if it lists
                 // exactly our artifacts (re-runs of one reproducible build), else refused.
