@@ -505,3 +505,101 @@ fn an_absolute_artifact_url_is_fetched_at_exactly_its_address() {
         "{asked:?}"
     );
 }
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &serde_json::Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn why_json_keeps_its_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    reg.ship("1.1.0", "broken", Some("prod"), &[]);
+    assert_eq!(code(&app.run(&["update"])), 4);
+    // A wave that admits nobody yet, then everybody: the machine waits for it.
+    reg.ship("1.2.0", "", None, &[]);
+    ok(&reg.promote("1.2.0", "prod", &["--waves", "0s=0,1d=100"]));
+    ok(&app.run(&["update"]));
+    let w = json(&app.run(&["why", "--json"]));
+    assert_eq!(
+        keys(&w),
+        [
+            "blocked",
+            "channel",
+            "channel_sequence",
+            "channel_version",
+            "current",
+            "decision",
+            "explanation",
+            "history",
+            "last_check",
+            "last_error",
+            "last_health",
+            "last_operation",
+            "pinned",
+            "rollout",
+            "yanked"
+        ],
+        "{w}"
+    );
+    assert_eq!(keys(&w["blocked"]["1.1.0"]), ["at", "reason"], "{w}");
+    let op = ["at", "kind", "message", "ok", "version"];
+    assert_eq!(keys(&w["last_health"]), op, "{w}");
+    assert_eq!(w["last_health"]["kind"], "health");
+    assert_eq!(keys(&w["last_operation"]), op, "{w}");
+    assert_eq!(w["last_operation"]["kind"], "update");
+    assert_eq!(
+        keys(&w["rollout"]),
+        [
+            "admitted",
+            "admitted_from",
+            "machine_bucket_percent",
+            "rollout",
+            "share_now_percent",
+            "version"
+        ],
+        "{w}"
+    );
+    assert_eq!(w["rollout"]["version"], "1.2.0");
+    assert_eq!(w["rollout"]["admitted"], false);
+    assert_eq!(keys(&w["rollout"]["admitted_from"]), ["percent", "start"]);
+    assert_eq!(w["rollout"]["admitted_from"]["percent"], 100);
+    let history = w["history"].as_array().unwrap();
+    assert!(history.len() >= 3, "{w}");
+    for h in history {
+        assert_eq!(keys(h), ["at", "event", "message", "ok", "version"], "{h}");
+    }
+    let events: Vec<&str> = history
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"update") && events.contains(&"decision"),
+        "{events:?}"
+    );
+    // One time format everywhere: RFC 3339, UTC, whole seconds.
+    for t in [
+        &w["last_check"],
+        &w["blocked"]["1.1.0"]["at"],
+        &w["last_health"]["at"],
+        &w["rollout"]["admitted_from"]["start"],
+        &history[0]["at"],
+    ] {
+        let t = t.as_str().unwrap_or_else(|| panic!("not a string: {t}"));
+        assert!(
+            t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{t}"
+        );
+    }
+}

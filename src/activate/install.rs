@@ -11,7 +11,7 @@ use super::error::{io_err, is_disk_failure, DeployError};
 use super::Pipeline;
 use crate::archive::unpack::{self, UnpackError};
 use crate::disk::releases::Staging;
-use crate::disk::state::{self, ReleaseRecord, State};
+use crate::disk::state::State;
 use crate::registry::names::Version;
 use crate::transport::source::{HashingReader, Progress, Source, StreamReader};
 
@@ -229,14 +229,7 @@ impl Pipeline<'_> {
                 false
             }
         };
-        state.releases.insert(
-            req.version.clone(),
-            ReleaseRecord {
-                sha256: sha256.clone(),
-                installed_at: state::now_rfc3339(),
-                source: location,
-            },
-        );
+        state.record_release(&req.version, &sha256, &location);
         self.save_state(state)?;
         info!(version = %req.version, sha256 = %sha256, bytes = size, "release installed");
         Ok(Installed {

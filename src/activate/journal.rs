@@ -9,10 +9,11 @@ use tracing::warn;
 
 use super::error::DeployError;
 use super::services::ServiceOutcome;
-use super::switch::Kind;
 use super::{show, Pipeline};
-use crate::disk::state::{self, Operation};
+use crate::disk::history::{self, Entry, Event};
+use crate::disk::state::Kind;
 use crate::registry::names::Version;
+use crate::time::Timestamp;
 
 /// One line of `logs/releases.log`, without its timestamp.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +106,7 @@ impl Pipeline<'_> {
             .create(true)
             .append(true)
             .open(&path)
-            .and_then(|mut f| writeln!(f, "{} {line}", state::now_rfc3339()));
+            .and_then(|mut f| writeln!(f, "{} {line}", Timestamp::now()));
         if let Err(e) = res {
             warn!("cannot append to {}: {e}", path.display());
         }
@@ -113,28 +114,11 @@ impl Pipeline<'_> {
 
     /// Append one event to `.updraft/history.jsonl` (what `updraft why` reads). Failure
     /// to record history never fails an operation.
-    pub fn history(&self, event: &str, version: Option<&Version>, ok: bool, message: &str) {
-        let entry = serde_json::json!({
-            "at": state::now_rfc3339(),
-            "event": event,
-            "version": version.map(|v| v.to_string()),
-            "ok": ok,
-            "message": message,
-        });
-        if let Err(e) = state::append_history(&self.root.history_file(), &entry) {
+    pub fn history(&self, event: Event, version: Option<&Version>, ok: bool, message: &str) {
+        let entry = Entry::now(event, version, ok, message);
+        if let Err(e) = history::append(&self.root.history_file(), &entry) {
             warn!("cannot append to history: {e}");
         }
-    }
-}
-
-/// The state file's record of the last operation or health check.
-pub(super) fn op(kind: &str, version: Option<&Version>, ok: bool, message: &str) -> Operation {
-    Operation {
-        kind: kind.into(),
-        version: version.cloned(),
-        at: state::now_rfc3339(),
-        ok,
-        message: message.into(),
     }
 }
 

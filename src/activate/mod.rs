@@ -6,6 +6,11 @@
 //! run that finds a pending activation knows the previous process died mid-way and
 //! rolls it back.
 //!
+//! The state is loaded once under the root lock and changed in memory through `State`'s
+//! methods, which never write; the pipeline saves it where a crash must find it on
+//! disk: after a release is recorded as installed, when an activation is pending
+//! (before `current` moves), when it starts baking, when it ends, and after recovery.
+//!
 //! One concern per module: [`install`] (staging, unpack, rename into `releases/`),
 //! [`hooks`] (the pre-activation check), [`switch`] (the activate / switch-back / bake
 //! state machine), [`recover`] (a killed run's leftovers), [`prune`], [`journal`]
@@ -26,10 +31,11 @@ mod switch;
 
 use serde::Serialize;
 
+pub use crate::disk::state::Kind;
 pub use error::DeployError;
 pub use install::{InstallRequest, Installed};
 pub use journal::LogLine;
-pub use switch::{Activated, Kind};
+pub use switch::Activated;
 
 use crate::config::Config;
 use crate::disk::layout::AppRoot;
@@ -130,7 +136,7 @@ pub async fn deploy(
     if let Err(e) = p.pre_activate(&version).await {
         if installed.fresh && !installed.replaced && p.current()?.as_ref() != Some(&version) {
             let _ = releases::remove_release(root, &version);
-            state.releases.remove(&version);
+            state.forget_release(&version);
             p.save_state(&state)?;
         }
         p.log(LogLine::Refused {

@@ -4,11 +4,10 @@
 use tracing::{info, warn};
 
 use super::error::{io_err, DeployError};
-use super::journal::{op, LogLine};
-use super::switch::Kind;
+use super::journal::LogLine;
 use super::Pipeline;
 use crate::disk::releases;
-use crate::disk::state::{Pending, State};
+use crate::disk::state::{Kind, Pending, State};
 use crate::registry::names::Version;
 
 /// What to do with an activation a killed run left pending.
@@ -23,8 +22,8 @@ enum Recovery {
 }
 
 fn recovery(pending: &Pending, current: Option<&Version>) -> Recovery {
-    // State files from before `kind` was recorded have it empty: treat as a new release.
-    let blocks = pending.kind != Kind::Rollback.as_str();
+    // State files from before `kind` was recorded have none: treat as a new release.
+    let blocks = pending.kind.is_none_or(Kind::blocks_on_failure);
     if blocks && current == Some(&pending.version) {
         Recovery::RollBack
     } else {
@@ -62,8 +61,7 @@ impl Pipeline<'_> {
                 )
                 .await;
             info!("{what}{how}");
-            state.block(&pending.version, reason.clone());
-            state.last_operation = Some(op("recover", Some(&pending.version), false, &reason));
+            state.recovered(&pending.version, &reason);
             self.log(LogLine::Recovered {
                 version: &pending.version,
                 restored: pending.previous.as_ref(),
@@ -82,26 +80,26 @@ mod tests {
     fn recovery_table() {
         let v1: Version = "1.0.0".parse().unwrap();
         let v2: Version = "1.1.0".parse().unwrap();
-        let pending = |kind: &str| Pending {
-            kind: kind.into(),
+        let pending = |kind: Option<Kind>| Pending {
+            kind,
             version: v2.clone(),
             previous: Some(v1.clone()),
             previous_link: None,
-            started_at: "2026-01-01T00:00:00Z".into(),
+            started_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             bake_until: None,
         };
         // (pending kind, current, what recovery does)
         let cases = [
-            ("deploy", Some(&v2), Recovery::RollBack),
-            ("update", Some(&v2), Recovery::RollBack),
+            (Some(Kind::Deploy), Some(&v2), Recovery::RollBack),
+            (Some(Kind::Update), Some(&v2), Recovery::RollBack),
             // Written before `kind` was recorded.
-            ("", Some(&v2), Recovery::RollBack),
+            (None, Some(&v2), Recovery::RollBack),
             // Died before `current` moved.
-            ("deploy", Some(&v1), Recovery::Forget),
-            ("update", None, Recovery::Forget),
+            (Some(Kind::Deploy), Some(&v1), Recovery::Forget),
+            (Some(Kind::Update), None, Recovery::Forget),
             // A rollback target is not blocked, wherever `current` is.
-            ("rollback", Some(&v2), Recovery::Forget),
-            ("rollback", Some(&v1), Recovery::Forget),
+            (Some(Kind::Rollback), Some(&v2), Recovery::Forget),
+            (Some(Kind::Rollback), Some(&v1), Recovery::Forget),
         ];
         for (kind, current, want) in cases {
             assert_eq!(

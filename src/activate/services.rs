@@ -18,7 +18,9 @@ use tracing::{info, warn};
 use crate::activate::process::{self, RunError};
 use crate::config::Services;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Written lowercase in `--json` output (`"restarted"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ServiceOutcome {
     /// Nothing configured: the app is expected to pick the new release up by itself.
     Skipped,
@@ -26,6 +28,22 @@ pub enum ServiceOutcome {
     Reloaded,
     /// At least one restart ran (configured alone, or after a failed reload).
     Restarted,
+}
+
+impl ServiceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceOutcome::Skipped => "skipped",
+            ServiceOutcome::Reloaded => "reloaded",
+            ServiceOutcome::Restarted => "restarted",
+        }
+    }
+}
+
+impl fmt::Display for ServiceOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One command that did not succeed, in words: "`systemctl restart demo` exited with

@@ -11,40 +11,20 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::error::{io_err, DeployError};
-use super::journal::{op, LogLine};
+use super::journal::LogLine;
 use super::restarts::RestartWatch;
 use super::services::{self, ServiceOutcome};
 use super::{health, show, Pipeline};
-use crate::disk::state::{self, Pending, State};
+use crate::disk::state::{Kind, State};
 use crate::fsutil;
 use crate::registry::names::Version;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Deploy,
-    Update,
-    Rollback,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Deploy => "deploy",
-            Kind::Update => "update",
-            Kind::Rollback => "rollback",
-        }
-    }
-    /// A new release that fails is blocked; a rollback target is an operator's choice.
-    pub(super) fn blocks_on_failure(self) -> bool {
-        !matches!(self, Kind::Rollback)
-    }
-}
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Activated {
     pub version: Version,
     pub previous: Option<Version>,
-    pub services: String,
+    pub services: ServiceOutcome,
     pub pruned: Vec<Version>,
 }
 
@@ -161,14 +141,8 @@ impl Pipeline<'_> {
             Some(_) => None,
             None => self.unmanaged_current(),
         };
-        state.pending = Some(Pending {
-            kind: kind.as_str().into(),
-            version: version.clone(),
-            previous: previous.clone(),
-            previous_link: previous_link.clone(),
-            started_at: state::now_rfc3339(),
-            bake_until: None,
-        });
+        state.begin_activation(kind, version, previous.as_ref(), previous_link.as_deref());
+        // Crash safety: the pending activation is on disk before `current` moves.
         self.save_state(state)?;
         self.switch_to(Some(version))?;
         info!(%version, previous = %show(previous.as_ref()), "switched current");
@@ -176,17 +150,11 @@ impl Pipeline<'_> {
         let result = self.bring_up(version, &env, state).await;
         match result {
             Ok(outcome) => {
-                state.pending = None;
-                if previous.as_ref() != Some(version) {
-                    state.previous = previous.clone();
-                }
-                state.blocked.remove(version);
                 let msg = format!(
                     "{version} active ({outcome:?}, previous {})",
                     show(previous.as_ref())
                 );
-                state.last_operation = Some(op(kind.as_str(), Some(version), true, &msg));
-                state.last_health = Some(op("health", Some(version), true, "all checks passed"));
+                state.activation_succeeded(kind, version, previous.as_ref(), &msg);
                 self.save_state(state)?;
                 self.log(LogLine::Activated {
                     kind,
@@ -194,11 +162,11 @@ impl Pipeline<'_> {
                     previous: previous.as_ref(),
                     services: outcome,
                 });
-                self.history(kind.as_str(), Some(version), true, &msg);
+                self.history(kind.into(), Some(version), true, &msg);
                 Ok(Activated {
                     version: version.clone(),
                     previous,
-                    services: format!("{outcome:?}").to_lowercase(),
+                    services: outcome,
                     pruned: Vec::new(),
                 })
             }
@@ -210,12 +178,7 @@ impl Pipeline<'_> {
                         .bring_back(previous.as_ref(), previous_link.is_some(), version)
                         .await,
                 );
-                state.pending = None;
-                state.last_health = Some(op("health", Some(version), false, &reason));
-                state.last_operation = Some(op(kind.as_str(), Some(version), false, &reason));
-                if kind.blocks_on_failure() {
-                    state.block(version, reason.clone());
-                }
+                state.activation_failed(kind, version, &reason);
                 self.save_state(state)?;
                 self.log(LogLine::Failed {
                     kind,
@@ -223,7 +186,7 @@ impl Pipeline<'_> {
                     reason: &reason,
                     restored: &restored,
                 });
-                self.history(kind.as_str(), Some(version), false, &reason);
+                self.history(kind.into(), Some(version), false, &reason);
                 if kind.blocks_on_failure() {
                     Err(DeployError::RolledBack {
                         version: version.clone(),
@@ -287,12 +250,7 @@ impl Pipeline<'_> {
         }
         let bake = self.config.bake.0;
         if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
-            if let Some(p) = state.pending.as_mut() {
-                p.bake_until = Some(
-                    humantime::format_rfc3339_seconds(std::time::SystemTime::now() + bake)
-                        .to_string(),
-                );
-            }
+            state.baking_until(Timestamp::from(std::time::SystemTime::now() + bake));
             self.save_state(state).map_err(|e| e.to_string())?;
             info!(%version, ?bake, "baking: health checks keep running");
             let every = self

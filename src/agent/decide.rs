@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use crate::disk::state::Blocked;
 use crate::registry::names::Version;
 use crate::registry::rollout::{Admission, BUCKETS};
+use crate::time::Timestamp;
 
 pub struct Inputs<'a> {
     /// The version `current` points at; None on a machine that has none yet.
@@ -32,7 +33,7 @@ pub struct Inputs<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {
     Yanked,
-    Blocked { reason: String, since: String },
+    Blocked { reason: String, since: Timestamp },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,7 @@ pub enum Decision {
         version: Version,
         current: Option<Version>,
         reason: String,
-        since: String,
+        since: Timestamp,
     },
     /// A newer version exists but the rollout has not reached this machine yet.
     Wait {
@@ -234,7 +235,7 @@ impl Decision {
                 match next {
                     Some((start, percent)) => format!(
                         "{at}, admitted from {} when the rollout widens to {percent}%; staying on {current} until then",
-                        humantime::format_rfc3339_seconds(*start)
+                        Timestamp::from(*start)
                     ),
                     None => format!(
                         "{at}, beyond every announced wave of the rollout; staying on {current} until the operator widens it"
@@ -262,7 +263,7 @@ pub fn decide(i: &Inputs) -> Decision {
     let blocked = |v: &Version| {
         i.blocked.get(v).map(|b| Unavailable::Blocked {
             reason: b.reason.clone(),
-            since: b.at.clone(),
+            since: b.at,
         })
     };
     let yanked = |v: &Version| i.yanked.contains(v);
@@ -304,7 +305,7 @@ pub fn decide(i: &Inputs) -> Decision {
             version: ch.clone(),
             current,
             reason: b.reason.clone(),
-            since: b.at.clone(),
+            since: b.at,
         };
     }
     let Some(cur) = i.current else {
@@ -411,7 +412,7 @@ mod tests {
                     v(s),
                     Blocked {
                         reason: "health check http://127.0.0.1:3000/health failed".into(),
-                        at: "2026-11-24T09:00:00Z".into(),
+                        at: "2026-11-24T09:00:00Z".parse().unwrap(),
                     },
                 )
             })
@@ -747,7 +748,7 @@ mod tests {
                 version: x.clone(),
                 current: None,
                 reason: "r".into(),
-                since: "s".into(),
+                since: "2026-11-24T09:00:00Z".parse().unwrap(),
             },
             Decision::Wait {
                 version: x.clone(),

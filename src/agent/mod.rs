@@ -15,13 +15,15 @@ use tracing::{info, warn};
 
 use crate::activate::{DeployError, InstallRequest, Kind, Pipeline};
 use crate::config::Config;
+use crate::disk::history::Event;
 use crate::disk::layout::AppRoot;
-use crate::disk::state::{self, ChannelSeen, State};
+use crate::disk::state::{ChannelSeen, State};
 use crate::error::{Classify, ErrorClass};
 use crate::registry::keys::{KeyError, PublicKey, TrustedKeys};
 use crate::registry::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
 use crate::registry::names::{AppName, Channel, Target, Version};
-use crate::registry::rollout;
+use crate::registry::rollout::{self, Rollout};
+use crate::time::Timestamp;
 use crate::transport::http::HttpRegistry;
 use crate::transport::retry::{self, Document, RetryPolicy};
 use crate::transport::source::Source;
@@ -362,29 +364,29 @@ impl Agent {
     }
 
     /// Where this machine stands in the channel's rollout, for `why`.
-    pub fn rollout_summary(&self, view: &ChannelView) -> serde_json::Value {
-        let version = view.doc.version.to_string();
-        let bucket = rollout::bucket(&self.machine_id, self.app.as_str(), &version);
+    pub fn rollout_summary(&self, view: &ChannelView) -> RolloutSummary {
+        let version = view.doc.version.clone();
+        let bucket = rollout::bucket(&self.machine_id, self.app.as_str(), &version.to_string());
         let now = SystemTime::now();
         let admission = rollout::admission(view.doc.rollout.as_ref(), bucket, now);
-        let next_wave = match &admission {
+        let admitted_from = match &admission {
             rollout::Admission::NotYet {
                 next: Some((start, percent)),
                 ..
-            } => Some(serde_json::json!({
-                "start": humantime::format_rfc3339_seconds(*start).to_string(),
-                "percent": percent,
-            })),
+            } => Some(NextWave {
+                start: Timestamp::from(*start),
+                percent: *percent,
+            }),
             _ => None,
         };
-        serde_json::json!({
-            "version": version,
-            "rollout": view.doc.rollout,
-            "share_now_percent": rollout::share(view.doc.rollout.as_ref(), now),
-            "machine_bucket_percent": f64::from(bucket) / 100.0,
-            "admitted": admission == rollout::Admission::Admitted,
-            "admitted_from": next_wave,
-        })
+        RolloutSummary {
+            version,
+            rollout: view.doc.rollout.clone(),
+            share_now_percent: rollout::share(view.doc.rollout.as_ref(), now),
+            machine_bucket_percent: f64::from(bucket) / 100.0,
+            admitted: admission == rollout::Admission::Admitted,
+            admitted_from,
+        }
     }
 
     fn remember_channel(&self, state: &mut State, view: &ChannelView) {
@@ -400,17 +402,6 @@ impl Agent {
             document: Some(String::from_utf8_lossy(&view.bytes).into_owned()),
             signature: Some(view.signature.clone()),
         });
-    }
-
-    /// Record that the decision for channel `sequence` has been carried out. Reloads
-    /// the state file, which the pipeline may have rewritten during the apply.
-    fn mark_followed(&self, p: &Pipeline<'_>, sequence: u64) -> Result<(), AgentError> {
-        let mut state = p.load_state()?;
-        if let Some(c) = state.channel.as_mut() {
-            c.followed_sequence = c.followed_sequence.max(sequence);
-            p.save_state(&state)?;
-        }
-        Ok(())
     }
 
     /// Poll once and report, changing nothing on disk.
@@ -440,19 +431,19 @@ impl Agent {
         let _lock = p.lock().await?;
         let mut state = p.load_state()?;
         p.recover(&mut state).await?;
-        state.last_check = Some(state::now_rfc3339());
+        state.last_check = Some(Timestamp::now());
+        // One state, loaded once under the lock: the pipeline changes it in place and
+        // saves it where crash safety needs that; how the run ended is saved last.
         let result = self.update_locked(&p, &mut state).await;
-        // Re-read: the pipeline saved its own changes; keep them and add ours.
-        let mut fresh = p.load_state().unwrap_or(state);
-        fresh.last_check = Some(state::now_rfc3339());
-        match &result {
-            Ok(_) => fresh.last_error = None,
+        let error = match &result {
+            Ok(_) => None,
             Err(e) => {
                 warn!("update failed: {e}");
-                fresh.last_error = Some(e.to_string());
+                Some(e.to_string())
             }
-        }
-        p.save_state(&fresh)?;
+        };
+        state.checked(Timestamp::now(), error);
+        p.save_state(&state)?;
         result
     }
 
@@ -464,7 +455,7 @@ impl Agent {
         let view = match self.fetch_channel(state).await {
             Ok(v) => v,
             Err(e) => {
-                self.note(p, "rejected", None, &e.to_string());
+                self.note(p, Event::Rejected, None, &e.to_string());
                 return Err(e);
             }
         };
@@ -477,13 +468,13 @@ impl Agent {
         let installed = p.installed()?;
         let decision = self.decide(state, current.as_ref(), &installed, &view);
         self.remember_channel(state, &view);
-        p.save_state(state)?;
         let explanation = decision.explain();
         let Some(target) = decision.target().cloned() else {
-            self.mark_followed(p, view.doc.sequence)?;
+            state.mark_followed(view.doc.sequence);
+            p.save_state(state)?;
             info!("{explanation}");
             if !view.unchanged {
-                self.note(p, "decision", Some(&view.doc.version), &explanation);
+                self.note(p, Event::Decision, Some(&view.doc.version), &explanation);
             }
             return Ok(UpdateOutcome {
                 decision: decision.name().into(),
@@ -492,8 +483,10 @@ impl Agent {
                 current,
             });
         };
+        // The accepted document (the anti-rollback floor) is on disk before the apply.
+        p.save_state(state)?;
         info!("{explanation}");
-        self.note(p, "decision", Some(&target), &explanation);
+        self.note(p, Event::Decision, Some(&target), &explanation);
         let release = self.fetch_release(&target).await?;
         let (location, artifact) =
             release
@@ -555,7 +548,7 @@ impl Agent {
         if let Err(e) = p.pre_activate(&target).await {
             state.block(&target, e.to_string());
             p.save_state(state)?;
-            self.note(p, "blocked", Some(&target), &e.to_string());
+            self.note(p, Event::Blocked, Some(&target), &e.to_string());
             return Err(e.into());
         }
         let activated = p.activate(state, &target, Kind::Update).await?;
@@ -563,7 +556,8 @@ impl Agent {
         for v in &pruned {
             info!(version = %v, "pruned");
         }
-        self.mark_followed(p, view.doc.sequence)?;
+        // Saved by `update` with how the run ended.
+        state.mark_followed(view.doc.sequence);
         Ok(UpdateOutcome {
             decision: decision.name().into(),
             explanation,
@@ -572,9 +566,28 @@ impl Agent {
         })
     }
 
-    fn note(&self, p: &Pipeline<'_>, event: &str, version: Option<&Version>, message: &str) {
-        p.history(event, version, event != "rejected", message);
+    fn note(&self, p: &Pipeline<'_>, event: Event, version: Option<&Version>, message: &str) {
+        let ok = event != Event::Rejected;
+        p.history(event, version, ok, message);
     }
+}
+
+/// Where this machine stands in the channel's rollout (`why --json`'s `rollout`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutSummary {
+    pub version: Version,
+    pub rollout: Option<Rollout>,
+    pub share_now_percent: u8,
+    pub machine_bucket_percent: f64,
+    pub admitted: bool,
+    /// The first announced wave that admits this machine, when it is not admitted yet.
+    pub admitted_from: Option<NextWave>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NextWave {
+    pub start: Timestamp,
+    pub percent: u8,
 }
 
 #[derive(Debug, Clone, Serialize)]

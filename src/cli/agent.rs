@@ -7,8 +7,10 @@ use tracing::{info, warn};
 
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
 use crate::activate::{show, Kind, LogLine, Pipeline};
-use crate::agent::{Agent, AgentError};
+use crate::agent::{Agent, AgentError, RolloutSummary};
+use crate::disk::history::{self, Event};
 use crate::disk::state::State;
+use crate::time::Timestamp;
 
 fn agent(ctx: &Ctx) -> anyhow::Result<Agent> {
     if ctx.config_path.is_none() {
@@ -106,9 +108,9 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
     p.recover(&mut state).await?;
-    state.pinned = Some(a.version.clone());
+    state.pin(&a.version);
     p.save_state(&state)?;
-    p.history("pin", Some(&a.version), true, "pinned by operator");
+    p.history(Event::Pin, Some(&a.version), true, "pinned by operator");
     p.log(LogLine::Pinned {
         version: &a.version,
     });
@@ -136,10 +138,10 @@ pub async fn unpin(ctx: &Ctx) -> anyhow::Result<u8> {
     let p = Pipeline::new(&root, &ctx.config);
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
-    match state.pinned.take() {
+    match state.unpin() {
         Some(v) => {
             p.save_state(&state)?;
-            p.history("unpin", Some(&v), true, "pin released by operator");
+            p.history(Event::Unpin, Some(&v), true, "pin released by operator");
             p.log(LogLine::Unpinned { version: &v });
             println!("unpinned {v}: following the channel again on the next update");
         }
@@ -153,11 +155,11 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     let p = Pipeline::new(&root, &ctx.config);
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
-    match state.blocked.remove(&a.version) {
+    match state.unblock(&a.version) {
         Some(b) => {
             p.save_state(&state)?;
             p.history(
-                "unblock",
+                Event::Unblock,
                 Some(&a.version),
                 true,
                 &format!("unblocked by operator (was: {})", b.reason),
@@ -181,7 +183,7 @@ struct WhyReport {
     channel: Option<String>,
     channel_version: Option<crate::registry::names::Version>,
     channel_sequence: Option<u64>,
-    last_check: Option<String>,
+    last_check: Option<Timestamp>,
     last_error: Option<String>,
     pinned: Option<crate::registry::names::Version>,
     blocked:
@@ -189,10 +191,10 @@ struct WhyReport {
     yanked: Vec<crate::registry::names::Version>,
     decision: Option<String>,
     explanation: Option<String>,
-    rollout: Option<serde_json::Value>,
+    rollout: Option<RolloutSummary>,
     last_health: Option<crate::disk::state::Operation>,
     last_operation: Option<crate::disk::state::Operation>,
-    history: Vec<serde_json::Value>,
+    history: Vec<history::Entry>,
 }
 
 pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
@@ -226,14 +228,14 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let history = read_history(&root.history_file(), 20);
+    let history = history::read_last(&root.history_file(), 20);
     let ch = state.channel.clone().unwrap_or_default();
     let report = WhyReport {
         current: current.clone(),
         channel: ch.channel.as_ref().map(|c| c.to_string()),
         channel_version: ch.version.clone(),
         channel_sequence: state.channel.as_ref().map(|c| c.sequence),
-        last_check: state.last_check.clone(),
+        last_check: state.last_check,
         last_error: state.last_error.clone(),
         pinned: state.pinned.clone(),
         blocked: state.blocked.clone(),
@@ -254,7 +256,9 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         (Some(c), Some(v)) => println!(
             "Channel {c} points at {v} (sequence {}, last checked {}).",
             report.channel_sequence.unwrap_or(0),
-            report.last_check.as_deref().unwrap_or("never")
+            report
+                .last_check
+                .map_or_else(|| "never".to_string(), |t| t.to_string())
         ),
         _ => println!("No channel document has been accepted yet."),
     }
@@ -294,25 +298,16 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         for h in &report.history {
             println!(
                 "  {} {:<9} {:<10} {}",
-                h["at"].as_str().unwrap_or("?"),
-                h["event"].as_str().unwrap_or("?"),
-                h["version"].as_str().unwrap_or("-"),
-                h["message"].as_str().unwrap_or("")
+                h.at,
+                h.event.as_str(),
+                h.version
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |v| v.to_string()),
+                h.message
             );
         }
     }
     Ok(exit::OK)
-}
-
-fn read_history(path: &std::path::Path, last: usize) -> Vec<serde_json::Value> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let all: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    all[all.len().saturating_sub(last)..].to_vec()
 }
 
 pub async fn demo(ctx: &Ctx, a: DemoArgs) -> anyhow::Result<u8> {

@@ -8,8 +8,9 @@ use serde::Serialize;
 use super::{exit, Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
 use crate::activate::{self, show, InstallRequest, Pipeline};
 use crate::disk::layout::AppRoot;
-use crate::disk::state::State;
+use crate::disk::state::{Kind, State};
 use crate::registry::names::Version;
+use crate::time::Timestamp;
 use crate::transport::source::Source;
 
 pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
@@ -81,7 +82,7 @@ pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
 #[derive(Serialize)]
 struct ReleaseRow {
     version: Version,
-    installed_at: Option<String>,
+    installed_at: Option<Timestamp>,
     size_bytes: u64,
     current: bool,
     previous: bool,
@@ -111,11 +112,11 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     for v in root.installed().context("listing releases")? {
         let dir = root.release_dir(&v);
         let rec = state.releases.get(&v);
-        let installed_at = rec.map(|r| r.installed_at.clone()).or_else(|| {
+        let installed_at = rec.map(|r| r.installed_at).or_else(|| {
             std::fs::metadata(&dir)
                 .and_then(|m| m.modified())
                 .ok()
-                .map(|t: SystemTime| humantime::format_rfc3339_seconds(t).to_string())
+                .map(|t: SystemTime| Timestamp::from(t))
         });
         rows.push(ReleaseRow {
             size_bytes: crate::fsutil::tree_size(&dir).unwrap_or(0),
@@ -162,7 +163,8 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
             "  {} {:<12} ({})  {:>9}  {}",
             if r.current { "*" } else { " " },
             r.version.to_string(),
-            r.installed_at.as_deref().unwrap_or("?"),
+            r.installed_at
+                .map_or_else(|| "?".to_string(), |t| t.to_string()),
             human_bytes(r.size_bytes),
             notes.join(", ")
         );
@@ -205,7 +207,7 @@ struct StatusReport<'a> {
     channel_sequence: Option<u64>,
     last_operation: Option<&'a crate::disk::state::Operation>,
     last_health: Option<&'a crate::disk::state::Operation>,
-    last_check: Option<&'a String>,
+    last_check: Option<&'a Timestamp>,
     last_error: Option<&'a String>,
 }
 
@@ -259,7 +261,9 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     if let Some(p) = report.pending {
         println!(
             "pending:   {} {} since {} (not yet confirmed healthy)",
-            p.kind, p.version, p.started_at
+            p.kind.map_or("", Kind::as_str),
+            p.version,
+            p.started_at
         );
     }
     if let Some(o) = report.last_operation {

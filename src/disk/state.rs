@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 use crate::registry::names::{Channel, Version};
+use crate::time::Timestamp;
+
+pub use crate::disk::history::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -39,43 +42,107 @@ pub enum StateError {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Blocked {
     pub reason: String,
-    pub at: String,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReleaseRecord {
     pub sha256: String,
-    pub installed_at: String,
+    pub installed_at: Timestamp,
     #[serde(default)]
     pub source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Operation {
-    pub kind: String,
+    pub kind: Event,
     pub version: Option<Version>,
-    pub at: String,
+    pub at: Timestamp,
     pub ok: bool,
     pub message: String,
+}
+
+/// What started an activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Deploy,
+    Update,
+    Rollback,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deploy => "deploy",
+            Kind::Update => "update",
+            Kind::Rollback => "rollback",
+        }
+    }
+
+    /// A new release that fails is blocked; a rollback target is an operator's choice.
+    pub fn blocks_on_failure(self) -> bool {
+        !matches!(self, Kind::Rollback)
+    }
+}
+
+impl From<Kind> for Event {
+    fn from(k: Kind) -> Event {
+        match k {
+            Kind::Deploy => Event::Deploy,
+            Kind::Update => Event::Update,
+            Kind::Rollback => Event::Rollback,
+        }
+    }
+}
+
+/// `Pending::kind` as written since it was added: a kind, or `""` when unknown.
+mod kind_or_empty {
+    use super::Kind;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(k: &Option<Kind>, s: S) -> Result<S::Ok, S::Error> {
+        match k {
+            Some(k) => k.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Kind>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Kind(Kind),
+            Other(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Kind(k) => Ok(Some(k)),
+            Raw::Other(s) if s.is_empty() => Ok(None),
+            Raw::Other(s) => Err(serde::de::Error::custom(format!(
+                "unknown activation kind {s:?}"
+            ))),
+        }
+    }
 }
 
 /// An activation that has switched `current` but not yet passed its health checks.
 /// If a run finds one, the process died mid-activation: roll back and block.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Pending {
-    /// "deploy", "update" or "rollback": only a new release is blocked on recovery.
-    #[serde(default)]
-    pub kind: String,
+    /// Only a new release is blocked on recovery. None in state files written before
+    /// the kind was recorded (missing, or `""`); written back as `""`.
+    #[serde(default, with = "kind_or_empty")]
+    pub kind: Option<Kind>,
     pub version: Version,
     pub previous: Option<Version>,
     /// What `current` pointed at when that was no release of ours (a seed-era
     /// `a1b2c3d`): restored as it was if the activation fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_link: Option<String>,
-    pub started_at: String,
-    /// Bake period end (RFC 3339) when the activation is baking; None while checking.
+    pub started_at: Timestamp,
+    /// Bake period end when the activation is baking; None while checking.
     #[serde(default)]
-    pub bake_until: Option<String>,
+    pub bake_until: Option<Timestamp>,
 }
 
 /// What the agent last accepted from its channel: the anti-rollback floor and the
@@ -120,7 +187,7 @@ pub struct State {
     #[serde(default)]
     pub channel: Option<ChannelSeen>,
     #[serde(default)]
-    pub last_check: Option<String>,
+    pub last_check: Option<Timestamp>,
     #[serde(default)]
     pub last_error: Option<String>,
     #[serde(default)]
@@ -155,40 +222,248 @@ impl State {
         fsutil::write_atomic(path, &bytes, 0o644).map_err(write_err)
     }
 
+    /// Refuse `v` until an operator unblocks it.
     pub fn block(&mut self, v: &Version, reason: impl Into<String>) {
         self.blocked.insert(
             v.clone(),
             Blocked {
                 reason: reason.into(),
-                at: now_rfc3339(),
+                at: Timestamp::now(),
             },
         );
     }
-}
 
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// Append one JSON line to the history file. History is for humans and `why`; losing
-/// the last line in a crash is acceptable, so this appends without a rename.
-pub fn append_history(path: &Path, entry: &serde_json::Value) -> io::Result<()> {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
+    /// Allow a blocked version again; returns why it was blocked.
+    pub fn unblock(&mut self, v: &Version) -> Option<Blocked> {
+        self.blocked.remove(v)
     }
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
-    line.push(b'\n');
-    f.write_all(&line)
+
+    pub fn pin(&mut self, v: &Version) {
+        self.pinned = Some(v.clone());
+    }
+
+    /// Follow the channel again; returns the version that was pinned.
+    pub fn unpin(&mut self) -> Option<Version> {
+        self.pinned.take()
+    }
+
+    pub fn record_release(&mut self, v: &Version, sha256: &str, source: &str) {
+        self.releases.insert(
+            v.clone(),
+            ReleaseRecord {
+                sha256: sha256.to_string(),
+                installed_at: Timestamp::now(),
+                source: source.to_string(),
+            },
+        );
+    }
+
+    pub fn forget_release(&mut self, v: &Version) {
+        self.releases.remove(v);
+    }
+
+    /// Record an activation about to move `current`. The caller saves before moving it.
+    pub fn begin_activation(
+        &mut self,
+        kind: Kind,
+        version: &Version,
+        previous: Option<&Version>,
+        previous_link: Option<&str>,
+    ) {
+        self.pending = Some(Pending {
+            kind: Some(kind),
+            version: version.clone(),
+            previous: previous.cloned(),
+            previous_link: previous_link.map(str::to_string),
+            started_at: Timestamp::now(),
+            bake_until: None,
+        });
+    }
+
+    /// The pending activation's health checks passed; it is now baking until `until`.
+    pub fn baking_until(&mut self, until: Timestamp) {
+        if let Some(p) = self.pending.as_mut() {
+            p.bake_until = Some(until);
+        }
+    }
+
+    /// The activation of `version` passed its checks (and bake).
+    pub fn activation_succeeded(
+        &mut self,
+        kind: Kind,
+        version: &Version,
+        previous: Option<&Version>,
+        message: &str,
+    ) {
+        self.pending = None;
+        if previous != Some(version) {
+            self.previous = previous.cloned();
+        }
+        self.blocked.remove(version);
+        self.last_operation = Some(Operation::now(kind.into(), Some(version), true, message));
+        self.last_health = Some(Operation::now(
+            Event::Health,
+            Some(version),
+            true,
+            "all checks passed",
+        ));
+    }
+
+    /// The activation of `version` failed and `current` was switched back; a new
+    /// release is blocked.
+    pub fn activation_failed(&mut self, kind: Kind, version: &Version, reason: &str) {
+        self.pending = None;
+        self.last_health = Some(Operation::now(Event::Health, Some(version), false, reason));
+        self.last_operation = Some(Operation::now(kind.into(), Some(version), false, reason));
+        if kind.blocks_on_failure() {
+            self.block(version, reason);
+        }
+    }
+
+    /// A pending activation of `version` was found after a crash and undone.
+    pub fn recovered(&mut self, version: &Version, reason: &str) {
+        self.block(version, reason);
+        self.last_operation = Some(Operation::now(Event::Recover, Some(version), false, reason));
+    }
+
+    /// The decision for channel document `sequence` has been carried out.
+    pub fn mark_followed(&mut self, sequence: u64) {
+        if let Some(c) = self.channel.as_mut() {
+            c.followed_sequence = c.followed_sequence.max(sequence);
+        }
+    }
+
+    /// The end of an agent run: when it was, and the error it ended with.
+    pub fn checked(&mut self, at: Timestamp, error: Option<String>) {
+        self.last_check = Some(at);
+        self.last_error = error;
+    }
+}
+
+impl Operation {
+    fn now(kind: Event, version: Option<&Version>, ok: bool, message: &str) -> Operation {
+        Operation {
+            kind,
+            version: version.cloned(),
+            at: Timestamp::now(),
+            ok,
+            message: message.into(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state file as the previous version wrote it, every field set.
+    const OLD_STATE: &str = r#"{
+  "previous": "1.0.0",
+  "pinned": "1.1.0",
+  "blocked": {
+    "1.2.0": {
+      "reason": "health check web failed: connection refused",
+      "at": "2026-11-29T10:00:00Z"
+    }
+  },
+  "releases": {
+    "1.0.0": {
+      "sha256": "aa",
+      "installed_at": "2026-11-28T09:00:00Z",
+      "source": "/tmp/a.tar.gz"
+    },
+    "1.1.0": {
+      "sha256": "bb",
+      "installed_at": "2026-11-29T09:00:00Z"
+    }
+  },
+  "last_operation": {
+    "kind": "recover",
+    "version": "1.2.0",
+    "at": "2026-11-29T10:00:00Z",
+    "ok": false,
+    "message": "activation of 1.2.0 was interrupted"
+  },
+  "pending": {
+    "kind": "update",
+    "version": "1.2.0",
+    "previous": "1.1.0",
+    "previous_link": "a1b2c3d",
+    "started_at": "2026-11-29T10:00:00Z",
+    "bake_until": "2026-11-29T10:05:00Z"
+  },
+  "channel": {
+    "channel": "prod",
+    "sequence": 7,
+    "version": "1.2.0",
+    "etag": "\"abc\"",
+    "last_modified": "Sat, 29 Nov 2026 09:00:00 GMT",
+    "followed_sequence": 6,
+    "yanked": ["0.9.0"],
+    "document": "{}",
+    "signature": "sig"
+  },
+  "last_check": "2026-11-29T10:01:00Z",
+  "last_error": "download failed",
+  "last_health": {
+    "kind": "health",
+    "version": "1.1.0",
+    "at": "2026-11-29T09:30:00Z",
+    "ok": true,
+    "message": "all checks passed"
+  }
+}
+"#;
+
+    #[test]
+    fn a_state_file_of_the_previous_version_loads_and_writes_back_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        fs::write(&p, OLD_STATE).unwrap();
+        let s = State::load(&p).unwrap();
+        let pending = s.pending.as_ref().unwrap();
+        assert_eq!(pending.kind, Some(Kind::Update));
+        assert_eq!(
+            pending.bake_until.unwrap().to_string(),
+            "2026-11-29T10:05:00Z"
+        );
+        assert_eq!(s.last_operation.as_ref().unwrap().kind, Event::Recover);
+        assert_eq!(s.last_health.as_ref().unwrap().kind, Event::Health);
+        assert_eq!(s.releases[&"1.1.0".parse().unwrap()].source, "");
+        // Every field is written back as it was read (the one missing `source` aside).
+        let back: serde_json::Value = serde_json::to_value(&s).unwrap();
+        let mut old: serde_json::Value = serde_json::from_str(OLD_STATE).unwrap();
+        old["releases"]["1.1.0"]["source"] = "".into();
+        assert_eq!(back, old);
+    }
+
+    #[test]
+    fn pending_kind_table() {
+        // (the `kind` of a pending activation as found on disk, as loaded, as written back)
+        let cases = [
+            (Some("\"deploy\""), Ok(Some(Kind::Deploy)), "deploy"),
+            (Some("\"update\""), Ok(Some(Kind::Update)), "update"),
+            (Some("\"rollback\""), Ok(Some(Kind::Rollback)), "rollback"),
+            (Some("\"\""), Ok(None), ""),
+            (None, Ok(None), ""),
+            (Some("\"upgrade\""), Err("unknown activation kind"), ""),
+        ];
+        for (kind, want, written) in cases {
+            let kind = kind.map(|k| format!(r#""kind": {k},"#)).unwrap_or_default();
+            let json = format!(
+                r#"{{{kind} "version": "1.0.0", "previous": null, "started_at": "2026-11-29T10:00:00Z"}}"#
+            );
+            let got = serde_json::from_str::<Pending>(&json).map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(p), Ok(want)) => {
+                    assert_eq!(p.kind, want, "{json}");
+                    assert_eq!(serde_json::to_value(&p).unwrap()["kind"], written, "{json}");
+                }
+                (Err(e), Err(want)) => assert!(e.contains(want), "{json}: {e}"),
+                (got, want) => panic!("{json}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn roundtrip_and_missing_is_default() {
