@@ -195,8 +195,12 @@ pub struct Report {
 /// Why a report was refused. Shown next to the report's key in `fleet status`.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BadReport {
-    #[error("{size} bytes, more than the {MAX_REPORT_BYTES} a report may hold")]
-    TooBig { size: u64 },
+    #[error("larger than the {MAX_REPORT_BYTES} bytes a report may hold{}", size.map(|s| format!(" ({s} bytes)")).unwrap_or_default())]
+    TooBig { size: Option<u64> },
+    #[error("could not be read: {why}")]
+    Unreadable { why: String },
+    #[error("not a report name (expected <app>/fleet/<channel>/<64 hex digits>.json)")]
+    NotAReportKey,
     #[error("not a valid report: {why}")]
     Malformed { why: String },
     #[error("kind is {found:?}, not \"report\"")]
@@ -256,7 +260,7 @@ impl Report {
     ) -> Result<Report, BadReport> {
         if bytes.len() > MAX_REPORT_BYTES {
             return Err(BadReport::TooBig {
-                size: bytes.len() as u64,
+                size: Some(bytes.len() as u64),
             });
         }
         // Check kind, schema and app before the typed parse, so a report from another
@@ -393,6 +397,15 @@ impl Report {
 /// The prefix under which every report of `app` lives.
 pub fn fleet_prefix(app: &AppName) -> String {
     format!("{app}/fleet/")
+}
+
+/// The channel and machine a key under [`fleet_prefix`] names, or None for anything
+/// that is not a report's key (a stray object, a nested path, a bad name).
+pub fn parse_report_key(app: &AppName, key: &str) -> Option<(Channel, AppMachineId)> {
+    let rest = key.strip_prefix(&fleet_prefix(app))?;
+    let (channel, file) = rest.split_once('/')?;
+    let machine = file.strip_suffix(".json")?;
+    Some((channel.parse().ok()?, machine.parse().ok()?))
 }
 
 /// Where the report of `machine` on `channel` of `app` is stored.
@@ -721,6 +734,21 @@ mod tests {
             format!("my-app/fleet/prod/{M}.json")
         );
         assert_eq!(fleet_prefix(&app()), "my-app/fleet/");
+        let key = format!("my-app/fleet/prod/{M}.json");
+        assert_eq!(
+            parse_report_key(&app(), &key),
+            Some(("prod".parse().unwrap(), m.clone()))
+        );
+        for bad in [
+            format!("other/fleet/prod/{M}.json"),
+            format!("my-app/fleet/prod/x/{M}.json"),
+            format!("my-app/fleet/prod/{M}.json.tmp"),
+            format!("my-app/fleet/../{M}.json"),
+            "my-app/fleet/prod/notes.txt".to_string(),
+            format!("my-app/fleet/{M}.json"),
+        ] {
+            assert_eq!(parse_report_key(&app(), &bad), None, "{bad}");
+        }
         for bad in ["", "g".repeat(64).as_str(), &M[1..], &format!("{M}0")] {
             assert!(bad.parse::<AppMachineId>().is_err(), "{bad:?}");
         }
