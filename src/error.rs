@@ -20,6 +20,9 @@ pub enum ErrorClass {
     Verify,
     /// The asked-for release or document does not exist.
     NotFound,
+    /// A health gate refused a promotion (or what was approved is no longer there):
+    /// nothing was moved.
+    GateNotMet,
     /// Anything else: the disk, the network, a service manager.
     Other,
 }
@@ -50,6 +53,7 @@ fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
         .or_else(|| try_as::<crate::registry::signed::PublishError>(e))
         .or_else(|| try_as::<crate::registry::manifest::ManifestError>(e))
         .or_else(|| try_as::<crate::registry::keys::KeyError>(e))
+        .or_else(|| try_as::<crate::registry::fleet::GateNotMet>(e))
         .or_else(|| try_as::<crate::archive::unpack::UnpackError>(e))
         .or_else(|| try_as::<crate::transport::TransportError>(e))
         .or_else(|| try_as::<crate::disk::lock::LockError>(e))

@@ -14,6 +14,7 @@ use crate::registry::names::{AppName, Channel, Target, Version};
 
 pub mod agent;
 pub mod demo;
+pub mod fleet;
 pub mod logging;
 pub mod pack;
 pub mod publish;
@@ -34,6 +35,11 @@ pub mod exit {
     pub const VERIFY: u8 = 5;
     /// Asked-for release or document does not exist.
     pub const NOT_FOUND: u8 = 6;
+    /// `promote --require-healthy`: the health gate was not met; nothing moved.
+    pub const GATE_NOT_MET: u8 = 7;
+    /// `guard`: the channel's version failed on too many machines and guard acted
+    /// (halted or yanked), so a CI schedule can alert.
+    pub const GUARD_ACTED: u8 = 8;
     /// `check`: an update is available.
     pub const UPDATE_AVAILABLE: u8 = 10;
 }
@@ -49,7 +55,7 @@ pub mod exit {
         release that fails is rolled back and blocked.\n\n\
         Operators: deploy, rollback, list, status, prune, pin, unblock, why.\n\
         Agents: check, update (for a systemd timer), agent (daemon).\n\
-        CI: keygen, pack, publish, promote, yank, registry verify.\n\
+        CI: keygen, pack, publish, promote, yank, registry verify, fleet status, guard, rollout resume.\n\
         Try it: updraft demo"
 )]
 pub struct Cli {
@@ -110,6 +116,15 @@ pub enum Command {
     /// Registry maintenance.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// What the fleet's machine reports say (see README "Operating a fleet").
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Halt (or yank) a channel's version when too many machines report it failed
+    /// (exit 8 when it acted, 0 when nothing needed doing).
+    Guard(GuardArgs),
+    /// Change a channel's staged rollout.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Serve a registry directory over HTTP on loopback (for demos and tests).
     Serve(ServeArgs),
 }
@@ -271,17 +286,23 @@ pub struct PromoteArgs {
     /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
     #[arg(long, value_name = "A")]
     pub app: AppName,
-    /// Release to point the channel at.
-    #[arg(
-        long,
-        value_name = "V",
-        conflicts_with = "from",
-        required_unless_present = "from"
-    )]
+    /// Release to point the channel at. With --from: exactly this version, refused
+    /// (exit 7) if the source channel now holds another one.
+    #[arg(long, value_name = "V", required_unless_present = "from")]
     pub version: Option<Version>,
     /// Take the version another channel points at.
     #[arg(long, value_name = "C1")]
     pub from: Option<Channel>,
+    /// Health gate: promote only if at least PCT percent of the --from channel's machines
+    /// that reported on the version are healthy on it (exit 7 otherwise, nothing moved).
+    #[arg(long, value_name = "PCT", requires = "from", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub require_healthy: Option<u8>,
+    /// Health gate: at least N machines healthy on the version (default 1).
+    #[arg(long, value_name = "N", requires = "require_healthy", value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_machines: Option<u64>,
+    /// Health gate: count a machine only once it has run the version this long, e.g. 1h.
+    #[arg(long, value_name = "DURATION", requires = "require_healthy")]
+    pub soak: Option<String>,
     /// Channel to move.
     #[arg(long, value_name = "C2")]
     pub channel: Channel,
@@ -315,6 +336,102 @@ pub struct YankArgs {
     /// Why it is yanked (shown by `updraft why` on every machine).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Versions, states, stale machines and failure reasons, per channel, from reports.
+    Status(FleetStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    /// Registry holding the reports: file:///path or s3://bucket/prefix (reports are
+    /// listed, which plain HTTP cannot do).
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    /// App name, as in the registry layout (<app>/fleet/<channel>/<machine>.json).
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Only this channel.
+    #[arg(long, value_name = "C")]
+    pub channel: Option<Channel>,
+    /// A machine whose last report is older than this is stale, e.g. 24h (default).
+    #[arg(long, value_name = "DURATION")]
+    pub stale: Option<String>,
+    /// Also list every machine (id, hostname, version, state, last seen).
+    #[arg(long)]
+    pub machines: bool,
+    /// Print machine-readable JSON with a stable, versioned shape.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `guard` does when the channel's version fails on too many machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuardAction {
+    /// Freeze the rollout at its current share (rollout.halted).
+    Halt,
+    /// Yank the version and point the channel back at what its machines ran before.
+    Yank,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    /// App name, as in the registry layout.
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Channel to watch.
+    #[arg(long, value_name = "C")]
+    pub channel: Channel,
+    /// Act when more than PCT percent of the machines that tried the channel's version
+    /// report it failed (rolled back or blocked).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_failed: u8,
+    /// Judge only when at least N machines tried the version (default 3).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub min_reports: u64,
+    /// What to do: halt (default) or yank.
+    #[arg(long, value_enum, default_value_t = GuardAction::Halt)]
+    pub action: GuardAction,
+    /// Say what would be done, write nothing (exit codes as if it had acted).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print what was seen and done as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Clear a halt: the rollout widens again as planned.
+    Resume(RolloutResumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutResumeArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    /// App name, as in the registry layout.
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Channel whose rollout to resume.
+    #[arg(long, value_name = "C")]
+    pub channel: Channel,
     /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
@@ -447,6 +564,9 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Yank(a) => publish::yank(ctx, a).await,
         Command::Registry(RegistryCommand::Verify(a)) => publish::verify(ctx, a).await,
         Command::Serve(a) => publish::serve(ctx, a).await,
+        Command::Fleet(FleetCommand::Status(a)) => fleet::status(ctx, a).await,
+        Command::Guard(a) => fleet::guard(ctx, a).await,
+        Command::Rollout(RolloutCommand::Resume(a)) => fleet::resume(ctx, a).await,
     }
 }
 
@@ -476,6 +596,7 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         ErrorClass::RolledBack => exit::ROLLED_BACK,
         ErrorClass::Verify => exit::VERIFY,
         ErrorClass::NotFound => exit::NOT_FOUND,
+        ErrorClass::GateNotMet => exit::GATE_NOT_MET,
         ErrorClass::Other => exit::ERROR,
     }
 }

@@ -24,7 +24,7 @@ fn transport_options(ctx: &Ctx) -> TransportOptions {
     ctx.config.transport_options()
 }
 
-fn open_store(ctx: &Ctx, url: &str) -> anyhow::Result<Box<dyn Store>> {
+pub(super) fn open_store(ctx: &Ctx, url: &str) -> anyhow::Result<Box<dyn Store>> {
     Ok(transport::open_store(url, &transport_options(ctx))?)
 }
 
@@ -32,7 +32,7 @@ fn env_password(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|p| !p.is_empty())
 }
 
-fn load_secret_key(a: &SecretKeyArgs) -> anyhow::Result<SecretKey> {
+pub(super) fn load_secret_key(a: &SecretKeyArgs) -> anyhow::Result<SecretKey> {
     let password = env_password(&a.password_env);
     if let Some(var) = &a.secret_key_env {
         let text = std::env::var(var).map_err(|_| {
@@ -48,14 +48,14 @@ fn load_secret_key(a: &SecretKeyArgs) -> anyhow::Result<SecretKey> {
     }
 }
 
-fn load_public_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+pub(super) fn load_public_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
     paths
         .iter()
         .map(|p| PublicKey::from_file(p).map_err(anyhow::Error::from))
         .collect()
 }
 
-fn expires_in(s: &Option<String>) -> anyhow::Result<Duration> {
+pub(super) fn expires_in(s: &Option<String>) -> anyhow::Result<Duration> {
     match s {
         None => Ok(DEFAULT_EXPIRES_IN),
         Some(s) => {
@@ -209,12 +209,37 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
         }),
         (None, p) => percent_rollout(p)?,
     };
-    let source = match (&a.version, &a.from) {
-        (Some(v), _) => PromoteSource::Version(v.clone()),
+    let mut source = match (&a.version, &a.from) {
+        (Some(v), Some(c)) => PromoteSource::Approved {
+            version: v.clone(),
+            from: c.clone(),
+        },
+        (Some(v), None) => PromoteSource::Version(v.clone()),
         (None, Some(c)) => PromoteSource::Channel(c.clone()),
         (None, None) => anyhow::bail!("give --version V or --from CHANNEL"),
     };
     let store = open_store(ctx, &a.registry)?;
+    if let Some(pct) = a.require_healthy {
+        let soak = match &a.soak {
+            Some(s) => humantime::parse_duration(s)
+                .with_context(|| format!("--soak {s:?}: write e.g. 30m, 2h, 1d"))?,
+            None => Duration::ZERO,
+        };
+        let rule = crate::registry::fleet::GateRule {
+            require_healthy_percent: pct,
+            min_machines: usize::try_from(a.min_machines.unwrap_or(1)).unwrap_or(usize::MAX),
+            soak,
+        };
+        source = super::fleet::gate_promotion(
+            store.as_ref(),
+            &signer,
+            &a.app,
+            source,
+            &a.channel,
+            &rule,
+        )
+        .await?;
+    }
     let doc = channel::promote(
         store.as_ref(),
         &signer,

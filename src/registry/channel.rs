@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::registry::manifest::{self, ChannelDoc, Yanked, MAX_DOCUMENT_BYTES, SCHEMA_VERSION};
 use crate::registry::names::{AppName, Channel, Version};
-use crate::registry::rollout::Rollout;
+use crate::registry::rollout::{Halt, Rollout};
 use crate::registry::signed::{
     load_signed, load_signed_tagged, put_signed, Prior, PublishError, Signer,
 };
@@ -196,6 +196,12 @@ async fn write_channel(
 pub enum PromoteSource {
     Version(Version),
     Channel(Channel),
+    /// Exactly `version`, and only while channel `from` still points at it: promote what
+    /// was approved (e.g. gated on `from`'s reports), not what happens to be there now.
+    Approved {
+        version: Version,
+        from: Channel,
+    },
 }
 
 pub struct PromoteRequest {
@@ -226,6 +232,19 @@ pub async fn promote(
                     hint: format!("nothing was published to channel {from} yet"),
                 })?
                 .version
+        }
+        PromoteSource::Approved { version, from } => {
+            let holds = current_channel(store, signer, &req.app, &from)
+                .await?
+                .map(|d| d.version);
+            if holds.as_ref() != Some(&version) {
+                return Err(PublishError::SourceMoved {
+                    from: from.to_string(),
+                    holds: holds.map_or_else(|| "nothing".into(), |v| v.to_string()),
+                    approved: version.to_string(),
+                });
+            }
+            version
         }
     };
     set_channel(
@@ -295,6 +314,155 @@ pub async fn yank(
         doc.sequence += 1;
         doc.issued = crate::time::format_time(now);
         doc.expires = crate::time::format_time(now + req.expires_in);
+        Ok(doc)
+    })
+    .await
+}
+
+/// A rollout change expected one channel version and found another: someone moved the
+/// channel after the decision was made, so the decision no longer applies (run again).
+fn moved(app: &AppName, channel: &Channel, expected: &Version, found: &Version) -> PublishError {
+    tracing::warn!(%channel, %expected, %found, "the channel moved while deciding");
+    PublishError::Contended {
+        location: manifest::channel_key(app, channel),
+        tries: 1,
+        channel: channel.to_string(),
+    }
+}
+
+fn must_exist(
+    doc: Option<ChannelDoc>,
+    app: &AppName,
+    channel: &Channel,
+) -> Result<ChannelDoc, PublishError> {
+    doc.ok_or_else(|| PublishError::Missing {
+        what: manifest::channel_key(app, channel),
+        hint: format!("nothing was published to channel {channel} yet"),
+    })
+}
+
+fn next_of(mut doc: ChannelDoc, now: SystemTime, expires_in: Duration) -> ChannelDoc {
+    doc.sequence += 1;
+    doc.issued = crate::time::format_time(now);
+    doc.expires = crate::time::format_time(now + expires_in);
+    doc
+}
+
+/// A rollout change made by `guard` or `rollout resume`.
+pub struct RolloutChange {
+    pub app: AppName,
+    pub channel: Channel,
+    /// The version the decision was about; the change is refused if the channel moved.
+    pub version: Version,
+    pub reason: String,
+    pub expires_in: Duration,
+}
+
+/// Halt the channel's rollout at its share now (spec 10.1): the next document is the
+/// same with `rollout.halted` set. Returns None, writing nothing, when it is already
+/// halted, so running the guard again is harmless.
+pub async fn halt_rollout(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    req: &RolloutChange,
+    now: SystemTime,
+) -> Result<Option<ChannelDoc>, PublishError> {
+    let current = current_channel(store, signer, &req.app, &req.channel).await?;
+    let current = must_exist(current, &req.app, &req.channel)?;
+    if current.rollout.as_ref().is_some_and(|r| r.halted.is_some()) {
+        return Ok(None);
+    }
+    let doc = change_channel(store, signer, &req.app, &req.channel, now, |cur| {
+        let doc = must_exist(cur, &req.app, &req.channel)?;
+        if doc.version != req.version {
+            return Err(moved(&req.app, &req.channel, &req.version, &doc.version));
+        }
+        let mut doc = next_of(doc, now, req.expires_in);
+        doc.rollout.get_or_insert_with(Rollout::default).halted = Some(Halt {
+            at: crate::time::format_time(now),
+            reason: req.reason.clone(),
+        });
+        Ok(doc)
+    })
+    .await?;
+    Ok(Some(doc))
+}
+
+/// Clear a halt: the rollout's plan applies again from now. Returns None, writing
+/// nothing, when the rollout is not halted.
+pub async fn resume_rollout(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+    expires_in: Duration,
+    now: SystemTime,
+) -> Result<Option<ChannelDoc>, PublishError> {
+    let current = current_channel(store, signer, app, channel).await?;
+    let current = must_exist(current, app, channel)?;
+    if current.rollout.as_ref().is_none_or(|r| r.halted.is_none()) {
+        return Ok(None);
+    }
+    let doc = change_channel(store, signer, app, channel, now, |cur| {
+        let mut doc = next_of(must_exist(cur, app, channel)?, now, expires_in);
+        if let Some(r) = &mut doc.rollout {
+            r.halted = None;
+            // A halt written on a channel without a rollout leaves an empty one behind.
+            if r.percent.is_none() && r.waves.is_empty() {
+                doc.rollout = None;
+            }
+        }
+        Ok(doc)
+    })
+    .await?;
+    Ok(Some(doc))
+}
+
+/// Yank the channel's own version: point the channel back at `back_to` (which must be a
+/// published, signed release) and list the bad version as yanked, in one document, so
+/// machines on it leave it and nobody else takes it.
+pub async fn yank_and_fall_back(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    req: &RolloutChange,
+    back_to: &Version,
+    now: SystemTime,
+) -> Result<ChannelDoc, PublishError> {
+    let rkey = manifest::release_key(&req.app, back_to);
+    let (rbytes, rsig) =
+        load_signed(store, signer, &rkey)
+            .await?
+            .ok_or_else(|| PublishError::Missing {
+                what: rkey.clone(),
+                hint: format!("cannot go back to {back_to}: it was never published"),
+            })?;
+    let rsig = rsig.ok_or_else(|| PublishError::UntrustedExisting {
+        what: rkey.clone(),
+        why: "has no .minisig signature".into(),
+    })?;
+    manifest::verify_release(&rbytes, &rsig, &signer.trusted, &req.app, back_to)?;
+    change_channel(store, signer, &req.app, &req.channel, now, |cur| {
+        let doc = must_exist(cur, &req.app, &req.channel)?;
+        if doc.version != req.version {
+            return Err(moved(&req.app, &req.channel, &req.version, &doc.version));
+        }
+        let mut doc = next_of(doc, now, req.expires_in);
+        doc.version = back_to.clone();
+        // The plan was for the bad version; everyone may go back at once.
+        doc.rollout = None;
+        if let Some(y) = doc.is_yanked(back_to) {
+            return Err(PublishError::PromoteYanked {
+                channel: req.channel.to_string(),
+                version: back_to.to_string(),
+                reason: y.reason.clone(),
+            });
+        }
+        doc.yanked.retain(|y| y.version != req.version);
+        doc.yanked.push(Yanked {
+            version: req.version.clone(),
+            reason: req.reason.clone(),
+        });
+        doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(doc)
     })
     .await

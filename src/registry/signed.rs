@@ -45,6 +45,12 @@ pub enum PublishError {
         version: String,
         reason: String,
     },
+    #[error("channel {from} now points at {holds}, not the approved {approved}: nothing was promoted; approve (and gate) what {from} holds now, or promote {approved} with --version alone")]
+    SourceMoved {
+        from: String,
+        holds: String,
+        approved: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{location} kept changing under this command ({tries} tries): another publisher is changing channel {channel}; run this again when it is done")]
@@ -203,6 +209,7 @@ impl Classify for PublishError {
             PublishError::UntrustedExisting { .. } => ErrorClass::Verify,
             PublishError::Missing { .. } => ErrorClass::NotFound,
             PublishError::Contended { .. } => ErrorClass::Busy,
+            PublishError::SourceMoved { .. } => ErrorClass::GateNotMet,
             PublishError::Immutable { .. } | PublishError::Hashing { .. } => ErrorClass::Other,
         }
     }
