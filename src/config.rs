@@ -253,6 +253,38 @@ fn default_max_document() -> u64 {
     1 << 20
 }
 
+impl Limits {
+    /// A limit of 0 would refuse every document or artifact; there is no "unlimited"
+    /// (see `transport::limits`), so 0 is a mistake to report, not a value to use.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value, default) in [
+            (
+                "max_unpacked_bytes",
+                self.max_unpacked_bytes,
+                default_max_unpacked(),
+            ),
+            ("max_entries", self.max_entries, default_max_entries()),
+            (
+                "max_artifact_bytes",
+                self.max_artifact_bytes,
+                default_max_artifact(),
+            ),
+            (
+                "max_document_bytes",
+                self.max_document_bytes,
+                default_max_document(),
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{key} = 0 would refuse everything (there is no \"unlimited\"): set a positive limit, or remove the key for the default of {default}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -316,6 +348,7 @@ impl Config {
         if cfg.keep == 0 {
             return Err(ConfigError::Invalid("`keep` must be at least 1".into()));
         }
+        cfg.limits.validate()?;
         Ok(cfg)
     }
 

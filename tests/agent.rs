@@ -603,3 +603,30 @@ fn why_json_keeps_its_shape() {
         );
     }
 }
+
+#[test]
+fn a_zero_limit_in_the_config_is_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    for key in [
+        "max_document_bytes",
+        "max_artifact_bytes",
+        "max_unpacked_bytes",
+        "max_entries",
+    ] {
+        let app = App::new(&agent_toml(
+            &reg,
+            &reg.http,
+            "prod",
+            &format!("[limits]\n{key} = 0\n"),
+        ));
+        let out = app.run(&["check"]);
+        assert_eq!(code(&out), 2, "{key}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("limits.{key} = 0")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

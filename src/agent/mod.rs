@@ -501,12 +501,11 @@ impl Agent {
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?;
-        if artifact.size > self.config.limits.max_artifact_bytes {
-            return Err(AgentError::Transport(TransportError::TooLarge {
-                location: format!("artifact of {target} for {}", self.target),
-                limit: self.config.limits.max_artifact_bytes,
-            }));
-        }
+        transport::limits::check(
+            &format!("artifact of {target} for {}", self.target),
+            self.config.limits.max_artifact_bytes,
+            artifact.size,
+        )?;
         let stream = match &location {
             Location::Key(key) => retry::resumable_stream(
                 self.transport.clone(),

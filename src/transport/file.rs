@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::headers::file_etag;
+use super::limits::Limited;
 use super::{Body, FetchRequest, Fetched, Transport, TransportError, UpdateLock};
 
 /// How long a publisher waits for another one changing the same channel documents.
@@ -173,22 +174,15 @@ impl Transport for FileRegistry {
         // Like a server answering a Range it cannot satisfy with the whole object.
         let offset = if req.offset <= len { req.offset } else { 0 };
         let remaining = len - offset;
-        if req.limit > 0 && remaining > req.limit {
-            return Err(TransportError::TooLarge {
-                location: self.location(&req.key),
-                limit: req.limit,
-            });
-        }
         if offset > 0 {
             file.seek(io::SeekFrom::Start(offset))
                 .await
                 .map_err(|e| self.io_err(&req.key, e))?;
         }
         let location = self.location(&req.key);
-        let limit = if req.limit > 0 { req.limit } else { u64::MAX };
-        let stream = futures_util::stream::try_unfold(
-            (file, 0u64, location),
-            move |(mut f, read, location)| async move {
+        let chunks = futures_util::stream::try_unfold(
+            (file, location.clone()),
+            |(mut f, location)| async move {
                 let mut buf = vec![0u8; CHUNK];
                 let n = f.read(&mut buf).await.map_err(|e| TransportError::Io {
                     location: location.clone(),
@@ -197,15 +191,18 @@ impl Transport for FileRegistry {
                 if n == 0 {
                     return Ok(None);
                 }
-                let read = read + n as u64;
-                // The file may have grown since it was opened.
-                if read > limit {
-                    return Err(TransportError::TooLarge { location, limit });
-                }
                 buf.truncate(n);
-                Ok(Some((Bytes::from(buf), (f, read, location))))
+                Ok(Some((Bytes::from(buf), (f, location))))
             },
         );
+        // A file that grows or shrinks while it is read fails like a lying server.
+        let stream = Limited::new(
+            Box::pin(chunks),
+            location,
+            offset,
+            Some(remaining),
+            req.limit,
+        )?;
         Ok(Fetched::Body(Body {
             etag: Some(etag),
             last_modified: None,

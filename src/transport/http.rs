@@ -5,18 +5,15 @@
 //! limit and turns a body that ends before its Content-Length into an error, so a cut
 //! connection can never pass for a complete (short) object.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::header::{
     CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
 
 use super::headers::ContentRange;
-use super::{Body, FetchRequest, Fetched, Transport, TransportError, TransportOptions};
+use super::limits::{self, Limited};
+use super::{Body, ByteStream, FetchRequest, Fetched, Transport, TransportError, TransportOptions};
 
 /// Characters escaped inside one path segment: everything a URL parser would read as
 /// structure (`/ ? #`), the escape character itself, and what is never literal in a path.
@@ -162,6 +159,19 @@ pub(crate) fn network_error(
     }
 }
 
+/// A response's body as chunks, its read errors mapped by [`network_error`].
+pub(crate) fn body_stream(
+    resp: reqwest::Response,
+    location: &str,
+    opts: &TransportOptions,
+) -> ByteStream {
+    let (location, opts) = (location.to_string(), opts.clone());
+    Box::pin(
+        resp.bytes_stream()
+            .map(move |r| r.map_err(|e| network_error(&e, &location, &opts))),
+    )
+}
+
 /// An error with every cause, outermost first, without repeating a cause that its
 /// parent already quotes. reqwest's own message ("error sending request for url") says
 /// nothing useful; the operator needs the "Connection refused" at the bottom.
@@ -195,14 +205,7 @@ async fn status_detail(resp: reqwest::Response) -> String {
     if !is_text {
         return String::new();
     }
-    let mut stream = resp.bytes_stream();
-    let mut buf = Vec::new();
-    while buf.len() < DETAIL_CHARS * 4 {
-        match stream.next().await {
-            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
+    let buf = limits::read_capped(resp, DETAIL_CHARS * 4).await;
     let text = String::from_utf8_lossy(&buf);
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.is_empty() {
@@ -304,99 +307,19 @@ impl Transport for HttpRegistry {
         let etag = header(ETAG);
         let last_modified = header(LAST_MODIFIED);
         let len = resp.content_length();
-        if let Some(n) = len {
-            if req.limit > 0 && offset.saturating_add(n) > req.limit {
-                return Err(TransportError::TooLarge {
-                    location,
-                    limit: req.limit,
-                });
-            }
-        }
-        let opts = self.opts.clone();
-        let loc = location.clone();
-        let inner = resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| network_error(&e, &loc, &opts)));
+        let stream = body_stream(resp, &location, &self.opts);
+        let stream = Limited::new(stream, location, offset, len, req.limit)?;
         Ok(Fetched::Body(Body {
             etag,
             last_modified,
             len,
             offset,
-            stream: Box::pin(CheckedBody {
-                inner: Box::pin(inner),
-                location,
-                start: offset,
-                received: 0,
-                expected: len,
-                limit: req.limit,
-                done: false,
-            }),
+            stream: Box::pin(stream),
         }))
     }
 
     fn location(&self, key: &str) -> String {
         self.url_of(key)
-    }
-}
-
-/// A response body that enforces the size limit while streaming and reports a body
-/// cut short of its Content-Length as a (retryable) network error.
-struct CheckedBody {
-    inner: Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>,
-    location: String,
-    /// Object offset of the first body byte.
-    start: u64,
-    received: u64,
-    expected: Option<u64>,
-    limit: u64,
-    done: bool,
-}
-
-impl Stream for CheckedBody {
-    type Item = Result<Bytes, TransportError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
-        let this = &mut *self;
-        match item {
-            Some(Ok(chunk)) => {
-                this.received += chunk.len() as u64;
-                if this.limit > 0 && this.start + this.received > this.limit {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(TransportError::TooLarge {
-                        location: this.location.clone(),
-                        limit: this.limit,
-                    })));
-                }
-                if let Some(n) = this.expected.filter(|n| this.received > *n) {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(TransportError::Io {
-                        location: this.location.clone(),
-                        message: format!(
-                            "the server sent more than its Content-Length of {n} bytes"
-                        ),
-                    })));
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Some(Err(e)) => {
-                this.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            None => {
-                this.done = true;
-                match this.expected.filter(|n| this.received < *n) {
-                    Some(n) => Poll::Ready(Some(Err(TransportError::Network {
-                        location: this.location.clone(),
-                        message: format!("connection closed after {} of {n} bytes", this.received),
-                    }))),
-                    None => Poll::Ready(None),
-                }
-            }
-        }
     }
 }
 

@@ -16,6 +16,7 @@ use futures_util::Stream;
 pub mod file;
 pub mod headers;
 pub mod http;
+pub mod limits;
 pub mod retry;
 pub mod s3;
 pub mod source;
@@ -137,8 +138,8 @@ pub struct FetchRequest {
     pub if_modified_since: Option<String>,
     /// Resume from this byte offset (HTTP Range); 0 fetches the whole object.
     pub offset: u64,
-    /// Refuse bodies larger than this (checked against Content-Length up front and
-    /// against bytes received while streaming).
+    /// Refuse objects larger than this (see [`limits`]: checked against the announced
+    /// length up front and against bytes received while streaming).
     pub limit: u64,
 }
 
@@ -172,30 +173,8 @@ pub struct Body {
 impl Body {
     /// Collect a (small) body, enforcing `limit` while reading.
     pub async fn bytes(self, location: &str, limit: u64) -> Result<Vec<u8>, TransportError> {
-        collect_limited(self.stream, location, limit).await
+        limits::collect(self.stream, location, limit).await
     }
-}
-
-/// Collect a stream of chunks, failing as soon as it passes `limit` bytes (so a huge
-/// body is never buffered whole).
-pub(crate) async fn collect_limited(
-    mut stream: impl Stream<Item = Result<Bytes, TransportError>> + Unpin,
-    location: &str,
-    limit: u64,
-) -> Result<Vec<u8>, TransportError> {
-    use futures_util::StreamExt;
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err(TransportError::TooLarge {
-                location: location.to_string(),
-                limit,
-            });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// Read access to a registry, the only thing the agent needs.

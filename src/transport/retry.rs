@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tracing::warn;
 
+use super::limits;
 use super::{ByteStream, FetchRequest, Fetched, Transport, TransportError};
 
 #[derive(Debug, Clone)]
@@ -295,12 +296,9 @@ impl Resume {
             self.backoff = self.policy.backoff().build();
         }
         let after = self.yielded + chunk.len() as u64;
-        if self.limit > 0 && after > self.limit {
+        if let Err(e) = limits::check(&self.location, self.limit, after) {
             self.finished = true;
-            return Err(TransportError::TooLarge {
-                location: self.location.clone(),
-                limit: self.limit,
-            });
+            return Err(e);
         }
         if let Some(want) = self.expected_len.filter(|w| after > *w) {
             self.finished = true;

@@ -57,12 +57,8 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
-        if self.bytes > self.limit {
-            return Err(io::Error::other(format!(
-                "artifact exceeds the size limit of {} bytes",
-                self.limit
-            )));
-        }
+        crate::transport::limits::check("the artifact", self.limit, self.bytes)
+            .map_err(io::Error::other)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }

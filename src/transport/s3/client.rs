@@ -2,10 +2,8 @@
 //! body with its limit and truncation checks, and network errors.
 
 use std::path::Path;
-use std::pin::Pin;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use reqwest::header::{self, HeaderMap};
 use rusty_s3::S3Action;
 
@@ -13,7 +11,8 @@ use super::errors::{classify, Ctx, ErrorInfo, Op};
 use super::xml::parse_list_page;
 use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
 use crate::transport::headers::{content_type, ContentRange};
-use crate::transport::http::network_error;
+use crate::transport::http::{body_stream, network_error};
+use crate::transport::limits::{self, read_capped, Limited};
 use crate::transport::Transport;
 use crate::transport::{Body, FetchRequest, Fetched, TransportError, TransportOptions};
 
@@ -192,33 +191,16 @@ impl S3Registry {
             _ => return Err(self.failure(resp, self.ctx(&req.key, op)).await),
         };
         let len = resp.content_length();
-        // The limit is on the object, so a resumed body counts from its offset.
-        if let Some(len) = len {
-            if start.saturating_add(len) > req.limit {
-                return Err(TransportError::TooLarge {
-                    location,
-                    limit: req.limit,
-                });
-            }
-        }
         let etag = header_str(resp.headers(), "etag");
         let last_modified = header_str(resp.headers(), "last-modified");
-        let reading = Reading {
-            inner: Box::pin(resp.bytes_stream()),
-            received: 0,
-            expected: len,
-            start,
-            limit: req.limit,
-            location,
-            opts: self.opts.clone(),
-            done: false,
-        };
+        let stream = body_stream(resp, &location, &self.opts);
+        let stream = Limited::new(stream, location, start, len, req.limit)?;
         Ok(Fetched::Body(Body {
             etag,
             last_modified,
             len,
             offset: start,
-            stream: Box::pin(futures_util::stream::unfold(reading, Reading::next)),
+            stream: Box::pin(stream),
         }))
     }
 
@@ -262,79 +244,13 @@ impl S3Registry {
     }
 }
 
-/// A response body being streamed to the caller, with the limit and truncation checks.
-pub(super) struct Reading {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    received: u64,
-    expected: Option<u64>,
-    start: u64,
-    limit: u64,
-    location: String,
-    opts: TransportOptions,
-    done: bool,
-}
-
-impl Reading {
-    pub(super) async fn next(mut self) -> Option<(Result<Bytes, TransportError>, Reading)> {
-        if self.done {
-            return None;
-        }
-        let item = match self.inner.next().await {
-            Some(Ok(chunk)) => {
-                self.received += chunk.len() as u64;
-                if self.start.saturating_add(self.received) > self.limit {
-                    self.done = true;
-                    Err(TransportError::TooLarge {
-                        location: self.location.clone(),
-                        limit: self.limit,
-                    })
-                } else {
-                    Ok(chunk)
-                }
-            }
-            Some(Err(e)) => {
-                self.done = true;
-                Err(network_error(&e, &self.location, &self.opts))
-            }
-            None => {
-                self.done = true;
-                match self.expected {
-                    Some(expected) if self.received != expected => Err(TransportError::Network {
-                        location: self.location.clone(),
-                        message: format!("body ended after {} of {expected} bytes", self.received),
-                    }),
-                    _ => return None,
-                }
-            }
-        };
-        Some((item, self))
-    }
-}
-
 pub(super) async fn read_body(
     resp: reqwest::Response,
     limit: u64,
     location: &str,
     opts: &TransportOptions,
 ) -> Result<Vec<u8>, TransportError> {
-    let stream = resp
-        .bytes_stream()
-        .map(|chunk| chunk.map_err(|e| network_error(&e, location, opts)));
-    crate::transport::collect_limited(stream, location, limit).await
-}
-
-/// Best effort: an error document is a help, not a requirement.
-pub(super) async fn read_capped(resp: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = limit.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= limit {
-            break;
-        }
-    }
-    out
+    limits::collect(body_stream(resp, location, opts), location, limit).await
 }
 
 pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -8,11 +8,12 @@ use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::S3Action;
 use tokio::io::AsyncReadExt;
 
-use super::client::{header_str, read_body, read_capped};
+use super::client::{header_str, read_body};
 use super::errors::{classify, ErrorInfo, Op};
 use super::xml::parse_error_document;
 use super::{retrying, S3Registry, ERROR_BODY_LIMIT, SIGN_FOR};
 use crate::transport::headers::content_type;
+use crate::transport::limits::read_capped;
 use crate::transport::Transport;
 use crate::transport::TransportError;
 
