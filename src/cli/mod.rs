@@ -507,7 +507,6 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    crate::cli::logging::init(cli.log_format.as_deref(), cli.verbose);
     let config = match &cli.config {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
@@ -518,6 +517,9 @@ pub fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    // The command line wins over the config file, as for every other setting.
+    let log_format = cli.log_format.as_deref().or(config.log_format.as_deref());
+    crate::cli::logging::init(log_format, cli.verbose);
     let ctx = Ctx {
         config,
         config_path: cli.config.clone(),
