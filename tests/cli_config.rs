@@ -86,3 +86,39 @@ fn log_format_in_the_config_is_honoured_and_the_flag_wins() {
     assert!(json_records(&out).is_empty(), "{}", text(&out));
     assert!(stderr(&out).contains("release installed"), "{}", text(&out));
 }
+
+#[test]
+fn why_reports_a_config_the_agent_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    std::fs::create_dir_all(&root).unwrap();
+    let agent_config = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "app = \"demo\"\nroot = \"{}\"\nregistry = \"file://{}\"\nchannel = \"prod\"\npublic_keys = [\"RWQ-not-a-key\"]\n",
+            root.display(),
+            dir.path().join("registry").display()
+        ),
+    )
+    .unwrap();
+    let out = updraft(&["--config", agent_config.to_str().unwrap(), "why"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("public_keys entry \"RWQ-not-a-key\""),
+        "{}",
+        text(&out)
+    );
+    // `check` says the same about the same file.
+    let check = updraft(&["--config", agent_config.to_str().unwrap(), "check"]);
+    assert_eq!(check.status.code(), Some(2), "{}", text(&check));
+
+    // A push-mode config (no registry) is not an agent config: `why` explains history.
+    let push_config = dir.path().join("push.toml");
+    std::fs::write(&push_config, format!("root = \"{}\"\n", root.display())).unwrap();
+    assert_ok(&updraft(&[
+        "--config",
+        push_config.to_str().unwrap(),
+        "why",
+    ]));
+}

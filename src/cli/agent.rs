@@ -205,26 +205,27 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let mut decision = None;
     let mut explanation = None;
     let mut rollout = None;
-    if ctx.config_path.is_some() {
-        if let Ok(agent) = Agent::from_config(root.clone(), &ctx.config) {
-            match agent.cached_view(&state) {
-                Ok(Some(view)) => {
-                    let d = agent.decide(&state, current.as_ref(), &installed, &view);
-                    decision = Some(d.name().to_string());
-                    explanation = Some(d.explain());
-                    rollout = Some(agent.rollout_summary(&view));
-                }
-                Ok(None) => {
-                    explanation = Some(
-                        "no channel document seen yet: run `updraft check` or `updraft update`"
-                            .into(),
-                    )
-                }
-                Err(e) => {
-                    explanation = Some(format!(
-                        "the cached channel document no longer verifies: {e}"
-                    ))
-                }
+    // A config naming a registry is an agent's: if the agent could not run with it,
+    // say so (as `check` would) rather than explain without it. A push-mode config
+    // (no registry) has no decision to explain.
+    if ctx.config_path.is_some() && ctx.config.registry.is_some() {
+        let agent = Agent::from_config(root.clone(), &ctx.config)?;
+        match agent.cached_view(&state) {
+            Ok(Some(view)) => {
+                let d = agent.decide(&state, current.as_ref(), &installed, &view);
+                decision = Some(d.name().to_string());
+                explanation = Some(d.explain());
+                rollout = Some(agent.rollout_summary(&view));
+            }
+            Ok(None) => {
+                explanation = Some(
+                    "no channel document seen yet: run `updraft check` or `updraft update`".into(),
+                )
+            }
+            Err(e) => {
+                explanation = Some(format!(
+                    "the cached channel document no longer verifies: {e}"
+                ))
             }
         }
     }
