@@ -29,6 +29,14 @@ impl std::fmt::Display for CredsFrom {
 /// Credentials of `profile` in an AWS shared credentials file (INI: `[profile]`,
 /// then `aws_access_key_id`, `aws_secret_access_key`, optional `aws_session_token`).
 /// Pure, so every shape of the file is unit-tested.
+///
+/// Hand-written rather than taken from an INI crate because the file follows the AWS
+/// SDKs' own grammar (their Rust SDK hand-writes its parser too), which generic INI
+/// crates differ from where it matters: `rust-ini` refuses a comment after a section
+/// header and reads a line without `=` as the start of the next key (losing it);
+/// `configparser` cuts `#`/`;` out of the middle of a value. Both take `:` as a
+/// separator. The AWS rules followed here: a comment after a section header, a comment
+/// in a value only after whitespace, the last value of a key wins.
 pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Option<Creds>, String> {
     let mut in_profile = false;
     let mut seen = false;
@@ -38,7 +46,10 @@ pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Opti
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        if let Some(name) = strip_comment(line, false)
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+        {
             in_profile = name.trim() == profile;
             seen |= in_profile;
             continue;
@@ -46,7 +57,7 @@ pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Opti
         if !in_profile {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else {
+        let Some((k, v)) = strip_comment(line, true).split_once('=') else {
             continue;
         };
         let v = Some(v.trim().to_string()).filter(|v| !v.is_empty());
@@ -68,6 +79,20 @@ pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Opti
             "profile [{profile}] needs both aws_access_key_id and aws_secret_access_key"
         )),
     }
+}
+
+/// `line` without its trailing `#` or `;` comment. In a property line the comment must
+/// follow whitespace, so a value may hold `#` and `;` (`abc#d` is a value, `abc #d` is
+/// `abc` and a comment), as the AWS SDKs read it.
+fn strip_comment(line: &str, need_whitespace: bool) -> &str {
+    let mut after_space = false;
+    for (i, c) in line.char_indices() {
+        if matches!(c, '#' | ';') && (after_space || !need_whitespace) {
+            return line[..i].trim_end();
+        }
+        after_space = c.is_whitespace();
+    }
+    line
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -218,6 +243,35 @@ mod tests {
         assert!(parse_shared_credentials(text, "half")
             .unwrap_err()
             .contains("needs both"));
+    }
+
+    #[test]
+    fn comments_follow_the_aws_rules() {
+        let creds = |text: &str, profile: &str| {
+            parse_shared_credentials(text, profile)
+                .unwrap()
+                .map(|c| (c.key_id, c.secret, c.token))
+        };
+        let pair = |k: &str, s: &str| Some((k.to_string(), s.to_string(), None));
+        for (text, profile, want) in [
+            // A comment after a section header still opens that section.
+            ("[ci] # CI keys\naws_access_key_id=A\naws_secret_access_key=S\n", "ci", pair("A", "S")),
+            ("[default]\naws_access_key_id=D\naws_secret_access_key=D\n[ci] ; rotated\naws_access_key_id=A\naws_secret_access_key=S\n", "default", pair("D", "D")),
+            // A comment after a value needs whitespace before it...
+            ("[x]\naws_access_key_id = A # old: B\naws_secret_access_key = S\t; rotated\n", "x", pair("A", "S")),
+            // ...so `#` and `;` inside a value are kept.
+            ("[x]\naws_access_key_id=A\naws_secret_access_key=ab#cd;ef\n", "x", pair("A", "ab#cd;ef")),
+            // `=` inside a value (base64 tokens end in it) stays.
+            ("[x]\naws_access_key_id=A\naws_secret_access_key=S\naws_session_token=IQo//b3==\n", "x", Some(("A".into(), "S".into(), Some("IQo//b3==".into())))),
+            // The last value of a key wins; a repeated section continues the first.
+            ("[x]\naws_access_key_id=A1\naws_access_key_id=A2\n[y]\n[x]\naws_secret_access_key=S\n", "x", pair("A2", "S")),
+            // Windows line ends.
+            ("[x]\r\naws_access_key_id=A\r\naws_secret_access_key=S\r\n", "x", pair("A", "S")),
+            // A commented-out section is no section.
+            ("# [x]\n; [x]\n", "x", None),
+        ] {
+            assert_eq!(creds(text, profile), want, "{text:?}");
+        }
     }
 
     #[test]
