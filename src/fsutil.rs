@@ -119,9 +119,54 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Run blocking filesystem work (fsync, syncfs, deleting a tree, unpacking) on tokio's
+/// blocking pool. On a 1-vCPU machine the runtime has one worker: work done on it
+/// stalls timers, health checks and the systemd watchdog until the disk answers.
+///
+/// A panic in `f` carries on here, as if `f` had run inline. The task cannot be
+/// cancelled while it is awaited (only a runtime shutting down cancels blocking tasks,
+/// and that drops the awaiting future too), so that case is an invariant, not an error.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a blocking filesystem task was cancelled while awaited: {e}"),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one_worker() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn blocking_work_leaves_the_only_worker_free() {
+        one_worker().block_on(async {
+            let (tx, rx) = std::sync::mpsc::channel();
+            // Runs only if the single worker is free while `blocking` waits for it.
+            let other = tokio::spawn(async move { tx.send(()).unwrap() });
+            let got = blocking(move || rx.recv_timeout(std::time::Duration::from_secs(60))).await;
+            assert!(got.is_ok(), "the worker was blocked");
+            other.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_panic_in_blocking_work_carries_on_in_the_caller() {
+        let rt = one_worker();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(blocking(|| -> u8 { panic!("disk on fire") }))
+        }));
+        let panic = caught.unwrap_err();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"disk on fire"));
+    }
 
     #[test]
     fn atomic_write_replaces_and_sets_mode() {

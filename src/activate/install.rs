@@ -12,6 +12,7 @@ use super::Pipeline;
 use crate::archive::unpack::{self, UnpackError};
 use crate::disk::releases::Staging;
 use crate::disk::state::State;
+use crate::fsutil;
 use crate::registry::names::Version;
 use crate::transport::source::{HashingReader, Progress, Source, StreamReader};
 
@@ -143,59 +144,69 @@ impl Pipeline<'_> {
             } else {
                 reader
             };
-        let (sha256, size) = tokio::task::spawn_blocking(move || {
+        let vouched = expected.is_some();
+        let force = req.force;
+        let recorded_sha = recorded.clone();
+        let expected_size = req.expected_size;
+        // Unpack, verify and place in one blocking task: the staging tree is dropped
+        // (deleted) there too, whatever happens, and never on an async worker.
+        let (sha256, size, placed) = fsutil::blocking(move || {
             let mut hr = HashingReader::new(
                 std::io::BufReader::with_capacity(256 * 1024, reader),
                 max_artifact,
             );
-            match unpack::unpack_tar_gz(&mut hr, &target, &limits) {
-                Ok(_) => Ok(hr.finish()),
+            let (sha256, size) = match unpack::unpack_tar_gz(&mut hr, &target, &limits) {
+                Ok(_) => hr.finish(),
                 // Our disk failed us, not the tarball: not a verification failure.
                 Err(UnpackError::Io { path, source }) if is_disk_failure(&source) => {
-                    Err(DeployError::Write {
+                    return Err(DeployError::Write {
                         location: loc,
                         path,
                         source,
                     })
                 }
-                Err(source) => Err(DeployError::Unpack {
-                    location: loc,
-                    source,
-                }),
+                Err(source) => {
+                    return Err(DeployError::Unpack {
+                        location: loc,
+                        source,
+                    })
+                }
+            };
+            if let Some(exp) = expected {
+                if exp != sha256 {
+                    return Err(DeployError::Checksum {
+                        location: loc,
+                        expected: exp,
+                        actual: sha256,
+                    });
+                }
             }
+            if let Some(exp) = expected_size {
+                if exp != size {
+                    return Err(DeployError::Size {
+                        location: loc,
+                        expected: exp,
+                        actual: size,
+                    });
+                }
+            }
+            let placed = placement(exists, recorded_sha.as_deref(), vouched, &sha256, force);
+            match placed {
+                // Same bytes, or refused: the staging tree is dropped (deleted) here.
+                Placement::Reuse | Placement::Refuse => {}
+                Placement::Replace => staging
+                    .exchange(&dest)
+                    .map_err(io_err("cannot replace release", &dest))?,
+                Placement::Commit => staging
+                    .commit(&dest)
+                    .map_err(io_err("cannot move staged release into place", &dest))?,
+            }
+            Ok((sha256, size, placed))
         })
-        .await
-        .map_err(|e| DeployError::Read {
-            location: location.clone(),
-            message: e.to_string(),
-        })??;
-        if let Some(exp) = &expected {
-            if *exp != sha256 {
-                return Err(DeployError::Checksum {
-                    location,
-                    expected: exp.clone(),
-                    actual: sha256,
-                });
-            }
-        }
-        if let Some(exp) = req.expected_size {
-            if exp != size {
-                return Err(DeployError::Size {
-                    location,
-                    expected: exp,
-                    actual: size,
-                });
-            }
-        }
-        let replaced = match placement(
-            exists,
-            recorded.as_deref(),
-            expected.is_some(),
-            &sha256,
-            req.force,
-        ) {
+        .await?;
+        let replaced = match placed {
             Placement::Reuse => {
-                // Same bytes: drop the staging tree and reuse the installed release.
+                // Same bytes: reuse the installed release.
                 return Ok(Installed {
                     version: req.version,
                     sha256,
@@ -216,21 +227,11 @@ impl Pipeline<'_> {
                     },
                 });
             }
-            Placement::Replace => {
-                staging
-                    .exchange(&dest)
-                    .map_err(io_err("cannot replace release", &dest))?;
-                true
-            }
-            Placement::Commit => {
-                staging
-                    .commit(&dest)
-                    .map_err(io_err("cannot move staged release into place", &dest))?;
-                false
-            }
+            Placement::Replace => true,
+            Placement::Commit => false,
         };
         state.record_release(&req.version, &sha256, &location);
-        self.save_state(state)?;
+        self.save_state(state).await?;
         info!(version = %req.version, sha256 = %sha256, bytes = size, "release installed");
         Ok(Installed {
             version: req.version,

@@ -42,6 +42,7 @@ use crate::disk::layout::AppRoot;
 use crate::disk::lock::RootLock;
 use crate::disk::releases;
 use crate::disk::state::State;
+use crate::fsutil;
 use crate::registry::names::Version;
 use error::io_err;
 
@@ -76,8 +77,11 @@ impl<'a> Pipeline<'a> {
         Ok(State::load(&self.root.state_file())?)
     }
 
-    pub fn save_state(&self, state: &State) -> Result<(), DeployError> {
-        Ok(state.save(&self.root.state_file())?)
+    /// Write the state file (atomically, fsynced) off the async workers.
+    pub async fn save_state(&self, state: &State) -> Result<(), DeployError> {
+        let state = state.clone();
+        let path = self.root.state_file();
+        Ok(fsutil::blocking(move || state.save(&path)).await?)
     }
 
     pub fn current(&self) -> Result<Option<Version>, DeployError> {
@@ -135,9 +139,10 @@ pub async fn deploy(
     let installed = p.install(&mut state, req).await?;
     if let Err(e) = p.pre_activate(&version).await {
         if installed.fresh && !installed.replaced && p.current()?.as_ref() != Some(&version) {
-            let _ = releases::remove_release(root, &version);
+            let (root, v) = (root.clone(), version.clone());
+            let _ = fsutil::blocking(move || releases::remove_release(&root, &v)).await;
             state.forget_release(&version);
-            p.save_state(&state)?;
+            p.save_state(&state).await?;
         }
         p.log(LogLine::Refused {
             version: &version,
@@ -146,7 +151,7 @@ pub async fn deploy(
         return Err(e);
     }
     let mut activated = p.activate(&mut state, &version, Kind::Deploy).await?;
-    activated.pruned = p.prune(&state, config.keep, false)?;
+    activated.pruned = p.prune(&state, config.keep, false).await?;
     Ok(DeployReport {
         installed,
         activated,

@@ -8,6 +8,7 @@ use super::journal::LogLine;
 use super::Pipeline;
 use crate::disk::releases;
 use crate::disk::state::State;
+use crate::fsutil;
 use crate::registry::names::Version;
 
 /// Which releases to delete so that at most `keep` remain, never touching `protected`
@@ -34,7 +35,7 @@ pub fn plan_prune(installed: &[Version], keep: usize, protected: &[&Version]) ->
 
 impl Pipeline<'_> {
     /// Remove releases beyond `keep`, never current, previous or pinned.
-    pub fn prune(
+    pub async fn prune(
         &self,
         state: &State,
         keep: usize,
@@ -53,10 +54,13 @@ impl Pipeline<'_> {
         let doomed = plan_prune(&installed, keep, &protected);
         if !dry_run {
             for v in &doomed {
-                releases::remove_release(self.root, v).map_err(io_err(
-                    "cannot remove old release",
-                    &self.root.release_dir(v),
-                ))?;
+                let (root, version) = (self.root.clone(), v.clone());
+                fsutil::blocking(move || releases::remove_release(&root, &version))
+                    .await
+                    .map_err(io_err(
+                        "cannot remove old release",
+                        &self.root.release_dir(v),
+                    ))?;
                 info!(version = %v, "pruned old release");
                 self.log(LogLine::Pruned { version: v });
             }

@@ -8,6 +8,7 @@ use super::journal::LogLine;
 use super::Pipeline;
 use crate::disk::releases;
 use crate::disk::state::{Kind, Pending, State};
+use crate::fsutil;
 use crate::registry::names::Version;
 
 /// What to do with an activation a killed run left pending.
@@ -35,10 +36,14 @@ impl Pipeline<'_> {
     /// Finish what a killed run left: remove staging trees, and roll back an
     /// activation that was still pending (its health was never confirmed).
     pub async fn recover(&self, state: &mut State) -> Result<(), DeployError> {
-        for p in releases::clean_leftovers(self.root).map_err(io_err(
-            "cannot remove leftover staging",
-            &self.root.releases(),
-        ))? {
+        let root = self.root.clone();
+        let removed = fsutil::blocking(move || releases::clean_leftovers(&root))
+            .await
+            .map_err(io_err(
+                "cannot remove leftover staging",
+                &self.root.releases(),
+            ))?;
+        for p in removed {
             info!(path = %p.display(), "removed leftover staging directory from an interrupted run");
         }
         let Some(pending) = state.pending.take() else {
@@ -51,8 +56,9 @@ impl Pipeline<'_> {
                 pending.version
             );
             warn!(version = %pending.version, "{reason}; rolling back");
-            let what =
-                self.switch_back(pending.previous.as_ref(), pending.previous_link.as_deref())?;
+            let what = self
+                .switch_back(pending.previous.as_ref(), pending.previous_link.as_deref())
+                .await?;
             let how = self
                 .bring_back(
                     pending.previous.as_ref(),
@@ -67,7 +73,7 @@ impl Pipeline<'_> {
                 restored: pending.previous.as_ref(),
             });
         }
-        self.save_state(state)?;
+        self.save_state(state).await?;
         Ok(())
     }
 }

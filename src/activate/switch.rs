@@ -4,7 +4,7 @@
 //! restart that, and block the failed version.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -50,6 +50,24 @@ fn restore_target<'a>(
     }
 }
 
+/// The regular files directly in `src`, written atomically into `dst`.
+fn copy_files(src: &Path, dst: &Path) -> Result<(), DeployError> {
+    let Ok(rd) = fs::read_dir(src) else {
+        return Ok(());
+    };
+    fs::create_dir_all(dst).map_err(io_err("cannot create commands directory", dst))?;
+    for entry in rd.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        if !ft.is_file() {
+            continue;
+        }
+        let bytes = fs::read(entry.path()).map_err(io_err("cannot read command", &entry.path()))?;
+        let to = dst.join(entry.file_name());
+        fsutil::write_atomic(&to, &bytes, 0o755).map_err(io_err("cannot write command", &to))?;
+    }
+    Ok(())
+}
+
 impl Pipeline<'_> {
     /// The target of `current` when it points at something that is no release of ours
     /// (a seed release named by a git hash or a date), so a failed activation can put
@@ -64,26 +82,30 @@ impl Pipeline<'_> {
 
     /// Undo a switch: back to the previous release, else to the unmanaged target
     /// `current` had, else no `current` at all. Says which, for the operator.
-    pub(super) fn switch_back(
+    pub(super) async fn switch_back(
         &self,
         previous: Option<&Version>,
         previous_link: Option<&str>,
     ) -> Result<String, DeployError> {
         match restore_target(previous, previous_link) {
             Restore::Release(p) => {
-                self.switch_to(Some(p))?;
+                self.switch_to(Some(p)).await?;
                 Ok(format!("switched back to {p}"))
             }
             Restore::Unmanaged(raw) => {
                 let link = self.root.current_link();
-                fsutil::replace_symlink(&link, Path::new(raw))
-                    .map_err(io_err("cannot switch current link", &link))?;
+                let target = PathBuf::from(raw);
+                fsutil::blocking(move || {
+                    fsutil::replace_symlink(&link, &target)
+                        .map_err(io_err("cannot switch current link", &link))
+                })
+                .await?;
                 Ok(format!(
                     "switched back to {raw} (a release updraft did not install)"
                 ))
             }
             Restore::Nothing => {
-                self.switch_to(None)?;
+                self.switch_to(None).await?;
                 Ok("removed the current link (there was no previous release)".into())
             }
         }
@@ -91,41 +113,29 @@ impl Pipeline<'_> {
 
     /// Point `current` at `version`, or remove it when there is nothing to point at
     /// (a first release that failed: better no current than an unhealthy one).
-    fn switch_to(&self, version: Option<&Version>) -> Result<(), DeployError> {
+    async fn switch_to(&self, version: Option<&Version>) -> Result<(), DeployError> {
         let link = self.root.current_link();
-        match version {
-            Some(v) => fsutil::replace_symlink(&link, &self.root.link_target(v))
+        let target = version.map(|v| self.root.link_target(v));
+        let releases = self.root.releases();
+        fsutil::blocking(move || match target {
+            Some(t) => fsutil::replace_symlink(&link, &t)
                 .map_err(io_err("cannot switch current link", &link)),
             None => match fs::remove_file(&link) {
-                Ok(()) => fsutil::fsync_dir(&self.root.releases())
+                Ok(()) => fsutil::fsync_dir(&releases)
                     .map_err(io_err("cannot sync releases directory", &link)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(io_err("cannot remove current link", &link)(e)),
             },
-        }
+        })
+        .await
     }
 
     /// Copy the release's `commands/` scripts into `<root>/commands` (the seed's habit),
     /// each file atomically; symlinks and subdirectories are skipped.
-    fn copy_commands(&self, version: &Version) -> Result<(), DeployError> {
+    async fn copy_commands(&self, version: &Version) -> Result<(), DeployError> {
         let src = self.root.release_dir(version).join("commands");
-        let Ok(rd) = fs::read_dir(&src) else {
-            return Ok(());
-        };
         let dst = self.root.commands();
-        fs::create_dir_all(&dst).map_err(io_err("cannot create commands directory", &dst))?;
-        for entry in rd.flatten() {
-            let Ok(ft) = entry.file_type() else { continue };
-            if !ft.is_file() {
-                continue;
-            }
-            let bytes =
-                fs::read(entry.path()).map_err(io_err("cannot read command", &entry.path()))?;
-            let to = dst.join(entry.file_name());
-            fsutil::write_atomic(&to, &bytes, 0o755)
-                .map_err(io_err("cannot write command", &to))?;
-        }
-        Ok(())
+        fsutil::blocking(move || copy_files(&src, &dst)).await
     }
 
     /// Switch to `version`, restart, check health (and bake). On failure switch back,
@@ -143,8 +153,8 @@ impl Pipeline<'_> {
         };
         state.begin_activation(kind, version, previous.as_ref(), previous_link.as_deref());
         // Crash safety: the pending activation is on disk before `current` moves.
-        self.save_state(state)?;
-        self.switch_to(Some(version))?;
+        self.save_state(state).await?;
+        self.switch_to(Some(version)).await?;
         info!(%version, previous = %show(previous.as_ref()), "switched current");
         let env = self.env(Some(version), previous.as_ref());
         let result = self.bring_up(version, &env, state).await;
@@ -155,7 +165,7 @@ impl Pipeline<'_> {
                     show(previous.as_ref())
                 );
                 state.activation_succeeded(kind, version, previous.as_ref(), &msg);
-                self.save_state(state)?;
+                self.save_state(state).await?;
                 self.log(LogLine::Activated {
                     kind,
                     version,
@@ -172,14 +182,16 @@ impl Pipeline<'_> {
             }
             Err(reason) => {
                 warn!(%version, "activation failed: {reason}; switching back to {}", show(previous.as_ref()));
-                let mut restored = self.switch_back(previous.as_ref(), previous_link.as_deref())?;
+                let mut restored = self
+                    .switch_back(previous.as_ref(), previous_link.as_deref())
+                    .await?;
                 restored.push_str(
                     &self
                         .bring_back(previous.as_ref(), previous_link.is_some(), version)
                         .await,
                 );
                 state.activation_failed(kind, version, &reason);
-                self.save_state(state)?;
+                self.save_state(state).await?;
                 self.log(LogLine::Failed {
                     kind,
                     version,
@@ -234,7 +246,9 @@ impl Pipeline<'_> {
         env: &[(String, String)],
         state: &mut State,
     ) -> Result<ServiceOutcome, String> {
-        self.copy_commands(version).map_err(|e| e.to_string())?;
+        self.copy_commands(version)
+            .await
+            .map_err(|e| e.to_string())?;
         let outcome = services::restart(&self.config.services, env)
             .await
             .map_err(|e| e.to_string())?;
@@ -251,7 +265,7 @@ impl Pipeline<'_> {
         let bake = self.config.bake.0;
         if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
             state.baking_until(Timestamp::from(std::time::SystemTime::now() + bake));
-            self.save_state(state).map_err(|e| e.to_string())?;
+            self.save_state(state).await.map_err(|e| e.to_string())?;
             info!(%version, ?bake, "baking: health checks keep running");
             let every = self
                 .config

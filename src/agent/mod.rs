@@ -443,7 +443,7 @@ impl Agent {
             }
         };
         state.checked(Timestamp::now(), error);
-        p.save_state(&state)?;
+        p.save_state(&state).await?;
         result
     }
 
@@ -471,7 +471,7 @@ impl Agent {
         let explanation = decision.explain();
         let Some(target) = decision.target().cloned() else {
             state.mark_followed(view.doc.sequence);
-            p.save_state(state)?;
+            p.save_state(state).await?;
             info!("{explanation}");
             if !view.unchanged {
                 self.note(p, Event::Decision, Some(&view.doc.version), &explanation);
@@ -484,7 +484,7 @@ impl Agent {
             });
         };
         // The accepted document (the anti-rollback floor) is on disk before the apply.
-        p.save_state(state)?;
+        p.save_state(state).await?;
         info!("{explanation}");
         self.note(p, Event::Decision, Some(&target), &explanation);
         let release = self.fetch_release(&target).await?;
@@ -546,12 +546,12 @@ impl Agent {
         p.install(state, req).await?;
         if let Err(e) = p.pre_activate(&target).await {
             state.block(&target, e.to_string());
-            p.save_state(state)?;
+            p.save_state(state).await?;
             self.note(p, Event::Blocked, Some(&target), &e.to_string());
             return Err(e.into());
         }
         let activated = p.activate(state, &target, Kind::Update).await?;
-        let pruned = p.prune(state, self.config.keep, false)?;
+        let pruned = p.prune(state, self.config.keep, false).await?;
         for v in &pruned {
             info!(version = %v, "pruned");
         }

@@ -109,7 +109,7 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     let mut state = p.load_state()?;
     p.recover(&mut state).await?;
     state.pin(&a.version);
-    p.save_state(&state)?;
+    p.save_state(&state).await?;
     p.history(Event::Pin, Some(&a.version), true, "pinned by operator");
     p.log(LogLine::Pinned {
         version: &a.version,
@@ -140,7 +140,7 @@ pub async fn unpin(ctx: &Ctx) -> anyhow::Result<u8> {
     let mut state = p.load_state()?;
     match state.unpin() {
         Some(v) => {
-            p.save_state(&state)?;
+            p.save_state(&state).await?;
             p.history(Event::Unpin, Some(&v), true, "pin released by operator");
             p.log(LogLine::Unpinned { version: &v });
             println!("unpinned {v}: following the channel again on the next update");
@@ -157,7 +157,7 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     let mut state = p.load_state()?;
     match state.unblock(&a.version) {
         Some(b) => {
-            p.save_state(&state)?;
+            p.save_state(&state).await?;
             p.history(
                 Event::Unblock,
                 Some(&a.version),

@@ -295,7 +295,7 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<u8> {
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
     p.recover(&mut state).await?;
-    let removed = p.prune(&state, keep, a.dry_run)?;
+    let removed = p.prune(&state, keep, a.dry_run).await?;
     if a.json {
         println!(
             "{}",
