@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::transport::headers::{content_type, file_etag};
+use crate::transport::key::Key;
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -183,22 +184,22 @@ async fn respond(root: &Path, req: &Request<hyper::body::Incoming>) -> Response<
     }
 }
 
-/// The request path as relative segments, or None when it is not a plain path inside
-/// the served directory (`..`, encoded slashes, NUL, invalid UTF-8).
+/// The request path as a relative path, or None when it is not a registry [`Key`]
+/// once percent-decoded (`..`, empty segments, encoded slashes, NUL, invalid UTF-8):
+/// the dev server refuses exactly what the transports refuse.
 fn safe_relative(raw: &str) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for seg in raw.split('/') {
+    let mut segments = Vec::new();
+    for seg in raw.strip_prefix('/')?.split('/') {
         let seg = percent_encoding::percent_decode_str(seg)
             .decode_utf8()
             .ok()?;
-        match &*seg {
-            "" | "." => continue,
-            ".." => return None,
-            s if s.contains('/') || s.contains('\0') || s.contains('\\') => return None,
-            s => out.push(s),
+        if seg.contains('/') {
+            return None;
         }
+        segments.push(seg);
     }
-    Some(out)
+    let key = Key::new(segments.join("/")).ok()?;
+    Some(key.segments().collect())
 }
 
 /// The file's canonical path and metadata, when it is a regular file that resolves
@@ -347,11 +348,12 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(safe_relative("/a/b.json"), Some(PathBuf::from("a/b.json")));
-        assert_eq!(
-            safe_relative("//etc/passwd"),
-            Some(PathBuf::from("etc/passwd"))
-        );
-        assert_eq!(safe_relative("/a%20b/./c"), Some(PathBuf::from("a b/c")));
+        assert_eq!(safe_relative("/a%20b/c+d"), Some(PathBuf::from("a b/c+d")));
+        assert_eq!(safe_relative("//etc/passwd"), None);
+        assert_eq!(safe_relative("/a/./c"), None);
+        assert_eq!(safe_relative("/a/"), None);
+        assert_eq!(safe_relative("/"), None);
+        assert_eq!(safe_relative("/a%5cb"), None);
         assert_eq!(safe_relative("/a/../b"), None);
         assert_eq!(safe_relative("/a/%2e%2e/b"), None);
         assert_eq!(safe_relative("/a%2fb"), None);

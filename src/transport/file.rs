@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::headers::file_etag;
+use super::key::Key;
 use super::limits::Limited;
 use super::{Body, FetchRequest, Fetched, Transport, TransportError, UpdateLock};
 
@@ -55,22 +56,12 @@ impl FileRegistry {
         FileRegistry { root: root.into() }
     }
 
-    /// Map a registry key to a path, refusing anything that could leave the root.
+    /// Map a registry key to a path under the root ([`Key`] refuses anything that
+    /// could leave it). A trailing `/` names the directory.
     fn path_of(&self, key: &str) -> Result<PathBuf, TransportError> {
-        let bad = |why: &str| TransportError::InvalidUrl {
-            url: key.to_string(),
-            why: format!("invalid registry key: {why}"),
-        };
-        if key.is_empty() || key.starts_with('/') || key.contains('\\') || key.contains('\0') {
-            return Err(bad("must be a relative path"));
-        }
+        let key = Key::new(key.strip_suffix('/').unwrap_or(key))?;
         let mut p = self.root.clone();
-        for seg in key.trim_end_matches('/').split('/') {
-            if seg.is_empty() || seg == "." || seg == ".." {
-                return Err(bad("empty, '.' or '..' segment"));
-            }
-            p.push(seg);
-        }
+        p.extend(key.segments());
         Ok(p)
     }
 

@@ -12,6 +12,7 @@ use reqwest::header::{
 };
 
 use super::headers::ContentRange;
+use super::key::Key;
 use super::limits::{self, Limited};
 use super::{Body, ByteStream, FetchRequest, Fetched, Transport, TransportError, TransportOptions};
 
@@ -112,6 +113,9 @@ impl HttpRegistry {
             .decode_utf8()
             .map_err(|_| invalid("the file name is not valid UTF-8 once percent-decoded"))?
             .into_owned();
+        let key = Key::new(key)
+            .map_err(|e| invalid(&format!("the file name {:?}: {}", e.key, e.why)))?
+            .to_string();
         let base = match query {
             Some(q) => format!("{dir}?{q}"),
             None => dir.to_string(),
@@ -221,7 +225,8 @@ async fn status_detail(resp: reqwest::Response) -> String {
 #[async_trait::async_trait]
 impl Transport for HttpRegistry {
     async fn fetch(&self, req: &FetchRequest) -> Result<Fetched, TransportError> {
-        let location = self.url_of(&req.key);
+        let key = Key::new(req.key.as_str())?;
+        let location = self.url_of(key.as_str());
         let mut r = self.client.get(&location);
         if let Some(e) = &req.if_none_match {
             r = r.header(IF_NONE_MATCH, e);

@@ -16,6 +16,7 @@ use futures_util::Stream;
 pub mod file;
 pub mod headers;
 pub mod http;
+pub mod key;
 pub mod limits;
 pub mod retry;
 pub mod s3;
@@ -60,6 +61,8 @@ pub enum TransportError {
     Io { location: String, message: String },
     #[error("S3 credentials: {why}")]
     Credentials { why: String },
+    #[error(transparent)]
+    BadKey(#[from] key::BadKey),
     #[error("invalid registry URL {url:?}: {why}")]
     InvalidUrl { url: String, why: String },
     #[error("bucket {bucket:?} is in region {region}, but requests were signed for {configured}: set s3_region = \"{region}\" in the config (or AWS_REGION={region})")]

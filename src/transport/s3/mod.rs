@@ -24,11 +24,12 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use rusty_s3::{Bucket, Credentials};
 
+use super::key::Key;
 use super::{
     FetchRequest, Fetched, Store, Transport, TransportError, TransportOptions, UpdateLock,
 };
 use errors::{Ctx, Op};
-use settings::{check_key, Settings};
+use settings::Settings;
 
 /// How long a presigned request stays valid. Each request is signed just before it is
 /// sent, so this only needs to cover clock skew and a slow start.
@@ -91,10 +92,7 @@ impl S3Registry {
     /// The bucket's object key for a registry key, refusing keys that URL joining
     /// would reinterpret (`..`, empty segments, a leading slash).
     fn object_key(&self, key: &str) -> Result<String, TransportError> {
-        check_key(key).map_err(|why| TransportError::Io {
-            location: self.location(key),
-            message: format!("refusing registry key {key:?}: {why}"),
-        })?;
+        let key = Key::new(key)?;
         Ok(format!("{}{key}", self.settings.prefix))
     }
 
