@@ -22,10 +22,10 @@ pub mod health;
 mod hooks;
 mod install;
 mod journal;
-pub mod process;
+pub(crate) mod process;
 mod prune;
 mod recover;
-pub mod restarts;
+pub(crate) mod restarts;
 pub mod services;
 mod switch;
 

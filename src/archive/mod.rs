@@ -1,4 +1,4 @@
 //! Release tarballs: packing a tree reproducibly and unpacking hostile input safely.
 
-pub mod pack;
+pub(crate) mod pack;
 pub mod unpack;

@@ -12,13 +12,13 @@ use crate::config::Config;
 use crate::disk::layout::AppRoot;
 use crate::registry::names::{AppName, Channel, Target, Version};
 
-pub mod agent;
-pub mod demo;
-pub mod fleet;
-pub mod logging;
-pub mod pack;
-pub mod publish;
-pub mod store;
+mod agent;
+mod demo;
+mod fleet;
+mod logging;
+mod pack;
+mod publish;
+mod store;
 
 /// Exit codes scripts can rely on (documented in README "Exit codes").
 pub mod exit {

@@ -8,7 +8,7 @@
 
 pub mod audit;
 pub mod channel;
-pub mod fleet;
+pub(crate) mod fleet;
 pub mod keys;
 pub mod manifest;
 pub mod names;

@@ -13,14 +13,14 @@ use crate::error::{Classify, ErrorClass};
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub mod file;
-pub mod headers;
+pub(crate) mod file;
+pub(crate) mod headers;
 pub mod http;
 pub mod key;
-pub mod limits;
+pub(crate) mod limits;
 pub mod retry;
 pub mod s3;
-pub mod source;
+pub(crate) mod source;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
 
