@@ -24,8 +24,12 @@ pub enum DeployError {
     },
     #[error(transparent)]
     Fetch(#[from] TransportError),
-    #[error("cannot read artifact {location}: {message}")]
-    Read { location: String, message: String },
+    #[error("cannot read artifact {location}: {source}; check the path")]
+    Read {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "refused artifact {location}: {source}; nothing was installed and `current` is unchanged"
     )]

@@ -123,9 +123,9 @@ impl Pipeline<'_> {
         let loc = location.clone();
         let (reader, total): (Box<dyn std::io::Read + Send>, Option<u64>) = match req.source {
             Source::File(p) => {
-                let f = fs::File::open(&p).map_err(|e| DeployError::Read {
+                let f = fs::File::open(&p).map_err(|source| DeployError::Read {
                     location: p.display().to_string(),
-                    message: format!("{e}; check the path"),
+                    source,
                 })?;
                 let len = f.metadata().ok().map(|m| m.len());
                 (Box::new(f), len)

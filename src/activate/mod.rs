@@ -64,12 +64,8 @@ impl<'a> Pipeline<'a> {
             .map_err(io_err("cannot create app root layout", self.root.path()))?;
         let path = self.root.lock_file();
         let timeout = self.config.lock_timeout.0;
-        tokio::task::spawn_blocking(move || RootLock::acquire(&path, timeout))
+        fsutil::blocking(move || RootLock::acquire(&path, timeout))
             .await
-            .map_err(|e| DeployError::Read {
-                location: "lock".into(),
-                message: e.to_string(),
-            })?
             .map_err(DeployError::from)
     }
 
