@@ -6,6 +6,7 @@
 //! recorded with its reason and leaves the machine as it is.
 
 pub mod decide;
+pub mod machine;
 
 use std::sync::Arc;
 use std::time::SystemTime;
