@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod machine;
+pub mod machine_state;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -105,6 +106,8 @@ pub struct CheckReport {
     pub decision: String,
     pub explanation: String,
     pub update_available: bool,
+    /// Where this machine stands once this poll's decision is taken into account.
+    pub state: machine_state::MachineState,
 }
 
 impl Agent {
@@ -413,7 +416,17 @@ impl Agent {
         let installed = p.installed()?;
         let view = self.fetch_channel(&state).await?;
         let decision = self.decide(&state, current.as_ref(), &installed, &view);
+        let state = machine_state::machine_state(&machine_state::Facts {
+            current: current.as_ref(),
+            pending: state.pending.as_ref().map(|p| &p.version),
+            pinned: state.pinned.as_ref(),
+            channel_version: Some(&view.doc.version),
+            blocked: &state.blocked,
+            last_run_failed: state.last_error.is_some(),
+            last_decision: Some(decision.name()),
+        });
         Ok(CheckReport {
+            state,
             app: self.app.to_string(),
             channel: self.channel.to_string(),
             current,
@@ -469,6 +482,7 @@ impl Agent {
         let installed = p.installed()?;
         let decision = self.decide(state, current.as_ref(), &installed, &view);
         self.remember_channel(state, &view);
+        state.decided(decision.name());
         let explanation = decision.explain();
         let Some(target) = decision.target().cloned() else {
             state.mark_followed(view.doc.sequence);

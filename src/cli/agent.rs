@@ -7,6 +7,7 @@ use tracing::{info, warn};
 
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
 use crate::activate::{show, Kind, LogLine, Pipeline};
+use crate::agent::machine_state::{self, MachineState};
 use crate::agent::{Agent, AgentError, RolloutSummary};
 use crate::disk::history::{self, Event};
 use crate::disk::state::State;
@@ -38,6 +39,8 @@ pub async fn check(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     }
     Ok(if report.update_available {
         exit::UPDATE_AVAILABLE
+    } else if report.state == MachineState::Failed {
+        exit::BLOCKED_HERE
     } else {
         exit::OK
     })
@@ -180,6 +183,8 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
 #[derive(Serialize)]
 struct WhyReport {
     current: Option<crate::registry::names::Version>,
+    /// Where this machine stands against its channel (see README "Machine state").
+    state: MachineState,
     channel: Option<String>,
     channel_version: Option<crate::registry::names::Version>,
     channel_sequence: Option<u64>,
@@ -232,6 +237,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let history = history::read_last(&root.history_file(), 20);
     let ch = state.channel.clone().unwrap_or_default();
     let report = WhyReport {
+        state: machine_state::of(&state, current.as_ref(), ctx.config.channel.as_ref()),
         current: current.clone(),
         channel: ch.channel.as_ref().map(|c| c.to_string()),
         channel_version: ch.version.clone(),
@@ -252,7 +258,11 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(exit::OK);
     }
-    println!("This machine runs {}.", show(report.current.as_ref()));
+    println!(
+        "This machine runs {} (state: {}).",
+        show(report.current.as_ref()),
+        report.state
+    );
     match (&report.channel, &report.channel_version) {
         (Some(c), Some(v)) => println!(
             "Channel {c} points at {v} (sequence {}, last checked {}).",

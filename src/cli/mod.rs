@@ -42,6 +42,9 @@ pub mod exit {
     pub const GUARD_ACTED: u8 = 8;
     /// `check`: an update is available.
     pub const UPDATE_AVAILABLE: u8 = 10;
+    /// `check`: behind the channel because the channel's version failed here and is
+    /// blocked (state `failed`); stays so until the channel moves or `updraft unblock`.
+    pub const BLOCKED_HERE: u8 = 11;
 }
 
 #[derive(Debug, Parser)]
@@ -87,7 +90,8 @@ pub enum Command {
     Status(JsonArgs),
     /// Remove old releases, keeping the newest N (current, previous and pinned are kept).
     Prune(PruneArgs),
-    /// Poll the registry once and report what `update` would do (exit 10: update available).
+    /// Poll the registry once and report what `update` would do (exit 10: update
+    /// available; 11: behind because the channel's version is blocked here).
     Check(JsonArgs),
     /// Poll the registry once and apply what the channel says (run by updraft.timer).
     Update,

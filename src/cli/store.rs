@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{exit, Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
 use crate::activate::{self, show, InstallRequest, Pipeline};
+use crate::agent::machine_state::{self, MachineState};
 use crate::disk::layout::AppRoot;
 use crate::disk::state::{Kind, State};
 use crate::registry::names::Version;
@@ -209,6 +210,8 @@ struct StatusReport<'a> {
     last_health: Option<&'a crate::disk::state::Operation>,
     last_check: Option<&'a Timestamp>,
     last_error: Option<&'a String>,
+    /// Where this machine stands against its channel (see README "Machine state").
+    state: MachineState,
 }
 
 pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
@@ -219,7 +222,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         root: root.path().display().to_string(),
         app: ctx.config.app.as_ref().map(|a| a.to_string()),
         channel: ctx.config.channel.as_ref().map(|c| c.to_string()),
-        current,
+        current: current.clone(),
         previous: state.previous.as_ref(),
         pinned: state.pinned.as_ref(),
         blocked: &state.blocked,
@@ -230,6 +233,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         last_health: state.last_health.as_ref(),
         last_check: state.last_check.as_ref(),
         last_error: state.last_error.as_ref(),
+        state: machine_state::of(&state, current.as_ref(), ctx.config.channel.as_ref()),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -250,6 +254,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         );
     }
     println!("current:   {}", show(report.current.as_ref()));
+    println!("state:     {}", report.state);
     println!("previous:  {}", show(report.previous));
     println!("pinned:    {}", show(report.pinned));
     if report.blocked.is_empty() {

@@ -192,6 +192,24 @@ pub struct State {
     pub last_error: Option<String>,
     #[serde(default)]
     pub last_health: Option<Operation>,
+    /// The last poll's decision (`Decision::name`): tells a rollout wait apart from
+    /// falling behind in the host-side state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<String>,
+    /// When a run last ended without an error (for the metrics file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    /// The last fleet report written, so an unchanged machine writes only a heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report: Option<ReportMark>,
+}
+
+/// When a fleet report was last written and a digest of what it said (apart from its
+/// timestamps): a report is rewritten when that changes, or when it is due as a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReportMark {
+    pub at: String,
+    pub digest: String,
 }
 
 impl State {
@@ -336,7 +354,15 @@ impl State {
     /// The end of an agent run: when it was, and the error it ended with.
     pub fn checked(&mut self, at: Timestamp, error: Option<String>) {
         self.last_check = Some(at);
+        if error.is_none() {
+            self.last_success = Some(at);
+        }
         self.last_error = error;
+    }
+
+    /// What this poll decided (`Decision::name`).
+    pub fn decided(&mut self, decision: &str) {
+        self.last_decision = Some(decision.to_string());
     }
 }
 
