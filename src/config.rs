@@ -92,6 +92,53 @@ pub struct Config {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub s3_session_token: Option<String>,
+    /// Prometheus textfile-collector file written after each agent run (README "Metrics").
+    pub metrics_file: Option<PathBuf>,
+    /// Fleet reports (README "Configuration", `[report]`).
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+/// `[report]`: what this machine tells the registry about itself after its runs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where reports go; default: the registry itself.
+    pub url: Option<String>,
+    /// Heartbeat: write at least this often even when nothing changed.
+    #[serde(default = "default_report_every")]
+    pub every: HumanDuration,
+    /// Include the hostname (false keeps it on the host).
+    #[serde(default = "default_true")]
+    pub hostname: bool,
+    /// Separate S3 credentials for writing reports (write-only to `<app>/fleet/*`), so
+    /// the registry's read credentials need no write access.
+    pub report_s3_access_key_id: Option<String>,
+    pub report_s3_secret_access_key: Option<String>,
+    pub report_s3_session_token: Option<String>,
+}
+
+fn default_report_every() -> HumanDuration {
+    secs(6 * 3600)
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            enabled: false,
+            url: None,
+            every: default_report_every(),
+            hostname: true,
+            report_s3_access_key_id: None,
+            report_s3_secret_access_key: None,
+            report_s3_session_token: None,
+        }
+    }
 }
 
 fn default_keep() -> usize {
@@ -349,6 +396,24 @@ impl Config {
             return Err(ConfigError::Invalid("`keep` must be at least 1".into()));
         }
         cfg.limits.validate()?;
+        if let Some(url) = &cfg.report.url {
+            let known = ["file://", "http://", "https://", "s3://"];
+            if !known
+                .iter()
+                .any(|k| url.starts_with(k) && url.len() > k.len())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "[report] url {url:?} must be file:///path, http(s)://host/path (a server that accepts PUT) or s3://bucket/prefix"
+                )));
+            }
+        }
+        if cfg.report.report_s3_access_key_id.is_some()
+            != cfg.report.report_s3_secret_access_key.is_some()
+        {
+            return Err(ConfigError::Invalid(
+                "[report] report_s3_access_key_id and report_s3_secret_access_key go together: set both or neither".into(),
+            ));
+        }
         Ok(cfg)
     }
 
@@ -382,6 +447,19 @@ impl Config {
                 session_token: self.s3_session_token.clone(),
             },
         }
+    }
+
+    /// Transport settings for writing reports: the registry's, with the `[report]`
+    /// credentials instead when they are set.
+    pub fn report_transport_options(&self) -> TransportOptions {
+        let mut opts = self.transport_options();
+        let r = &self.report;
+        if r.report_s3_access_key_id.is_some() {
+            opts.s3.access_key_id = r.report_s3_access_key_id.clone();
+            opts.s3.secret_access_key = r.report_s3_secret_access_key.clone();
+            opts.s3.session_token = r.report_s3_session_token.clone();
+        }
+        opts
     }
 }
 
@@ -420,6 +498,35 @@ interval = "200ms"
             .unwrap_err()
             .to_string();
         assert!(err.contains("intervall"), "{err}");
+    }
+
+    #[test]
+    fn report_table() {
+        let c = Config::parse("", Path::new("t.toml")).unwrap();
+        assert_eq!(c.report, ReportConfig::default());
+        assert!(!c.report.enabled && c.report.hostname);
+        assert_eq!(c.report.every.0, Duration::from_secs(6 * 3600));
+        let text = "s3_access_key_id = \"read\"\ns3_secret_access_key = \"r\"\n[report]\nenabled = true\nurl = \"s3://b/reports\"\nevery = \"1h\"\nhostname = false\nreport_s3_access_key_id = \"w\"\nreport_s3_secret_access_key = \"ws\"\n";
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        assert!(c.report.enabled && !c.report.hostname);
+        assert_eq!(c.report.every.0, Duration::from_secs(3600));
+        let o = c.report_transport_options();
+        assert_eq!(o.s3.access_key_id.as_deref(), Some("w"));
+        assert_eq!(o.s3.secret_access_key.as_deref(), Some("ws"));
+        assert_eq!(
+            c.transport_options().s3.access_key_id.as_deref(),
+            Some("read")
+        );
+        for (bad, says) in [
+            ("[report]\nurl = \"ftp://x\"\n", "url"),
+            ("[report]\nreport_s3_access_key_id = \"w\"\n", "together"),
+            ("[report]\nenable = true\n", "enable"),
+        ] {
+            let err = Config::parse(bad, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

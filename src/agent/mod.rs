@@ -6,8 +6,11 @@
 //! recorded with its reason and leaves the machine as it is.
 
 pub mod decide;
+mod feedback;
 pub mod machine;
 pub mod machine_state;
+pub mod metrics;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -458,6 +461,7 @@ impl Agent {
         };
         state.checked(Timestamp::now(), error);
         p.save_state(&state).await?;
+        self.after_run(&p, &mut state, result.is_err()).await;
         result
     }
 

@@ -208,7 +208,7 @@ pub struct State {
 /// timestamps): a report is rewritten when that changes, or when it is due as a heartbeat.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReportMark {
-    pub at: String,
+    pub at: Timestamp,
     pub digest: String,
 }
 

@@ -135,6 +135,34 @@ impl HttpRegistry {
             .collect();
         format!("{}/{}{}", self.base, path.join("/"), self.query)
     }
+
+    /// Store `bytes` at `key` with an HTTP PUT, for servers that accept uploads (nginx
+    /// with `dav_methods PUT; create_full_put_path on;`). Only machine reports use it:
+    /// registries are published to the directory or bucket a server serves.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {
+        let location = self.url_of(key);
+        let resp = self
+            .client
+            .put(&location)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| network_error(&e, &location, &self.opts))?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            401 | 403 | 405 => Err(TransportError::Denied {
+                location,
+                status,
+                hint: "the web server does not accept uploads here: enable WebDAV PUT for this path (nginx: `dav_methods PUT; create_full_put_path on;`) or write reports to s3:// or file://".into(),
+            }),
+            _ => {
+                let detail = status_detail(resp).await;
+                Err(TransportError::from_status(location, status, detail, None))
+            }
+        }
+    }
 }
 
 /// A failed request or body read as a [`TransportError`], for every scheme that speaks

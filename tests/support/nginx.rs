@@ -22,13 +22,24 @@ pub struct Nginx {
 impl Nginx {
     /// Serve `root` (which must be readable by the current user).
     pub fn start(root: &Path) -> Nginx {
+        Nginx::start_with(root, "")
+    }
+
+    /// Serve `root` and accept uploads into it with WebDAV PUT, as a store for machine
+    /// reports would.
+    pub fn start_accepting_put(root: &Path) -> Nginx {
+        Nginx::start_with(root, "dav_methods PUT; create_full_put_path on;")
+    }
+
+    /// Serve `root` with `server_extra` added to the `server` block.
+    fn start_with(root: &Path, server_extra: &str) -> Nginx {
         let bin = which_nginx();
         // A free port can be taken between probing and nginx binding it: try again then.
         let mut last_log = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let conf = config(dir.path(), root, port);
+            let conf = config(dir.path(), root, port, server_extra);
             std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
             let p = dir.path();
             let mut cmd = Command::new(&bin);
@@ -112,7 +123,7 @@ fn which_nginx() -> PathBuf {
     panic!("nginx is not installed: apt-get install -y nginx-light");
 }
 
-fn config(dir: &Path, root: &Path, port: u16) -> String {
+fn config(dir: &Path, root: &Path, port: u16, server_extra: &str) -> String {
     let d = dir.display();
     // Workers switch to `user`; as root that would be nobody, who cannot read a 0700
     // temp dir, so stay root (tests only).
@@ -138,6 +149,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        {server_extra}
     }}
 }}
 "#,
