@@ -113,32 +113,12 @@ impl S3Registry {
         if resp.status().is_success() {
             return Ok(());
         }
-        let status = resp.status().as_u16();
-        let err = self.failure(resp, self.ctx(key, Op::Write)).await;
-        if condition.is_some() {
-            return Err(self.as_conflict(key, status, err));
-        }
-        Err(err)
-    }
-
-    /// A refused conditional write as [`TransportError::Conflict`]: 412 (the
-    /// precondition failed) or 409 ConditionalRequestConflict (a concurrent
-    /// conditional write to the same key won). Other failures stay as they are.
-    pub(super) fn as_conflict(
-        &self,
-        key: &str,
-        status: u16,
-        err: TransportError,
-    ) -> TransportError {
-        let conflict = status == 412
-            || (status == 409 && err.to_string().contains("ConditionalRequestConflict"));
-        if conflict {
-            TransportError::Conflict {
-                location: self.location(key),
-            }
+        let op = if condition.is_some() {
+            Op::ConditionalWrite
         } else {
-            err
-        }
+            Op::Write
+        };
+        Err(self.failure(resp, self.ctx(key, op)).await)
     }
 
     /// The object and its ETag, or None.

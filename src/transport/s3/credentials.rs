@@ -168,7 +168,29 @@ pub(super) fn resolve(
                 let path = env("AWS_SHARED_CREDENTIALS_FILE").or_else(|| {
                     env("HOME").map(|h| format!("{}/.aws/credentials", h.trim_end_matches('/')))
                 });
-                let text = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+                let text = match &path {
+                    None => None,
+                    Some(p) => match std::fs::read_to_string(p) {
+                        Ok(text) => Some(text),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        // There but unreadable is not "no credentials": the requests
+                        // would go out unsigned and fail as a puzzling AccessDenied.
+                        Err(e)
+                            if profile.is_some()
+                                || env("AWS_SHARED_CREDENTIALS_FILE").is_some() =>
+                        {
+                            return Err(TransportError::Credentials {
+                                why: format!(
+                                    "cannot read the credentials file {p}: {e}; make it readable by this user or point AWS_SHARED_CREDENTIALS_FILE at another"
+                                ),
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!("ignoring the credentials file {p}: cannot read it: {e}");
+                            None
+                        }
+                    },
+                };
                 match (text, path) {
                     (Some(text), Some(path)) => {
                         let name = profile.clone().unwrap_or_else(|| "default".into());
@@ -272,6 +294,32 @@ mod tests {
         ] {
             assert_eq!(creds(text, profile), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_credentials_file_is_an_error_when_asked_for() {
+        let home = tempfile::tempdir().unwrap();
+        // A directory where the file should be: read_to_string fails, even for root.
+        let dir = home.path().join(".aws/credentials");
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        let h = home.path().to_str().unwrap();
+        for env in [
+            vec![("AWS_SHARED_CREDENTIALS_FILE", d)],
+            vec![("HOME", h), ("AWS_PROFILE", "ci")],
+        ] {
+            let e =
+                Settings::resolve("s3://rel", &S3Options::default(), &env_of(&env)).unwrap_err();
+            assert!(
+                matches!(e, TransportError::Credentials { .. })
+                    && e.to_string().contains("cannot read the credentials file")
+                    && e.to_string().contains(d),
+                "{env:?}: {e}"
+            );
+        }
+        // The default place, not asked for: other tools' business, so only a warning.
+        let s = resolve("s3://rel", &S3Options::default(), &[("HOME", h)]);
+        assert!(s.credentials.is_none());
     }
 
     #[test]

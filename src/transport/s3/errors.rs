@@ -51,6 +51,8 @@ pub(super) enum Op {
     Read,
     List,
     Write,
+    /// A write with If-Match or `If-None-Match: *`, whose refusal is a conflict.
+    ConditionalWrite,
 }
 
 pub(super) struct Ctx<'a> {
@@ -65,6 +67,13 @@ pub(super) fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
     let location = ctx.location.clone();
     let status = info.status;
 
+    // A refused conditional write: 412 (the precondition failed) or 409
+    // ConditionalRequestConflict (a concurrent conditional write to the key won).
+    if ctx.op == Op::ConditionalWrite
+        && (status == 412 || (status == 409 && code == "ConditionalRequestConflict"))
+    {
+        return TransportError::Conflict { location };
+    }
     let region_mismatch = info
         .region
         .as_deref()
@@ -179,7 +188,7 @@ pub(super) fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
                     "s3:ListBucket on arn:aws:s3:::{} for prefix {:?}",
                     s.bucket, s.prefix
                 ),
-                Op::Write => format!(
+                Op::Write | Op::ConditionalWrite => format!(
                     "s3:PutObject (and s3:AbortMultipartUpload) on arn:aws:s3:::{}/{}*",
                     s.bucket, s.prefix
                 ),
@@ -228,6 +237,37 @@ mod tests {
             &ErrorInfo::parse(status, body.as_bytes(), header.map(String::from)),
             &ctx,
         )
+    }
+
+    #[test]
+    fn refused_conditional_writes_are_conflicts() {
+        let s = settings(true);
+        let at = |op| Ctx {
+            location: "s3://rel/apps/k".into(),
+            settings: &s,
+            op,
+        };
+        let doc = |code: &str| format!("<Error><Code>{code}</Code><Message>m</Message></Error>");
+        for (status, body, op, conflict) in [
+            (412, doc("PreconditionFailed"), Op::ConditionalWrite, true),
+            (412, String::new(), Op::ConditionalWrite, true),
+            (409, doc("ConditionalRequestConflict"), Op::ConditionalWrite, true),
+            // Another 409 is not about the condition.
+            (409, doc("OperationAborted"), Op::ConditionalWrite, false),
+            // The code in the message text is not the code.
+            (409, "<Error><Code>OperationAborted</Code><Message>not a ConditionalRequestConflict</Message></Error>".into(), Op::ConditionalWrite, false),
+            // Without a condition there is nothing to conflict with.
+            (412, doc("PreconditionFailed"), Op::Write, false),
+            (409, doc("ConditionalRequestConflict"), Op::Write, false),
+            (403, doc("AccessDenied"), Op::ConditionalWrite, false),
+        ] {
+            let e = classify(&ErrorInfo::parse(status, body.as_bytes(), None), &at(op));
+            assert_eq!(
+                matches!(e, TransportError::Conflict { .. }),
+                conflict,
+                "{status} {body} {op:?}: {e:?}"
+            );
+        }
     }
 
     #[test]

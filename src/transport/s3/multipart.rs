@@ -176,20 +176,19 @@ impl S3Registry {
             rb = rb.header(header::IF_NONE_MATCH, "*");
         }
         let resp = self.send(rb, key).await?;
+        let op = if if_absent {
+            Op::ConditionalWrite
+        } else {
+            Op::Write
+        };
         if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            let err = self.failure(resp, self.ctx(key, Op::Write)).await;
-            return Err(if if_absent {
-                self.as_conflict(key, status, err)
-            } else {
-                err
-            });
+            return Err(self.failure(resp, self.ctx(key, op)).await);
         }
         // S3 may answer 200 and still fail the completion in the body.
         let body = read_capped(resp, ERROR_BODY_LIMIT).await;
         if let Some(doc) = parse_error_document(&body) {
             let info = ErrorInfo::from_document(500, doc, None);
-            return Err(classify(&info, &self.ctx(key, Op::Write)));
+            return Err(classify(&info, &self.ctx(key, op)));
         }
         Ok(())
     }
