@@ -77,9 +77,9 @@ async fn change_channel(
         let current = match current_channel_tagged(store, signer, app, channel).await {
             Ok(c) => c,
             // Just after a lost race, the winner may not have written its signature yet.
-            Err(PublishError::UntrustedExisting { .. })
-                if lost > 0 && lost < CHANNEL_CHANGE_ATTEMPTS =>
-            {
+            Err(
+                PublishError::UntrustedExisting { .. } | PublishError::BadExistingSignature { .. },
+            ) if lost > 0 && lost < CHANNEL_CHANGE_ATTEMPTS => {
                 lost += 1;
                 race_pause(lost).await;
                 continue;

@@ -59,10 +59,16 @@ pub enum KeyError {
     BadSignature { what: String, signer: KeyId },
     #[error("trusted comment must be one line: {comment:?}")]
     BadComment { comment: String },
-    #[error("signing failed: {0}")]
-    Sign(String),
-    #[error("key generation failed: {0}")]
-    Generate(String),
+    #[error("signing failed: {source}")]
+    Sign {
+        #[source]
+        source: minisign::PError,
+    },
+    #[error("key generation failed: {source}")]
+    Generate {
+        #[source]
+        source: minisign::PError,
+    },
 }
 
 /// A minisign key id: 8 bytes, printed as minisign prints it (little-endian, upper hex,
@@ -385,7 +391,7 @@ impl SecretKey {
             Some(trusted_comment),
             Some("signature from updraft secret key"),
         )
-        .map_err(|e| KeyError::Sign(e.to_string()))?;
+        .map_err(|source| KeyError::Sign { source })?;
         Ok(sig.into_string())
     }
 }
@@ -393,7 +399,7 @@ impl SecretKey {
 /// Generate a key pair, returning the texts of the secret and public key files.
 /// With a password the secret key is encrypted (scrypt) exactly as `minisign -G` does.
 pub fn generate(password: Option<&str>) -> Result<(String, String), KeyError> {
-    let gen_err = |e: minisign::PError| KeyError::Generate(e.to_string());
+    let gen_err = |source: minisign::PError| KeyError::Generate { source };
     let (pk, sk_text) = match password {
         Some(pw) => {
             let kp = minisign::KeyPair::generate_encrypted_keypair(Some(pw.to_string()))
@@ -433,7 +439,7 @@ impl Classify for KeyError {
             | KeyError::LegacySignature { .. }
             | KeyError::NotTrusted { .. }
             | KeyError::BadSignature { .. } => ErrorClass::Verify,
-            KeyError::BadComment { .. } | KeyError::Sign(_) | KeyError::Generate(_) => {
+            KeyError::BadComment { .. } | KeyError::Sign { .. } | KeyError::Generate { .. } => {
                 ErrorClass::Other
             }
         }

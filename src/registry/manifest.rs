@@ -41,6 +41,13 @@ pub enum ManifestError {
         kind: &'static str,
         why: String,
     },
+    #[error("{what} is not a valid {kind} document: {source}")]
+    Unparsable {
+        what: String,
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{what} has schema_version {found}, newer than the {supported} this updraft understands: upgrade updraft on this machine")]
     UnsupportedSchema {
         what: String,
@@ -366,10 +373,10 @@ fn parse_doc<T: for<'de> Deserialize<'de>>(
     // Look at schema_version before the full parse, so a newer document is reported as
     // "upgrade updraft" rather than as a confusing missing-field error.
     let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed {
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Unparsable {
             what: what.to_string(),
             kind,
-            why: e.to_string(),
+            source,
         })?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
         Some(v) if v > u64::from(SCHEMA_VERSION) => {
@@ -388,10 +395,10 @@ fn parse_doc<T: for<'de> Deserialize<'de>>(
             })
         }
     }
-    serde_json::from_value(value).map_err(|e| ManifestError::Malformed {
+    serde_json::from_value(value).map_err(|source| ManifestError::Unparsable {
         what: what.to_string(),
         kind,
-        why: e.to_string(),
+        source,
     })
 }
 

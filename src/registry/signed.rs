@@ -35,6 +35,12 @@ pub enum PublishError {
     },
     #[error("{what} exists but {why}; run `updraft registry verify` to investigate, and pass --trusted-key OLD.pub if the signing key was rotated")]
     UntrustedExisting { what: String, why: String },
+    #[error("{what} exists but {source}; run `updraft registry verify` to investigate, and pass --trusted-key OLD.pub if the signing key was rotated")]
+    BadExistingSignature {
+        what: String,
+        #[source]
+        source: KeyError,
+    },
     #[error("{what} does not exist: {hint}")]
     Missing { what: String, hint: String },
     #[error("version {version} is what channel {channel} currently points at: promote another version to {channel} first, then yank {version}")]
@@ -143,13 +149,12 @@ pub(crate) async fn load_signed_tagged(
     let sig_key = manifest::sig_key(key);
     let sig = get_text(store, &sig_key, MAX_SIGNATURE_BYTES).await?;
     if let Some(sig) = &sig {
-        signer
-            .trusted
-            .verify(&bytes, sig, key)
-            .map_err(|e| PublishError::UntrustedExisting {
+        signer.trusted.verify(&bytes, sig, key).map_err(|source| {
+            PublishError::BadExistingSignature {
                 what: key.to_string(),
-                why: e.to_string(),
-            })?;
+                source,
+            }
+        })?;
     }
     Ok(Some((bytes, sig, etag)))
 }
@@ -206,7 +211,9 @@ impl Classify for PublishError {
             | PublishError::YankCurrent { .. }
             | PublishError::PromoteYanked { .. }
             | PublishError::Invalid(_) => ErrorClass::Usage,
-            PublishError::UntrustedExisting { .. } => ErrorClass::Verify,
+            PublishError::UntrustedExisting { .. } | PublishError::BadExistingSignature { .. } => {
+                ErrorClass::Verify
+            }
             PublishError::Missing { .. } => ErrorClass::NotFound,
             PublishError::Contended { .. } => ErrorClass::Busy,
             PublishError::SourceMoved { .. } => ErrorClass::GateNotMet,
@@ -258,8 +265,13 @@ mod tests {
                 ErrorClass::Usage,
             ),
             (
-                PublishError::Key(KeyError::Sign("s".into())),
-                ErrorClass::Other,
+                PublishError::BadExistingSignature {
+                    what: "demo/channels/prod.json".into(),
+                    source: KeyError::LegacySignature {
+                        what: "demo/channels/prod.json".into(),
+                    },
+                },
+                ErrorClass::Verify,
             ),
             (
                 PublishError::Transport(TransportError::Conflict {
@@ -271,5 +283,14 @@ mod tests {
         for (e, class) in cases {
             assert_eq!(e.class(), class, "{e}");
         }
+        // The signature check's own error stays reachable as the cause.
+        let e = PublishError::BadExistingSignature {
+            what: "demo/channels/prod.json".into(),
+            source: KeyError::LegacySignature {
+                what: "demo/channels/prod.json".into(),
+            },
+        };
+        let cause = std::error::Error::source(&e).expect("a source");
+        assert!(cause.downcast_ref::<KeyError>().is_some(), "{cause}");
     }
 }
