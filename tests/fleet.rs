@@ -667,3 +667,288 @@ async fn resume_lets_the_waves_that_started_during_the_halt_apply() {
         "the plan is kept: {doc}"
     );
 }
+
+/// One simulated machine: its own app root and machine id, following prod of the shared
+/// file:// registry, writing reports there.
+struct Agent {
+    n: u32,
+    config: std::path::PathBuf,
+    root: std::path::PathBuf,
+    /// Its health check fails on 1.1.0.
+    fails: bool,
+}
+
+impl Agent {
+    fn new(reg: &Registry, base: &Path, n: u32, fails: bool) -> Agent {
+        let dir = base.join(format!("agent-{n:03}"));
+        let root = dir.join("app");
+        std::fs::create_dir_all(&root).unwrap();
+        // A command probe instead of the fixture's HTTP server: 100 python servers would
+        // cost gigabytes and minutes; the probe is just as real a health check, and
+        // fails on 1.1.0 for the machines configured to. The same text on every machine,
+        // so their failures group as one reason, as they would in a real fleet.
+        let probe = if fails {
+            r#"! grep -qx 1.1.0 "$UPDRAFT_RELEASE_DIR/VERSION""#
+        } else {
+            "true"
+        };
+        let config = dir.join("updraft.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"app = "demo"
+root = "{root}"
+registry = "{url}"
+channel = "prod"
+public_keys = ["{key}"]
+machine_id = "fleet-machine-{n:03}"
+keep = 3
+
+[report]
+enabled = true
+
+[[health]]
+command = ['sh', '-c', '{probe}']
+retries = 0
+timeout = "10s"
+"#,
+                root = root.display(),
+                url = reg.url,
+                key = reg.pubkey_line,
+            ),
+        )
+        .unwrap();
+        Agent {
+            n,
+            config,
+            root,
+            fails,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn current(&self) -> Option<String> {
+        std::fs::read_link(self.root.join("releases/current"))
+            .ok()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+    }
+
+    /// Whether the rollout of `version` at `percent` admits this machine.
+    fn admitted(&self, version: &str, percent: u32) -> bool {
+        let id = format!("fleet-machine-{:03}", self.n);
+        updraft::registry::rollout::bucket(&id, APP, version) < percent * 100
+    }
+}
+
+/// Run `updraft update` on every agent, a few at a time, and return the exit codes.
+fn update_all(agents: &[&Agent]) -> Vec<i32> {
+    let mut codes = vec![0; agents.len()];
+    for (chunk, out) in agents.chunks(4).zip(codes.chunks_mut(4)) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|a| s.spawn(|| a.run(&["update"])))
+                .collect();
+            for (h, c) in handles.into_iter().zip(out.iter_mut()) {
+                let o = h.join().unwrap();
+                *c = code(&o);
+                assert!(matches!(*c, 0 | 4), "update: {}", text(&o));
+            }
+        });
+    }
+    codes
+}
+
+/// The issue's fleet test. 100 machines (the issue's minimum) with separate roots and
+/// machine ids on one file:// registry (the fastest store; S3 and HTTP report writing
+/// are covered by tests/fleet_agent.rs), sharing one published release per version,
+/// each running the real `updraft update`. Machines 0, 5, 10, ... (20%) fail the health
+/// check of 1.1.0. 1.1.0 goes to half the fleet; every count below is computed from the
+/// rollout buckets and the agents' own outcomes, and must match `fleet status` exactly.
+#[test]
+fn a_fleet_of_100_agents_gates_halts_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    reg.ship("1.1.0", "", None, &[]);
+    let agents: Vec<Agent> = (0..100)
+        .map(|n| Agent::new(&reg, tmp.path(), n, n % 5 == 0))
+        .collect();
+    let all: Vec<&Agent> = agents.iter().collect();
+    assert!(update_all(&all).iter().all(|c| *c == 0));
+    assert!(agents
+        .iter()
+        .all(|a| a.current().as_deref() == Some("1.0.0")));
+
+    reg.promote("1.1.0", "prod", &["--waves", "0s=50,1d=100"]);
+    let codes = update_all(&all);
+    let mut want = (0, 0, 0); // healthy on 1.1.0, rolled back, waiting
+    for (a, c) in agents.iter().zip(&codes) {
+        match (a.admitted("1.1.0", 50), a.fails) {
+            (true, false) => {
+                assert_eq!(
+                    (*c, a.current().as_deref()),
+                    (0, Some("1.1.0")),
+                    "agent {}",
+                    a.n
+                );
+                want.0 += 1;
+            }
+            (true, true) => {
+                assert_eq!(
+                    (*c, a.current().as_deref()),
+                    (4, Some("1.0.0")),
+                    "agent {}",
+                    a.n
+                );
+                want.1 += 1;
+            }
+            (false, _) => {
+                assert_eq!(
+                    (*c, a.current().as_deref()),
+                    (0, Some("1.0.0")),
+                    "agent {}",
+                    a.n
+                );
+                want.2 += 1;
+            }
+        }
+    }
+    assert!(
+        want.1 >= 3 && want.1 * 10 > want.0 + want.1,
+        "the buckets give the guard something to do: {want:?}"
+    );
+
+    // fleet status counts exactly.
+    let out = reg.cli(&[
+        "fleet",
+        "status",
+        "--registry",
+        &reg.url,
+        "--app",
+        APP,
+        "--json",
+    ]);
+    ok(&out);
+    let v = json_of(&out);
+    assert_eq!(v["reports"], 100, "{v:#}");
+    assert_eq!(v["bad"], json!([]));
+    let prod = &v["channels"][0];
+    assert_eq!(prod["channel"], "prod");
+    assert_eq!(prod["machines"], 100);
+    let row = |ver: &str| {
+        prod["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["version"] == ver)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("1.1.0")["machines"], want.0);
+    assert_eq!(row("1.1.0")["states"]["healthy"], want.0);
+    assert_eq!(row("1.0.0")["machines"], want.1 + want.2);
+    assert_eq!(row("1.0.0")["states"]["failed"], want.1);
+    assert_eq!(row("1.0.0")["states"]["waiting-for-rollout"], want.2);
+    assert_eq!(prod["failure_reasons"][0]["machines"], want.1);
+    assert_eq!(prod["behind"].as_array().unwrap().len(), want.1 + want.2);
+
+    // The gate refuses to take 1.1.0 further, and moves nothing.
+    let secret = reg.secret.to_str().unwrap().to_string();
+    let out = reg.cli(&[
+        "promote",
+        "--registry",
+        &reg.url,
+        "--app",
+        APP,
+        "--from",
+        "prod",
+        "--channel",
+        "stable",
+        "--require-healthy",
+        "95",
+        "--secret-key",
+        &secret,
+    ]);
+    assert_eq!(code(&out), 7, "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{} of {}", want.0, want.0 + want.1)),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !reg.dir.join("demo/channels/stable.json").exists(),
+        "nothing was promoted"
+    );
+
+    // The guard halts the rollout at 50%.
+    let guard = || {
+        reg.cli(&[
+            "guard",
+            "--registry",
+            &reg.url,
+            "--app",
+            APP,
+            "--channel",
+            "prod",
+            "--max-failed",
+            "10",
+            "--secret-key",
+            &secret,
+            "--json",
+        ])
+    };
+    let out = guard();
+    assert_eq!(code(&out), 8, "{}", text(&out));
+    let g = json_of(&out);
+    assert_eq!(g["did"], "halted");
+    assert_eq!(g["verdict"]["counts"]["tried"], want.0 + want.1);
+    assert_eq!(g["verdict"]["counts"]["failed"], want.1);
+    let halted = channel_bytes(&reg, "prod");
+
+    // Machines not admitted stay on 1.0.0, and are no longer promised the 100% wave.
+    let waiting: Vec<&Agent> = agents.iter().filter(|a| !a.admitted("1.1.0", 50)).collect();
+    assert!(update_all(&waiting).iter().all(|c| *c == 0));
+    assert!(waiting
+        .iter()
+        .all(|a| a.current().as_deref() == Some("1.0.0")));
+    let why = json_of(&waiting[0].run(&["why", "--json"]));
+    assert_eq!(why["rollout"]["share_now_percent"], 50, "{why:#}");
+    assert_eq!(
+        why["rollout"]["admitted_from"],
+        Value::Null,
+        "a halted rollout announces no wave: {why:#}"
+    );
+
+    // A second guard sees the halt and writes nothing.
+    let out = guard();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json_of(&out)["did"], "already-halted");
+    assert_eq!(channel_bytes(&reg, "prod"), halted);
+
+    // Resume: the plan applies again, and the machines are promised the 100% wave.
+    let out = reg.cli(&[
+        "rollout",
+        "resume",
+        "--registry",
+        &reg.url,
+        "--app",
+        APP,
+        "--channel",
+        "prod",
+        "--secret-key",
+        &secret,
+    ]);
+    ok(&out);
+    assert!(update_all(&waiting).iter().all(|c| *c == 0));
+    let why = json_of(&waiting[0].run(&["why", "--json"]));
+    assert_eq!(why["rollout"]["admitted_from"]["percent"], 100, "{why:#}");
+}
