@@ -6,6 +6,9 @@
 //! machine id over the app name: stable per machine and app, unlinkable across apps, and
 //! the raw id cannot be recovered from it.
 
+use std::io;
+use std::path::Path;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -16,6 +19,42 @@ pub fn app_specific_id(machine_id: &str, app: &str) -> String {
         .expect("HMAC takes a key of any length");
     mac.update(app.as_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The id that places this machine in rollouts: `over` (the `machine_id` config key),
+/// else the contents of `file` (default /etc/machine-id), trimmed.
+pub fn machine_id(over: Option<&str>, file: Option<&Path>) -> io::Result<String> {
+    if let Some(m) = over {
+        let m = m.trim();
+        if m.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the `machine_id` config key is empty: set it to a stable, unique id or remove it to use /etc/machine-id",
+            ));
+        }
+        return Ok(m.to_string());
+    }
+    let path = file.unwrap_or(Path::new("/etc/machine-id"));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{}: {e} (set `machine_id` or `machine_id_file` in the config)",
+                path.display()
+            ),
+        )
+    })?;
+    let id = text.trim();
+    if id.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is empty (run `systemd-machine-id-setup`, or set `machine_id` in the config)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(id.to_string())
 }
 
 #[cfg(test)]
@@ -54,5 +93,23 @@ mod tests {
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    }
+
+    #[test]
+    fn machine_id_sources() {
+        let dir = std::env::temp_dir().join(format!("updraft-mid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("machine-id");
+        std::fs::write(&f, "abc123\n").unwrap();
+        assert_eq!(machine_id(None, Some(&f)).unwrap(), "abc123");
+        assert_eq!(machine_id(Some(" over "), Some(&f)).unwrap(), "over");
+        assert!(machine_id(Some("  "), Some(&f)).is_err());
+        std::fs::write(&f, "\n").unwrap();
+        let e = machine_id(None, Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        let missing = dir.join("nope");
+        let e = machine_id(None, Some(&missing)).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("machine_id"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -142,7 +142,7 @@ impl Agent {
         }
         let opts = config.transport_options();
         let transport: Arc<dyn Transport> = Arc::from(transport::open(&registry, &opts)?);
-        let machine_id = rollout::machine_id(
+        let machine_id = machine::machine_id(
             config.machine_id.as_deref(),
             config.machine_id_file.as_deref(),
         )

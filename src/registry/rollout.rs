@@ -41,8 +41,6 @@ pub struct Wave {
     pub percent: u8,
 }
 
-use std::io;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -124,42 +122,6 @@ pub fn admission(rollout: Option<&Rollout>, bucket: u32, now: SystemTime) -> Adm
             .min_by_key(|(t, _)| *t)
     });
     Admission::NotYet { share_now, next }
-}
-
-/// The id that places this machine in rollouts: `over` (the `machine_id` config key),
-/// else the contents of `file` (default /etc/machine-id), trimmed.
-pub fn machine_id(over: Option<&str>, file: Option<&Path>) -> io::Result<String> {
-    if let Some(m) = over {
-        let m = m.trim();
-        if m.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the `machine_id` config key is empty: set it to a stable, unique id or remove it to use /etc/machine-id",
-            ));
-        }
-        return Ok(m.to_string());
-    }
-    let path = file.unwrap_or(Path::new("/etc/machine-id"));
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "{}: {e} (set `machine_id` or `machine_id_file` in the config)",
-                path.display()
-            ),
-        )
-    })?;
-    let id = text.trim();
-    if id.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{} is empty (run `systemd-machine-id-setup`, or set `machine_id` in the config)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(id.to_string())
 }
 
 /// Parse "0s=10,1h=50,1d=100" into waves starting at `now + offset`.
@@ -488,23 +450,5 @@ mod tests {
             r#"{"halted": {"at": "x", "reason": "r", "by": 1}}"#
         )
         .is_err());
-    }
-
-    #[test]
-    fn machine_id_sources() {
-        let dir = std::env::temp_dir().join(format!("updraft-mid-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("machine-id");
-        std::fs::write(&f, "abc123\n").unwrap();
-        assert_eq!(machine_id(None, Some(&f)).unwrap(), "abc123");
-        assert_eq!(machine_id(Some(" over "), Some(&f)).unwrap(), "over");
-        assert!(machine_id(Some("  "), Some(&f)).is_err());
-        std::fs::write(&f, "\n").unwrap();
-        let e = machine_id(None, Some(&f)).unwrap_err().to_string();
-        assert!(e.contains("empty"), "{e}");
-        let missing = dir.join("nope");
-        let e = machine_id(None, Some(&missing)).unwrap_err().to_string();
-        assert!(e.contains("nope") && e.contains("machine_id"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
