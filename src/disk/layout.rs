@@ -118,14 +118,21 @@ impl AppRoot {
         }
     }
 
+    /// The entries of `releases/`, or None before the first install created it.
+    fn read_releases(&self) -> io::Result<Option<fs::ReadDir>> {
+        match fs::read_dir(self.releases()) {
+            Ok(rd) => Ok(Some(rd)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Installed releases: directories under `releases/` whose name is a version.
     /// Staging directories and anything else are ignored.
     pub fn installed(&self) -> io::Result<Vec<Version>> {
         let mut out = Vec::new();
-        let rd = match fs::read_dir(self.releases()) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
+        let Some(rd) = self.read_releases()? else {
+            return Ok(out);
         };
         for entry in rd {
             let entry = entry?;
@@ -148,10 +155,8 @@ impl AppRoot {
     /// Staging directories left by an interrupted run.
     pub fn leftover_staging(&self) -> io::Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        let rd = match fs::read_dir(self.releases()) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
+        let Some(rd) = self.read_releases()? else {
+            return Ok(out);
         };
         for entry in rd {
             let entry = entry?;
