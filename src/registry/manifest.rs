@@ -806,18 +806,7 @@ mod tests {
             ),
         ] {
             let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
-            let props = schema["properties"].as_object().unwrap();
-            let obj = doc.as_object().unwrap();
-            for req in schema["required"].as_array().unwrap() {
-                assert!(obj.contains_key(req.as_str().unwrap()), "{req} not written");
-            }
-            for k in obj.keys() {
-                assert!(props.contains_key(k), "{k} written but not in the schema");
-            }
-            assert_eq!(
-                props["schema_version"]["const"],
-                serde_json::json!(SCHEMA_VERSION)
-            );
+            crate::registry::assert_schema_describes(&schema, &doc, SCHEMA_VERSION);
         }
     }
 
