@@ -252,6 +252,38 @@ fn prune_keeps_n_and_never_current_or_previous() {
     assert_eq!(j["total"], 2);
 }
 
+/// A release that failed its health checks is blocked: it goes before healthy ones, so
+/// it never costs a release that could be rolled back to its slot.
+#[test]
+fn prune_removes_blocked_releases_before_healthy_ones() {
+    let app = App::new("");
+    for v in ["1.0.0", "1.1.0"] {
+        ok(&app.deploy(v, &release_tarball(app.tmp(), v, "")));
+    }
+    let failed = app.deploy("1.2.0", &release_tarball(app.tmp(), "1.2.0", "broken"));
+    assert_eq!(code(&failed), 4, "{}", stderr(&failed));
+    app.assert_blocked("1.2.0", "health");
+    for v in ["1.3.0", "1.4.0"] {
+        ok(&app.deploy(v, &release_tarball(app.tmp(), v, "")));
+    }
+    let out = app.run(&["prune", "--keep", "3", "--json"]);
+    ok(&out);
+    assert_eq!(
+        json(&out)["removed"],
+        serde_json::json!(["1.0.0", "1.2.0"]),
+        "{}",
+        stdout(&out)
+    );
+    let j = json(&app.run(&["list", "--json"]));
+    let versions: Vec<&str> = j["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, vec!["1.1.0", "1.3.0", "1.4.0"]);
+}
+
 #[test]
 fn artifact_url_streams_from_a_loopback_http_server() {
     let app = App::new("");

@@ -1,5 +1,7 @@
 //! Pruning: remove old releases beyond `keep`, never the ones the machine may need
-//! (current, previous, pinned).
+//! (current, previous, pinned), and blocked ones first: a release that failed here (or
+//! that an operator rolled back from) will not run again without `unblock`, so it must
+//! not cost a healthy release its slot.
 
 use tracing::info;
 
@@ -12,11 +14,22 @@ use crate::fsutil;
 use crate::registry::names::Version;
 
 /// Which releases to delete so that at most `keep` remain, never touching `protected`
-/// (current, previous, pinned). Newest versions (semver order) are kept first; protected
-/// releases count towards `keep`.
-pub fn plan_prune(installed: &[Version], keep: usize, protected: &[&Version]) -> Vec<Version> {
+/// (current, previous, pinned). Healthy releases are kept before `blocked` ones, newest
+/// (semver order) first within each; protected releases count towards `keep`.
+pub fn plan_prune(
+    installed: &[Version],
+    keep: usize,
+    protected: &[&Version],
+    blocked: &[&Version],
+) -> Vec<Version> {
     let mut newest_first: Vec<&Version> = installed.iter().collect();
-    newest_first.sort_by(|a, b| b.cmp(a));
+    // Healthy before blocked, then newest first: the last ones in this order go first.
+    newest_first.sort_by(|a, b| {
+        blocked
+            .contains(a)
+            .cmp(&blocked.contains(b))
+            .then_with(|| b.cmp(a))
+    });
     let mut kept = installed.iter().filter(|v| protected.contains(v)).count();
     let mut remove = Vec::new();
     for v in newest_first {
@@ -34,7 +47,7 @@ pub fn plan_prune(installed: &[Version], keep: usize, protected: &[&Version]) ->
 }
 
 impl Pipeline<'_> {
-    /// Remove releases beyond `keep`, never current, previous or pinned.
+    /// Remove releases beyond `keep`, never current, previous or pinned; blocked first.
     pub async fn prune(
         &self,
         state: &State,
@@ -51,7 +64,8 @@ impl Pipeline<'_> {
         .into_iter()
         .flatten()
         .collect();
-        let doomed = plan_prune(&installed, keep, &protected);
+        let blocked: Vec<&Version> = state.blocked.keys().collect();
+        let doomed = plan_prune(&installed, keep, &protected, &blocked);
         if !dry_run {
             for v in &doomed {
                 let (root, version) = (self.root.clone(), v.clone());
@@ -106,9 +120,47 @@ mod tests {
         for (keep, protected, want) in cases {
             let p: Vec<&Version> = protected.iter().collect();
             assert_eq!(
-                plan_prune(&all, keep, &p),
+                plan_prune(&all, keep, &p, &[]),
                 vs(&want),
                 "keep={keep} protected={protected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn blocked_releases_go_before_healthy_ones() {
+        let all = vs(&["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]);
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        // (keep, protected, blocked, removed)
+        type Case = (usize, Vec<Version>, Vec<Version>, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
+            // The newest two are blocked: three healthy ones fill keep = 3.
+            (
+                3,
+                vec![v("1.1.0")],
+                vec![v("1.3.0"), v("2.0.0")],
+                vec!["1.3.0", "2.0.0"],
+            ),
+            // Room left after every healthy release: the newest blocked one stays.
+            (5, vec![], vec![v("1.3.0"), v("2.0.0")], vec![]),
+            (4, vec![], vec![v("1.3.0"), v("2.0.0")], vec!["1.3.0"]),
+            // A protected blocked release (current after a failed switch back, pinned)
+            // is never removed, and still counts towards keep.
+            (
+                2,
+                vec![v("2.0.0")],
+                vec![v("2.0.0"), v("1.0.0")],
+                vec!["1.0.0", "1.1.0", "1.2.0"],
+            ),
+            (5, vec![], vec![], vec![]),
+        ];
+        for (keep, protected, blocked, want) in cases {
+            let p: Vec<&Version> = protected.iter().collect();
+            let b: Vec<&Version> = blocked.iter().collect();
+            assert_eq!(
+                plan_prune(&all, keep, &p, &b),
+                vs(&want),
+                "keep={keep} protected={protected:?} blocked={blocked:?}"
             );
         }
     }
