@@ -6,6 +6,12 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+mod remove;
+
+/// Remove a directory tree that may be partly written, of any depth; a missing
+/// directory is fine.
+pub use remove::remove_tree;
+
 /// A name no other process (or earlier crash) is using, in the same directory as `path`
 /// so the final rename never crosses filesystems.
 pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
@@ -109,14 +115,6 @@ pub fn tree_size(dir: &Path) -> io::Result<u64> {
         }
     }
     Ok(total)
-}
-
-/// Remove a directory tree that may be partly written; a missing directory is fine.
-pub fn remove_tree(dir: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 /// Run blocking filesystem work (fsync, syncfs, deleting a tree, unpacking) on tokio's

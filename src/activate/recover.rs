@@ -43,8 +43,15 @@ impl Pipeline<'_> {
                 "cannot remove leftover staging",
                 &self.root.releases(),
             ))?;
-        for p in removed {
+        for p in removed.removed {
             info!(path = %p.display(), "removed leftover staging directory from an interrupted run");
+        }
+        for (p, e) in removed.stuck {
+            warn!(
+                path = %p.display(),
+                error = %e,
+                "cannot remove a leftover of an interrupted run; it is out of the way and retried on every run (remove it by hand if this repeats: an immutable file or a mount inside it blocks removal)"
+            );
         }
         let Some(pending) = state.pending.take() else {
             return Ok(());

@@ -5,6 +5,7 @@
 //!                                 `v<version>` names are recognised too)
 //! <root>/releases/current -> <version>   (relative link, so the root can move)
 //! <root>/releases/.staging-*      in-progress unpacks, removed on the next run
+//! <root>/releases/.trash-*        leftovers that could not be removed (retried)
 //! <root>/config/ data/ uploads/ commands/ logs/releases.log
 //! <root>/.updraft/state.json      our state (atomic writes)
 //! <root>/.updraft/history.jsonl   append-only history of decisions and outcomes
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use crate::registry::names::Version;
 
 pub const STAGING_PREFIX: &str = ".staging-";
+/// Leftovers that could not be deleted, renamed out of the way; retried on every run.
+pub const TRASH_PREFIX: &str = ".trash-";
 
 #[derive(Debug, Clone)]
 pub struct AppRoot {
@@ -152,7 +155,7 @@ impl AppRoot {
         Ok(out)
     }
 
-    /// Staging directories left by an interrupted run.
+    /// Staging directories left by an interrupted run, and leftovers set aside earlier.
     pub fn leftover_staging(&self) -> io::Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         let Some(rd) = self.read_releases()? else {
@@ -161,7 +164,10 @@ impl AppRoot {
         for entry in rd {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(STAGING_PREFIX) || name.starts_with(".current.") {
+            if name.starts_with(STAGING_PREFIX)
+                || name.starts_with(TRASH_PREFIX)
+                || name.starts_with(".current.")
+            {
                 out.push(entry.path());
             }
         }

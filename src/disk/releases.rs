@@ -5,7 +5,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::disk::layout::{AppRoot, STAGING_PREFIX};
+use tracing::warn;
+
+use crate::disk::layout::{AppRoot, STAGING_PREFIX, TRASH_PREFIX};
 use crate::fsutil;
 use crate::registry::names::Version;
 
@@ -88,30 +90,65 @@ fn exchange_paths(a: &Path, b: &Path) -> io::Result<()> {
 }
 
 /// Remove an installed release so that a crash half-way never leaves a partial tree
-/// under a version name: rename it to a staging name first, then delete.
+/// under a version name: rename it to a staging name first, then delete. Once renamed
+/// the release is gone; a tree that cannot be deleted is left to [`clean_leftovers`]
+/// (warned about, set aside), never an error that stops a prune or a deploy.
 pub fn remove_release(root: &AppRoot, version: &Version) -> io::Result<()> {
     let dir = root.release_dir(version);
     let doomed = root.releases().join(format!(
-        "{STAGING_PREFIX}removed-{version}-{}",
-        std::process::id()
+        "{STAGING_PREFIX}removed-{version}-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
     ));
     fs::rename(&dir, &doomed)?;
     fsutil::fsync_dir(&root.releases())?;
-    fsutil::remove_tree(&doomed)
+    if let Err(e) = fsutil::remove_tree(&doomed) {
+        warn!(path = %doomed.display(), error = %e, "cannot delete the removed release's files yet; the next run tries again");
+    }
+    Ok(())
+}
+
+/// What [`clean_leftovers`] did.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    pub removed: Vec<PathBuf>,
+    /// Leftovers that could not be deleted, where they are now (renamed aside to
+    /// `releases/.trash-*` when possible), and why. They never block an operation and
+    /// are tried again on every run.
+    pub stuck: Vec<(PathBuf, io::Error)>,
 }
 
 /// Delete staging trees left by an interrupted run. Only called under the root lock,
-/// so no live operation owns them.
-pub fn clean_leftovers(root: &AppRoot) -> io::Result<Vec<PathBuf>> {
-    let leftovers = root.leftover_staging()?;
-    for p in &leftovers {
-        if p.is_dir() && !p.is_symlink() {
-            fsutil::remove_tree(p)?;
-        } else {
-            fs::remove_file(p)?;
+/// so no live operation owns them. A tree that cannot be deleted (an immutable file, a
+/// mount inside it) is renamed aside and reported, so recovery is never blocked by it.
+pub fn clean_leftovers(root: &AppRoot) -> io::Result<Leftovers> {
+    let mut out = Leftovers::default();
+    for p in root.leftover_staging()? {
+        match fsutil::remove_tree(&p) {
+            Ok(()) => out.removed.push(p),
+            Err(e) => {
+                let aside = set_aside(root, &p).unwrap_or(p);
+                out.stuck.push((aside, e));
+            }
         }
     }
-    Ok(leftovers)
+    Ok(out)
+}
+
+/// Rename a leftover to `releases/.trash-*`, unless it already is one.
+fn set_aside(root: &AppRoot, p: &Path) -> Option<PathBuf> {
+    let name = p.file_name()?.to_string_lossy().into_owned();
+    if name.starts_with(TRASH_PREFIX) {
+        return None;
+    }
+    let aside = root.releases().join(format!(
+        "{TRASH_PREFIX}{}-{:08x}",
+        name.trim_start_matches('.'),
+        fastrand::u32(..)
+    ));
+    fs::rename(p, &aside).ok()?;
+    let _ = fsutil::fsync_dir(&root.releases());
+    Some(aside)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod nginx;
 pub mod process;
 pub mod registry;
 pub mod s3;
+pub mod tarball;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
