@@ -451,4 +451,16 @@ mod tests {
         )
         .is_err());
     }
+
+    #[test]
+    fn waves_parse_relative_to_now() {
+        let now = t("2026-01-01T00:00:00Z");
+        let w = parse_waves("0s=10,1h=50,1d=100", now).unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[1].start, "2026-01-01T01:00:00Z");
+        assert_eq!(w[2].percent, 100);
+        assert!(parse_waves("1h=10,0s=50", now).is_err());
+        assert!(parse_waves("0s=101", now).is_err());
+        assert!(parse_waves("", now).is_err());
+    }
 }
