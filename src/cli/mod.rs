@@ -14,6 +14,7 @@ use crate::registry::names::{AppName, Channel, Target, Version};
 
 mod agent;
 mod demo;
+mod docs;
 mod fleet;
 mod logging;
 mod pack;
@@ -131,6 +132,10 @@ pub enum Command {
     Rollout(RolloutCommand),
     /// Serve a registry directory over HTTP on loopback (for demos and tests).
     Serve(ServeArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command with --dir.
+    Man(docs::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -573,6 +578,8 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Fleet(FleetCommand::Status(a)) => fleet::status(ctx, a).await,
         Command::Guard(a) => fleet::guard(ctx, a).await,
         Command::Rollout(RolloutCommand::Resume(a)) => fleet::resume(ctx, a).await,
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 
