@@ -580,40 +580,53 @@ fn a_failed_write_while_unpacking_is_not_blamed_on_the_tarball() {
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
 }
 
-/// The seed names a release by its git hash when no VERSION is given. updraft cannot
-/// manage such a release, but a failing first deploy over it must put `current` back
-/// where it was and restart it, not leave the app with no `current` at all.
+/// `current` at a seed-era release (absolute link, extracted by the seed's `tar -xzf`):
+/// a failing first deploy over it must put `current` back on it and restart it, not
+/// leave the app with no `current` at all. The seed names a release by its git hash when
+/// no VERSION is given: that is a version (a label), switched back to under its own
+/// name; a directory whose name is no version at all is restored exactly as it was.
 #[test]
-fn a_failed_deploy_over_an_unmanaged_seed_release_restores_it() {
-    let app = App::new("");
-    let releases = app.root.join("releases");
-    let seed = releases.join("a1b2c3d");
-    std::fs::create_dir_all(&seed).unwrap();
-    let t = release_tarball(app.tmp(), "a1b2c3d", "");
-    let st = std::process::Command::new("tar")
-        .arg("-xzf")
-        .arg(&t)
-        .arg("-C")
-        .arg(&seed)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::os::unix::fs::symlink(&seed, releases.join("current")).unwrap();
+fn a_failed_deploy_over_a_seed_release_restores_it() {
+    // (seed directory, is it a version, what the switch back says)
+    for (name, managed, says) in [
+        ("a1b2c3d", true, "switched back to a1b2c3d"),
+        ("build~42", false, "a release updraft did not install"),
+    ] {
+        let app = App::new("");
+        let releases = app.root.join("releases");
+        let seed = releases.join(name);
+        std::fs::create_dir_all(&seed).unwrap();
+        let t = release_tarball(app.tmp(), name, "");
+        let st = std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&t)
+            .arg("-C")
+            .arg(&seed)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::os::unix::fs::symlink(&seed, releases.join("current")).unwrap();
 
-    let out = app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "broken"));
-    assert_eq!(code(&out), 4, "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("a release updraft did not install"), "{err}");
-    assert_eq!(
-        app.current().as_deref(),
-        Some(seed.to_str().unwrap()),
-        "current must point where the seed left it"
-    );
-    assert_eq!(app.health_body().as_deref(), Some("ok a1b2c3d"));
-    app.assert_blocked("1.0.0", "health");
+        let out = app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "broken"));
+        assert_eq!(code(&out), 4, "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{name}: {err}");
+        let want = if managed {
+            name.to_string()
+        } else {
+            seed.to_str().unwrap().to_string()
+        };
+        assert_eq!(
+            app.current().as_deref(),
+            Some(want.as_str()),
+            "{name}: current must point at the seed's release"
+        );
+        assert_eq!(app.health_body(), Some(format!("ok {name}")));
+        app.assert_blocked("1.0.0", "health");
 
-    // A good release takes over as usual.
-    ok(&app.deploy("1.1.0", &release_tarball(app.tmp(), "1.1.0", "")));
-    assert_eq!(app.current().as_deref(), Some("1.1.0"));
-    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+        // A good release takes over as usual.
+        ok(&app.deploy("1.1.0", &release_tarball(app.tmp(), "1.1.0", "")));
+        assert_eq!(app.current().as_deref(), Some("1.1.0"));
+        assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+    }
 }

@@ -40,6 +40,7 @@ pub use switch::Activated;
 use crate::config::Config;
 use crate::disk::layout::AppRoot;
 use crate::disk::lock::RootLock;
+use crate::disk::order;
 use crate::disk::releases;
 use crate::disk::state::State;
 use crate::fsutil;
@@ -90,6 +91,13 @@ impl<'a> Pipeline<'a> {
     pub fn installed(&self) -> Result<Vec<Version>, DeployError> {
         self.root
             .installed()
+            .map_err(io_err("cannot list releases", &self.root.releases()))
+    }
+
+    /// The installed releases, oldest first by this machine's order (`disk::order`):
+    /// what "previous" and "newest" mean for rollback and prune.
+    pub fn installed_oldest_first(&self, state: &State) -> Result<Vec<Version>, DeployError> {
+        order::installed(self.root, state)
             .map_err(io_err("cannot list releases", &self.root.releases()))
     }
 
@@ -164,7 +172,7 @@ pub async fn rollback(
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
     p.recover(&mut state).await?;
-    let installed = p.installed()?;
+    let installed = p.installed_oldest_first(&state)?;
     let current = p.current()?;
     let target = rollback_target(
         &installed,
@@ -176,8 +184,9 @@ pub async fn rollback(
 }
 
 /// Which release `rollback` goes to: the one asked for if installed; else the recorded
-/// previous release if still installed and not current; else the newest release older
-/// than current.
+/// previous release if still installed and not current; else the release just before
+/// current in `installed` (oldest first, by `disk::order`), or the newest one when
+/// current is none of them.
 fn rollback_target(
     installed: &[Version],
     current: Option<&Version>,
@@ -196,13 +205,10 @@ fn rollback_target(
     let prev = previous
         .filter(|v| installed.contains(v) && Some(*v) != current)
         .cloned();
-    // Without a recorded previous, take the newest release older than current.
-    let fallback = || {
-        installed
-            .iter()
-            .rev()
-            .find(|v| current.is_none_or(|c| *v < c))
-            .cloned()
+    // Without a recorded previous, take the release installed before current.
+    let fallback = || match current.and_then(|c| installed.iter().position(|v| v == c)) {
+        Some(at) => at.checked_sub(1).map(|i| installed[i].clone()),
+        None => installed.last().cloned(),
     };
     prev.or_else(fallback)
         .ok_or_else(|| DeployError::NoPrevious {
@@ -249,7 +255,24 @@ mod tests {
             (&installed, Some("1.2.0"), None, Some("1.2.0"), Ok("1.2.0")),
             (&installed, Some("1.2.0"), None, Some("2.0.0"), Err("release not found: 2.0.0 is not installed; available releases: 1.0.0, 1.1.0, 1.2.0")),
         ];
-        for (installed, current, previous, requested, want) in cases {
+        // Labels, oldest first as `disk::order` gives them: "previous" is the one
+        // installed before current, never the one before it in the alphabet.
+        let labels = [v("fff0000"), v("abc1234"), v("20261129000000")];
+        let mixed = [v("abc1234"), v("1.0.0"), v("1.1.0")];
+        let label_cases: Vec<Case<'_>> = vec![
+            (&labels, Some("20261129000000"), None, None, Ok("abc1234")),
+            (&labels, Some("abc1234"), None, None, Ok("fff0000")),
+            (&labels, Some("fff0000"), None, None, Err("no release to roll back to (installed: fff0000, abc1234, 20261129000000); pass --version to choose one")),
+            (&labels, None, None, None, Ok("20261129000000")),
+            (&labels, Some("20261129000000"), Some("fff0000"), None, Ok("fff0000")),
+            (&labels, Some("abc1234"), None, Some("20261129000000"), Ok("20261129000000")),
+            (&labels, Some("abc1234"), None, Some("1234567"), Err("release not found: 1234567 is not installed; available releases: fff0000, abc1234, 20261129000000")),
+            // A seed-era hash directory before updraft's first semantic release.
+            (&mixed, Some("1.0.0"), None, None, Ok("abc1234")),
+            (&mixed, Some("1.1.0"), None, None, Ok("1.0.0")),
+        ];
+        for (installed, current, previous, requested, want) in cases.into_iter().chain(label_cases)
+        {
             let current = current.map(v);
             let previous = previous.map(v);
             let got = rollback_target(

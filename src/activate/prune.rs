@@ -14,22 +14,20 @@ use crate::fsutil;
 use crate::registry::names::Version;
 
 /// Which releases to delete so that at most `keep` remain, never touching `protected`
-/// (current, previous, pinned). Healthy releases are kept before `blocked` ones, newest
-/// (semver order) first within each; protected releases count towards `keep`.
+/// (current, previous, pinned). `installed` is oldest first (`disk::order`: semantic
+/// versions by precedence, labels by install time). Healthy releases are kept before
+/// `blocked` ones, newest first within each; protected releases count towards `keep`.
+/// The result is oldest first.
 pub fn plan_prune(
     installed: &[Version],
     keep: usize,
     protected: &[&Version],
     blocked: &[&Version],
 ) -> Vec<Version> {
-    let mut newest_first: Vec<&Version> = installed.iter().collect();
-    // Healthy before blocked, then newest first: the last ones in this order go first.
-    newest_first.sort_by(|a, b| {
-        blocked
-            .contains(a)
-            .cmp(&blocked.contains(b))
-            .then_with(|| b.cmp(a))
-    });
+    let mut newest_first: Vec<&Version> = installed.iter().rev().collect();
+    // Healthy before blocked (a stable sort keeps newest first within each): the last
+    // ones in this order go first.
+    newest_first.sort_by_key(|v| blocked.contains(v));
     let mut kept = installed.iter().filter(|v| protected.contains(v)).count();
     let mut remove = Vec::new();
     for v in newest_first {
@@ -39,11 +37,14 @@ pub fn plan_prune(
         if kept < keep {
             kept += 1;
         } else {
-            remove.push(v.clone());
+            remove.push(v);
         }
     }
-    remove.sort();
-    remove
+    installed
+        .iter()
+        .filter(|v| remove.contains(v))
+        .cloned()
+        .collect()
 }
 
 impl Pipeline<'_> {
@@ -54,7 +55,7 @@ impl Pipeline<'_> {
         keep: usize,
         dry_run: bool,
     ) -> Result<Vec<Version>, DeployError> {
-        let installed = self.installed()?;
+        let installed = self.installed_oldest_first(state)?;
         let current = self.current()?;
         let protected: Vec<&Version> = [
             current.as_ref(),
@@ -163,5 +164,43 @@ mod tests {
                 "keep={keep} protected={protected:?} blocked={blocked:?}"
             );
         }
+    }
+
+    /// Labels arrive oldest first by install time (`disk::order`): the newest kept are
+    /// the last installed, whatever their letters.
+    #[test]
+    fn prune_labels_by_install_order() {
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        // Seed-era hash directories first, then updraft's releases.
+        let installed = vs(&["fff0000", "abc1234", "20261129000000", "1.0.0", "1.1.0"]);
+        let cases: Vec<(usize, Vec<Version>, Vec<&str>)> = vec![
+            (5, vec![], vec![]),
+            (
+                2,
+                vec![v("1.1.0")],
+                vec!["fff0000", "abc1234", "20261129000000"],
+            ),
+            (3, vec![v("1.1.0")], vec!["fff0000", "abc1234"]),
+            // A rollback to an old hash keeps it, and it counts towards keep.
+            (
+                2,
+                vec![v("abc1234"), v("1.1.0")],
+                vec!["fff0000", "20261129000000", "1.0.0"],
+            ),
+        ];
+        for (keep, protected, want) in cases {
+            let p: Vec<&Version> = protected.iter().collect();
+            assert_eq!(
+                plan_prune(&installed, keep, &p, &[]),
+                vs(&want),
+                "keep={keep}"
+            );
+        }
+        // A blocked hash goes before older healthy ones.
+        let blocked = v("20261129000000");
+        assert_eq!(
+            plan_prune(&installed, 3, &[&v("1.1.0")], &[&blocked]),
+            vs(&["fff0000", "20261129000000"])
+        );
     }
 }

@@ -70,7 +70,7 @@ fn copy_files(src: &Path, dst: &Path) -> Result<(), DeployError> {
 
 impl Pipeline<'_> {
     /// The target of `current` when it points at something that is no release of ours
-    /// (a seed release named by a git hash or a date), so a failed activation can put
+    /// (a directory whose name is no version, such as `my build`), so a failed activation can put
     /// it back instead of leaving the app with no `current` at all.
     fn unmanaged_current(&self) -> Option<String> {
         let target = fs::read_link(self.root.current_link()).ok()?;

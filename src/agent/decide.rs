@@ -22,7 +22,8 @@ pub struct Inputs<'a> {
     pub pinned: Option<&'a Version>,
     pub blocked: &'a BTreeMap<Version, Blocked>,
     pub yanked: &'a [Version],
-    /// Releases on disk: only changes the wording (a switch without a download).
+    /// Releases on disk, oldest first (`disk::order`). Changes the wording (a switch
+    /// without a download), and orders a label against the running release (below).
     pub installed: &'a [Version],
     pub admission: Admission,
     /// This machine's rollout bucket for the channel version, `0..BUCKETS`.
@@ -253,9 +254,32 @@ impl Decision {
     }
 }
 
+/// Whether the channel's version counts as newer than the running one.
+///
+/// Two semantic versions compare by precedence. A label (a git hash, a timestamp) has no
+/// order of its own, so when either side is one, the channel's version is newer unless
+/// it ran here before the running release (installed earlier, `disk::order`). A version
+/// the channel moved to that this machine never ran is thus later in the channel's
+/// history: an update, paced by the rollout. One it ran before is a move back when the
+/// channel's sequence is new (`follow-channel-back`), and leaves a hand-deployed newer
+/// build alone when it is not (`ahead-of-channel`), exactly as for semantic versions.
+fn channel_is_newer(i: &Inputs, ch: &Version, cur: &Version) -> bool {
+    if let (Some(a), Some(b)) = (ch.semantic(), cur.semantic()) {
+        return a > b;
+    }
+    let position = |v: &Version| i.installed.iter().position(|x| x == v);
+    let ran_before_current = matches!(
+        (position(ch), position(cur)),
+        (Some(c), Some(r)) if c < r
+    );
+    !ran_before_current
+}
+
 /// The rules, in order: a pin beats the channel; a yanked or blocked channel version is
 /// never installed; a yanked running version is left at once; newer versions wait for
 /// the rollout; an older one is followed only when the channel moved (higher sequence).
+/// "Newer" is SemVer precedence between semantic versions, and the channel's history when
+/// a label is involved (`channel_is_newer`), never a comparison of strings.
 pub fn decide(i: &Inputs) -> Decision {
     let ch = i.channel_version;
     let current = i.current.cloned();
@@ -326,7 +350,7 @@ pub fn decide(i: &Inputs) -> Decision {
             on_disk: on_disk(ch),
         };
     }
-    if ch > cur {
+    if channel_is_newer(i, ch, cur) {
         return match &i.admission {
             Admission::Admitted => Decision::Update {
                 from: cur.clone(),
@@ -680,6 +704,117 @@ mod tests {
                 last_sequence: 8,
                 name: "ahead-of-channel",
                 says: &["running 1.4.0, newer than the channel's 1.3.0", "sequence 8"],
+                ..BASE
+            },
+            // Labels (git hashes, timestamps): the channel's history and the install
+            // order decide, never the letters ("abc1234" < "fff0000" means nothing).
+            Case {
+                what: "label: the channel moved to a new hash",
+                current: Some("fff0000"),
+                channel: "abc1234",
+                installed: &["fff0000"],
+                name: "update",
+                target: Some("abc1234"),
+                says: &["updating from fff0000 to abc1234"],
+                ..BASE
+            },
+            Case {
+                what: "label: the channel moved to a new hash, rollout not reached",
+                current: Some("fff0000"),
+                channel: "abc1234",
+                installed: &["fff0000"],
+                admission: Admission::NotYet { share_now: 30, next: None },
+                name: "wait-for-rollout",
+                says: &["abc1234 is rolled out to 30%", "staying on fff0000"],
+                ..BASE
+            },
+            Case {
+                what: "label: a timestamp that sorts lower as a string is still the newer build",
+                current: Some("20261130041500"),
+                channel: "20261129000000",
+                installed: &["20261130041500"],
+                name: "update",
+                target: Some("20261129000000"),
+                ..BASE
+            },
+            Case {
+                what: "label: the channel moved back to a hash that ran here before",
+                current: Some("abc1234"),
+                channel: "fff0000",
+                installed: &["fff0000", "abc1234"],
+                admission: Admission::NotYet { share_now: 0, next: None },
+                name: "follow-channel-back",
+                target: Some("fff0000"),
+                says: &["moved the channel back to fff0000 (sequence 8)", "already on disk"],
+                ..BASE
+            },
+            Case {
+                what: "label: channel unchanged, this machine was rolled back by hand",
+                current: Some("fff0000"),
+                channel: "abc1234",
+                installed: &["fff0000", "abc1234"],
+                last_sequence: 8,
+                name: "update",
+                target: Some("abc1234"),
+                ..BASE
+            },
+            Case {
+                what: "label: channel unchanged, a newer build deployed here by hand",
+                current: Some("0000aaa"),
+                channel: "abc1234",
+                installed: &["abc1234", "0000aaa"],
+                last_sequence: 8,
+                name: "ahead-of-channel",
+                says: &["running 0000aaa, newer than the channel's abc1234"],
+                ..BASE
+            },
+            Case {
+                what: "label on a seed-era machine: the first channel document is followed",
+                current: Some("abc1234"),
+                channel: "1.0.0",
+                installed: &["abc1234"],
+                sequence: 1,
+                last_sequence: 0,
+                name: "update",
+                target: Some("1.0.0"),
+                ..BASE
+            },
+            Case {
+                what: "mixed: the channel moved back from a semantic version to a hash it ran",
+                current: Some("1.0.0"),
+                channel: "abc1234",
+                installed: &["abc1234", "1.0.0"],
+                name: "follow-channel-back",
+                target: Some("abc1234"),
+                ..BASE
+            },
+            Case {
+                what: "label: the running hash is yanked",
+                current: Some("abc1234"),
+                channel: "fff0000",
+                installed: &["fff0000", "abc1234"],
+                yanked: &["abc1234"],
+                last_sequence: 8,
+                name: "leave-yanked",
+                target: Some("fff0000"),
+                ..BASE
+            },
+            Case {
+                what: "label: the channel's hash is blocked here",
+                current: Some("fff0000"),
+                channel: "abc1234",
+                blocked: &["abc1234"],
+                name: "blocked",
+                says: &["abc1234 is blocked here", "`updraft unblock abc1234`"],
+                ..BASE
+            },
+            Case {
+                what: "label: pinned to a hash",
+                current: Some("fff0000"),
+                channel: "abc1234",
+                pinned: Some("fff0000"),
+                name: "pinned",
+                says: &["pinned to fff0000", "the channel's abc1234 is ignored"],
                 ..BASE
             },
         ];

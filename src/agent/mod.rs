@@ -416,7 +416,7 @@ impl Agent {
         let p = Pipeline::new(&self.root, &self.config);
         let state = p.load_state()?;
         let current = p.current()?;
-        let installed = p.installed()?;
+        let installed = p.installed_oldest_first(&state)?;
         let view = self.fetch_channel(&state).await?;
         let decision = self.decide(&state, current.as_ref(), &installed, &view);
         let state = machine_state::machine_state(&machine_state::Facts {
@@ -483,7 +483,7 @@ impl Agent {
         // Decide before remembering the document: "the channel moved back" is judged
         // against the sequence accepted before this one.
         let current = p.current()?;
-        let installed = p.installed()?;
+        let installed = p.installed_oldest_first(state)?;
         let decision = self.decide(state, current.as_ref(), &installed, &view);
         self.remember_channel(state, &view);
         state.decided(decision.name());

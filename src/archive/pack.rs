@@ -108,8 +108,9 @@ pub fn pack_dir(
             Item::File { .. } => fs::read_to_string(&p).map_err(read_err(&p))?,
             _ => String::from("(not a regular file)"),
         };
-        let trimmed = found.trim();
-        if trimmed.strip_prefix('v').unwrap_or(trimmed) != version.to_string() {
+        // The seed writes `v1.2.3` or a bare git hash; either names this version when it
+        // parses to it (`v` is dropped only from a semantic version, never from a label).
+        if found.trim().parse::<Version>().as_ref() != Ok(version) {
             return Err(PackError::VersionMismatch {
                 path: p,
                 found,

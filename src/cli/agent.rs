@@ -206,7 +206,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let state = State::load(&root.state_file())?;
     let current = root.current()?;
-    let installed = root.installed()?;
+    let installed = crate::disk::order::installed(&root, &state)?;
     let mut decision = None;
     let mut explanation = None;
     let mut rollout = None;

@@ -9,6 +9,7 @@ use super::{exit, Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
 use crate::activate::{self, show, InstallRequest, Pipeline};
 use crate::agent::machine_state::{self, MachineState};
 use crate::disk::layout::AppRoot;
+use crate::disk::order;
 use crate::disk::state::{Kind, State};
 use crate::registry::names::Version;
 use crate::time::Timestamp;
@@ -110,7 +111,9 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let state = read_state(&root)?;
     let current = root.current().context("reading current link")?;
     let mut rows = Vec::new();
-    for v in root.installed().context("listing releases")? {
+    // Oldest first: semantic versions by precedence, labels (git hashes, timestamps) by
+    // install time (`disk::order`).
+    for v in order::installed(&root, &state).context("listing releases")? {
         let dir = root.release_dir(&v);
         let rec = state.releases.get(&v);
         let installed_at = rec.map(|r| r.installed_at).or_else(|| {

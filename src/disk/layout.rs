@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/releases/<version>/      immutable, complete releases (the seed's
-//!                                 `v<version>` names are recognised too)
+//!                                 `v<version>`, git-hash and timestamp names too)
 //! <root>/releases/current -> <version>   (relative link, so the root can move)
 //! <root>/releases/.staging-*      in-progress unpacks, removed on the next run
 //! <root>/releases/.trash-*        leftovers that could not be removed (retried)
@@ -42,12 +42,13 @@ impl AppRoot {
         self.releases().join("current")
     }
     /// Where release `v` lives: `releases/<v>`, or `releases/v<v>` when only that exists
+    /// for a semantic version
     /// (a root first managed by the seed's scripts, which name releases `v1.2.3`). New
     /// releases always get the plain name; seed-era ones are used where they are, never
     /// renamed, because a running service may hold paths inside them.
     pub fn release_dir(&self, v: &Version) -> PathBuf {
         let plain = self.releases().join(v.to_string());
-        if !plain.is_dir() {
+        if v.is_semantic() && !plain.is_dir() {
             let seed = self.releases().join(format!("v{v}"));
             if seed.is_dir() {
                 return seed;
@@ -130,8 +131,10 @@ impl AppRoot {
         }
     }
 
-    /// Installed releases: directories under `releases/` whose name is a version.
-    /// Staging directories and anything else are ignored.
+    /// Installed releases: directories under `releases/` whose name is a version (a
+    /// semantic version or a label, see `Version`), in `Version`'s fixed order, which says
+    /// nothing about age: `disk::order` has the machine's newest-last order. Staging
+    /// directories and anything else are ignored.
     pub fn installed(&self) -> io::Result<Vec<Version>> {
         let mut out = Vec::new();
         let Some(rd) = self.read_releases()? else {
@@ -144,8 +147,9 @@ impl AppRoot {
             }
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Ok(v) = name.parse::<Version>() {
-                // `1.2.3`, or the seed's `v1.2.3`; not other spellings of the same version.
-                if v.to_string() == name || format!("v{v}") == name {
+                // `1.2.3`, the seed's `v1.2.3`, or a label (`abc1234`, `20261130041500`);
+                // not other spellings of the same version.
+                if v.is_spelled(&name) {
                     out.push(v);
                 }
             }

@@ -4,5 +4,6 @@
 pub mod history;
 pub mod layout;
 pub mod lock;
+pub mod order;
 pub mod releases;
 pub mod state;
