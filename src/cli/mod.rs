@@ -152,7 +152,7 @@ pub struct VersionArg {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Version to install (semver; a leading 'v' is accepted).
+    /// Version to install: a semantic version (a leading 'v' is accepted) or a label such as a git hash or a timestamp.
     #[arg(long)]
     pub version: Version,
     /// Local release tarball (.tar.gz).
@@ -227,7 +227,7 @@ pub struct KeygenArgs {
 pub struct PackArgs {
     /// Directory holding the release contents (bin/, assets/, ...).
     pub dir: PathBuf,
-    /// Version to pack (semver; written to the tarball's VERSION file).
+    /// Version to pack, semantic or a label such as a git hash (written to the tarball's VERSION file).
     #[arg(long)]
     pub version: Version,
     /// Tarball to write (.tar.gz).
@@ -262,7 +262,7 @@ pub struct PublishArgs {
     /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
     #[arg(long, value_name = "A")]
     pub app: AppName,
-    /// Version of the release (semver; a leading 'v' is accepted).
+    /// Version of the release: a semantic version (a leading 'v' is accepted) or a label such as a git hash or a timestamp.
     #[arg(long, value_name = "V")]
     pub version: Version,
     /// Release tarball; repeat with --target for several targets.
