@@ -27,6 +27,34 @@ pub enum ErrorClass {
     Other,
 }
 
+impl ErrorClass {
+    /// The class's name in `--json` error output (`error.kind`), stable like the codes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::Usage => "usage",
+            ErrorClass::Busy => "busy",
+            ErrorClass::RolledBack => "rolled-back",
+            ErrorClass::Verify => "verification",
+            ErrorClass::NotFound => "not-found",
+            ErrorClass::GateNotMet => "gate-not-met",
+            ErrorClass::Other => "failure",
+        }
+    }
+}
+
+/// A mistake in what the caller asked for that no typed error of a module covers (a
+/// flag combination, a setting the command needs): fix the command line or the config
+/// and run again. The message says which and how.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Classify for UsageError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
+}
+
 /// Implemented by every typed library error whose class is not always [`ErrorClass::Other`].
 pub trait Classify {
     fn class(&self) -> ErrorClass;
@@ -58,4 +86,5 @@ fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
         .or_else(|| try_as::<crate::transport::TransportError>(e))
         .or_else(|| try_as::<crate::disk::lock::LockError>(e))
         .or_else(|| try_as::<crate::config::ConfigError>(e))
+        .or_else(|| try_as::<UsageError>(e))
 }

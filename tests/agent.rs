@@ -549,6 +549,7 @@ fn why_json_keeps_its_shape() {
             "last_operation",
             "pinned",
             "rollout",
+            "schema_version",
             "state",
             "yanked"
         ],

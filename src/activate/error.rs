@@ -90,17 +90,24 @@ pub enum DeployError {
 impl Classify for DeployError {
     fn class(&self) -> ErrorClass {
         match self {
-            DeployError::Lock(_) => ErrorClass::Busy,
-            // A read error inside the unpacker is the network or the disk, not the tarball.
+            DeployError::Lock(l) => l.class(),
+            // A read error inside the unpacker is the network or the disk, not the tarball,
+            // unless the download itself broke a size rule (the signed size, a limit).
             DeployError::Unpack {
-                source: UnpackError::Read(_),
+                source: UnpackError::Read(e),
                 ..
-            } => ErrorClass::Other,
+            } => e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<TransportError>())
+                .map_or(ErrorClass::Other, Classify::class),
             DeployError::Unpack { .. }
             | DeployError::Checksum { .. }
             | DeployError::Size { .. } => ErrorClass::Verify,
             DeployError::NotFound { .. } | DeployError::NoPrevious { .. } => ErrorClass::NotFound,
-            DeployError::Fetch(TransportError::NotFound { .. }) => ErrorClass::NotFound,
+            DeployError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorClass::NotFound
+            }
+            DeployError::Fetch(t) => t.class(),
             DeployError::RolledBack { .. } | DeployError::RollbackFailed { .. } => {
                 ErrorClass::RolledBack
             }

@@ -67,7 +67,7 @@ impl Classify for AgentError {
             }
             AgentError::Manifest(_) => ErrorClass::Verify,
             AgentError::Deploy(d) => d.class(),
-            AgentError::Transport(TransportError::NotFound { .. }) => ErrorClass::NotFound,
+            AgentError::Transport(t) => t.class(),
             _ => ErrorClass::Other,
         }
     }

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 
 fn agent(ctx: &Ctx) -> anyhow::Result<Agent> {
     if ctx.config_path.is_none() {
-        anyhow::bail!("the agent needs a config file: pass --config FILE or set UPDRAFT_CONFIG (see README \"Configuration\")");
+        return Err(usage!("the agent needs a config file: pass --config FILE or set UPDRAFT_CONFIG (see README \"Configuration\")"));
     }
     Ok(Agent::from_config(ctx.app_root()?, &ctx.config)?)
 }
@@ -24,9 +24,9 @@ pub async fn check(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let agent = agent(ctx)?;
     let report = agent.check().await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
     } else {
-        println!(
+        outln!(
             "{} {}: current {}, channel offers {} (sequence {}{})",
             report.app,
             report.channel,
@@ -34,8 +34,8 @@ pub async fn check(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
             report.available,
             report.sequence,
             if report.unchanged { ", unchanged" } else { "" }
-        );
-        println!("{}", report.explanation);
+        )?;
+        outln!("{}", report.explanation)?;
     }
     Ok(if report.update_available {
         exit::UPDATE_AVAILABLE
@@ -57,8 +57,8 @@ pub async fn update(ctx: &Ctx) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     match &out.activated {
-        Some(v) => println!("updated to {v}: {}", out.explanation),
-        None => println!("{}", out.explanation),
+        Some(v) => outln!("updated to {v}: {}", out.explanation)?,
+        None => outln!("{}", out.explanation)?,
     }
     Ok(exit::OK)
 }
@@ -119,19 +119,19 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     });
     let current = p.current()?;
     if current.as_ref() == Some(&a.version) {
-        println!("pinned to {} (already current)", a.version);
+        outln!("pinned to {} (already current)", a.version)?;
     } else if p.installed()?.contains(&a.version) {
         p.activate(&mut state, &a.version, Kind::Rollback).await?;
-        println!(
+        outln!(
             "pinned to {} and switched to it (was {})",
             a.version,
             show(current.as_ref())
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "pinned to {}; it is not installed yet: the next `updraft update` fetches it from the registry",
             a.version
-        );
+        )?;
     }
     Ok(exit::OK)
 }
@@ -146,9 +146,9 @@ pub async fn unpin(ctx: &Ctx) -> anyhow::Result<u8> {
             p.save_state(&state).await?;
             p.history(Event::Unpin, Some(&v), true, "pin released by operator");
             p.log(LogLine::Unpinned { version: &v });
-            println!("unpinned {v}: following the channel again on the next update");
+            outln!("unpinned {v}: following the channel again on the next update")?;
         }
-        None => println!("not pinned"),
+        None => outln!("not pinned")?,
     }
     Ok(exit::OK)
 }
@@ -170,12 +170,13 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
             p.log(LogLine::Unblocked {
                 version: &a.version,
             });
-            println!(
+            outln!(
                 "unblocked {} (it was blocked because: {})",
-                a.version, b.reason
-            );
+                a.version,
+                b.reason
+            )?;
         }
-        None => println!("{} is not blocked", a.version),
+        None => outln!("{} is not blocked", a.version)?,
     }
     Ok(exit::OK)
 }
@@ -255,59 +256,58 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         history,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
         return Ok(exit::OK);
     }
-    println!(
+    outln!(
         "This machine runs {} (state: {}).",
         show(report.current.as_ref()),
         report.state
-    );
+    )?;
     match (&report.channel, &report.channel_version) {
-        (Some(c), Some(v)) => println!(
+        (Some(c), Some(v)) => outln!(
             "Channel {c} points at {v} (sequence {}, last checked {}).",
             report.channel_sequence.unwrap_or(0),
             report
                 .last_check
                 .map_or_else(|| "never".to_string(), |t| t.to_string())
-        ),
-        _ => println!("No channel document has been accepted yet."),
+        )?,
+        _ => outln!("No channel document has been accepted yet.")?,
     }
     if let Some(e) = &report.explanation {
-        println!("Decision: {e}");
+        outln!("Decision: {e}")?;
     }
     match &report.pinned {
-        Some(p) => {
-            println!("Pinned to {p} by an operator (`updraft unpin` to follow the channel).")
-        }
-        None => println!("Not pinned."),
+        Some(p) => outln!("Pinned to {p} by an operator (`updraft unpin` to follow the channel).")?,
+        None => outln!("Not pinned.")?,
     }
     for (v, b) in &report.blocked {
-        println!(
+        outln!(
             "Blocked: {v} since {}: {} (`updraft unblock {v}` to allow it again).",
-            b.at, b.reason
-        );
+            b.at,
+            b.reason
+        )?;
     }
     if !report.yanked.is_empty() {
         let list: Vec<String> = report.yanked.iter().map(|v| v.to_string()).collect();
-        println!("Yanked fleet-wide: {}.", list.join(", "));
+        outln!("Yanked fleet-wide: {}.", list.join(", "))?;
     }
     if let Some(h) = &report.last_health {
-        println!(
+        outln!(
             "Last health result: {} for {} at {}: {}.",
             if h.ok { "passed" } else { "FAILED" },
             show(h.version.as_ref()),
             h.at,
             h.message
-        );
+        )?;
     }
     if let Some(e) = &report.last_error {
-        println!("Last error: {e}");
+        outln!("Last error: {e}")?;
     }
     if !report.history.is_empty() {
-        println!("\nRecent history:");
+        outln!("\nRecent history:")?;
         for h in &report.history {
-            println!(
+            outln!(
                 "  {} {:<9} {:<10} {}",
                 h.at,
                 h.event.as_str(),
@@ -315,7 +315,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
                     .as_ref()
                     .map_or_else(|| "-".to_string(), |v| v.to_string()),
                 h.message
-            );
+            )?;
         }
     }
     Ok(exit::OK)

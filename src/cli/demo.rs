@@ -19,9 +19,9 @@ struct Demo {
 }
 
 impl Demo {
-    fn say(&mut self, what: &str) {
+    fn say(&mut self, what: &str) -> anyhow::Result<()> {
         self.step += 1;
-        println!("\n\x1b[1m==> {}. {what}\x1b[0m", self.step);
+        outln!("\n\x1b[1m==> {}. {what}\x1b[0m", self.step)
     }
 
     /// Run `updraft ARGS`, show it, and return its exit code.
@@ -30,7 +30,7 @@ impl Demo {
             .iter()
             .map(|a| a.replace(&self.dir.display().to_string(), "$DEMO"))
             .collect();
-        println!("$ updraft {}", shown.join(" "));
+        outln!("$ updraft {}", shown.join(" "))?;
         let mut cmd = tokio::process::Command::new(&self.exe);
         if self.config.exists() {
             cmd.env("UPDRAFT_CONFIG", &self.config);
@@ -46,8 +46,12 @@ impl Demo {
             .await
             .with_context(|| format!("running {}", self.exe.display()))?;
         let code = status.code().unwrap_or(-1);
+        // The step's own output went to our stdout: its reader left, so do we.
+        if code == i32::from(crate::cli::output::EXIT_STDOUT_CLOSED) {
+            return Err(crate::cli::output::StdoutClosed.into());
+        }
         if code != 0 {
-            println!("(exit code {code})");
+            outln!("(exit code {code})")?;
         }
         Ok(code)
     }
@@ -146,7 +150,7 @@ pub async fn run(_ctx: &Ctx, dir: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let result = run_in(&dir).await;
     if keep {
-        println!("\nThe demo's files are in {}", dir.display());
+        outln!("\nThe demo's files are in {}", dir.display())?;
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -166,12 +170,12 @@ async fn run_in(dir: &Path) -> anyhow::Result<()> {
         config: dir.join("updraft.toml"),
         step: 0,
     };
-    println!(
+    outln!(
         "updraft demo: a registry and an app root in {}",
         dir.display()
-    );
+    )?;
 
-    d.say("CI makes a signing key pair (minisign-compatible)");
+    d.say("CI makes a signing key pair (minisign-compatible)")?;
     d.expect(
         &[
             "keygen",
@@ -194,10 +198,10 @@ async fn run_in(dir: &Path) -> anyhow::Result<()> {
     let listener = crate::registry::serve::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(crate::registry::serve::serve(registry.clone(), listener));
-    println!(
+    outln!(
         "   serving the registry {} at http://{addr}",
         registry.display()
-    );
+    )?;
 
     std::fs::write(
         &d.config,
@@ -223,41 +227,41 @@ interval = "200ms"
             root = root.display()
         ),
     )?;
-    println!("   agent config written to {}", d.config.display());
+    outln!("   agent config written to {}", d.config.display())?;
 
     for (v, broken) in [("1.0.0", false), ("1.1.0", false), ("1.2.0", true)] {
         make_app(&dir.join(format!("src/{v}")), v, broken)?;
     }
 
     let reg = format!("file://{}", registry.display());
-    d.say("CI packs and publishes 1.0.0 to the prod channel");
+    d.say("CI packs and publishes 1.0.0 to the prod channel")?;
     d.pack_and_publish("1.0.0", &reg).await?;
 
-    d.say("The agent on the VM polls the channel and installs 1.0.0");
+    d.say("The agent on the VM polls the channel and installs 1.0.0")?;
     d.expect(&["update"], 0).await?;
 
-    d.say("CI publishes 1.1.0; `check` reports an update (exit code 10)");
+    d.say("CI publishes 1.1.0; `check` reports an update (exit code 10)")?;
     d.pack_and_publish("1.1.0", &reg).await?;
     d.expect(&["check"], 10).await?;
 
-    d.say("The agent updates to 1.1.0: verified, unpacked, switched atomically, health-checked");
+    d.say("The agent updates to 1.1.0: verified, unpacked, switched atomically, health-checked")?;
     d.expect(&["update"], 0).await?;
     d.expect(&["check"], 0).await?;
 
-    d.say("CI publishes 1.2.0, whose health check fails");
+    d.say("CI publishes 1.2.0, whose health check fails")?;
     d.pack_and_publish("1.2.0", &reg).await?;
 
-    d.say("The agent tries 1.2.0, the health check fails: automatic rollback to 1.1.0 and 1.2.0 is blocked (exit code 4)");
+    d.say("The agent tries 1.2.0, the health check fails: automatic rollback to 1.1.0 and 1.2.0 is blocked (exit code 4)")?;
     d.expect(&["update"], 4).await?;
 
-    d.say("The next poll does not retry the blocked version");
+    d.say("The next poll does not retry the blocked version")?;
     d.expect(&["update"], 0).await?;
 
-    d.say("What is installed, and why this machine runs what it runs");
+    d.say("What is installed, and why this machine runs what it runs")?;
     d.expect(&["list"], 0).await?;
     d.expect(&["why"], 0).await?;
 
     server.abort();
-    println!("\nDemo complete: 1.0.0 → 1.1.0 updated, 1.2.0 rolled back and blocked.");
+    outln!("\nDemo complete: 1.0.0 → 1.1.0 updated, 1.2.0 rolled back and blocked.")?;
     Ok(())
 }

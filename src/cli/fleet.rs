@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::publish::{expires_in, load_public_keys, load_secret_key, open_store};
@@ -40,9 +39,9 @@ fn bad_count(entries: &[Entry]) -> usize {
 /// Reports are listed, so the registry must be a directory or a bucket.
 fn refuse_http(url: &str) -> anyhow::Result<()> {
     if url.starts_with("http://") || url.starts_with("https://") {
-        anyhow::bail!(
+        return Err(usage!(
             "{url}: reading machine reports needs to list <app>/fleet/, which a plain HTTP server cannot do; run this against the directory (file:///...) or bucket (s3://...) that the server serves"
-        );
+        ));
     }
     Ok(())
 }
@@ -62,7 +61,7 @@ pub async fn status(ctx: &Ctx, a: FleetStatusArgs) -> anyhow::Result<u8> {
     refuse_http(&a.registry)?;
     let stale = match &a.stale {
         Some(s) => humantime::parse_duration(s)
-            .with_context(|| format!("--stale {s:?}: write e.g. 30m, 6h, 2d"))?,
+            .map_err(|e| usage!("--stale {s:?}: write e.g. 30m, 6h, 2d ({e})"))?,
         None => DEFAULT_STALE,
     };
     let store = open_store(ctx, &a.registry)?;
@@ -87,9 +86,9 @@ pub async fn status(ctx: &Ctx, a: FleetStatusArgs) -> anyhow::Result<u8> {
         st.channels.retain(|s| &s.channel == c);
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
+        outln!("{}", serde_json::to_string_pretty(&st)?)?;
     } else {
-        print!("{}", render_status(&st, stale));
+        out!("{}", render_status(&st, stale))?;
     }
     Ok(exit::OK)
 }
@@ -246,9 +245,11 @@ pub(super) async fn gate_promotion(
     let (from, approved) = match source {
         PromoteSource::Approved { version, from } => (from, Some(version)),
         PromoteSource::Channel(from) => (from, None),
-        PromoteSource::Version(_) => anyhow::bail!(
+        PromoteSource::Version(_) => {
+            return Err(usage!(
             "--require-healthy needs --from CHANNEL: the gate reads that channel's machine reports"
-        ),
+        ))
+        }
     };
     let holds = channel::current_channel(store, signer, app, &from)
         .await?
@@ -284,7 +285,7 @@ pub(super) async fn gate_promotion(
         }
         .into());
     }
-    println!("gate met on {from}: {summary}");
+    outln!("gate met on {from}: {summary}")?;
     Ok(PromoteSource::Approved {
         version: holds,
         from,
@@ -398,14 +399,14 @@ pub async fn guard(ctx: &Ctx, a: GuardArgs) -> anyhow::Result<u8> {
     }
     out.acted = matches!(out.did, "halted" | "yanked" | "would-halt" | "would-yank");
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        println!("channel {} -> {version}: {}", a.channel, verdict.summary);
+        outln!("channel {} -> {version}: {}", a.channel, verdict.summary)?;
         if out.bad_reports > 0 {
-            println!(
+            outln!(
                 "{} bad reports not counted (see `updraft fleet status`)",
                 out.bad_reports
-            );
+            )?;
         }
         let said = match out.did {
             "nothing" => "nothing to do".to_string(),
@@ -433,9 +434,9 @@ pub async fn guard(ctx: &Ctx, a: GuardArgs) -> anyhow::Result<u8> {
             ),
             other => other.to_string(),
         };
-        println!("{said}");
+        outln!("{said}")?;
         if let Some(n) = &out.note {
-            println!("note: {n}");
+            outln!("note: {n}")?;
         }
     }
     Ok(if out.acted {
@@ -460,17 +461,17 @@ pub async fn resume(ctx: &Ctx, a: RolloutResumeArgs) -> anyhow::Result<u8> {
     )
     .await?
     {
-        Some(doc) => println!(
+        Some(doc) => outln!(
             "resumed the rollout of {} on {} (sequence {}): {}% of machines admitted now",
             doc.version,
             doc.channel,
             doc.sequence,
             rollout::share(doc.rollout.as_ref(), now)
-        ),
-        None => println!(
+        )?,
+        None => outln!(
             "the rollout on channel {} is not halted: nothing to do",
             a.channel
-        ),
+        )?,
     }
     Ok(exit::OK)
 }

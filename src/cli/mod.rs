@@ -10,13 +10,38 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::disk::layout::AppRoot;
+use crate::error::{ErrorClass, UsageError};
 use crate::registry::names::{AppName, Channel, Target, Version};
+
+/// `println!` for the reader of stdout: returns an error to pass on with `?` when the
+/// reader went away (see `output`).
+macro_rules! outln {
+    () => { $crate::cli::output::write(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::write(format_args!($($arg)*), true) };
+}
+
+/// `print!` for the reader of stdout (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::output::write(format_args!($($arg)*), false) };
+}
+
+/// `eprintln!` that never panics: diagnostics are best effort.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::cli::output::diag(format_args!($($arg)*)) };
+}
+
+/// A [`UsageError`] (exit 2) as an `anyhow::Error`, formatted like `format!`.
+macro_rules! usage {
+    ($($arg:tt)*) => { anyhow::Error::from($crate::error::UsageError(format!($($arg)*))) };
+}
 
 mod agent;
 mod demo;
 mod docs;
 mod fleet;
+mod json;
 mod logging;
+mod output;
 mod pack;
 mod publish;
 mod store;
@@ -136,6 +161,37 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff) on stdout, or write one page per command with --dir.
     Man(docs::ManArgs),
+}
+
+impl Command {
+    /// Whether the caller asked for `--json`: then a failure is a JSON document too.
+    /// Exhaustive on purpose: a new command decides whether it has JSON output.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Deploy(a) => a.json,
+            Command::Rollback(a) => a.json,
+            Command::List(a) | Command::Status(a) | Command::Check(a) | Command::Why(a) => a.json,
+            Command::Prune(a) => a.json,
+            Command::Registry(RegistryCommand::Verify(a)) => a.json,
+            Command::Fleet(FleetCommand::Status(a)) => a.json,
+            Command::Guard(a) => a.json,
+            Command::Update
+            | Command::Agent
+            | Command::Pin(_)
+            | Command::Unpin
+            | Command::Unblock(_)
+            | Command::Demo(_)
+            | Command::Keygen(_)
+            | Command::Pack(_)
+            | Command::Publish(_)
+            | Command::Promote(_)
+            | Command::Yank(_)
+            | Command::Rollout(_)
+            | Command::Serve(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -498,31 +554,40 @@ impl Ctx {
         if let Some(app) = &self.config.app {
             return Ok(AppRoot::new(format!("/opt/{app}")));
         }
-        anyhow::bail!(
-            "no app root given: pass --root DIR, set UPDRAFT_ROOT, or set `root` (or `app`) in the config file"
+        Err(UsageError(
+            "no app root given: pass --root DIR, set UPDRAFT_ROOT, or set `root` (or `app`) in the config file".into(),
         )
+        .into())
     }
 }
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: what was asked for, on stdout.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::OK);
+        }
+        Err(e) => {
+            // Not parsed, so look for --json the way a script would have written it.
+            let json = std::env::args_os()
+                .take_while(|a| a != "--")
+                .any(|a| a == "--json");
+            if json {
+                let message = e.render().to_string();
+                let message = message.strip_prefix("error: ").unwrap_or(&message);
+                return fail(true, exit::USAGE, ErrorClass::Usage, message.trim_end());
+            }
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
         }
     };
+    let json = cli.command.json();
     let config = match &cli.config {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(exit::USAGE);
-            }
+            Err(e) => return fail(json, exit::USAGE, ErrorClass::Usage, &e.to_string()),
         },
         None => Config::default(),
     };
@@ -540,17 +605,32 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start async runtime: {e}");
-            return ExitCode::from(exit::ERROR);
+            let message = format!("cannot start async runtime: {e}");
+            return fail(json, exit::ERROR, ErrorClass::Other, &message);
         }
     };
     match rt.block_on(dispatch(&ctx, cli.command)) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if output::is_stdout_closed(&e) => ExitCode::from(output::EXIT_STDOUT_CLOSED),
         Err(e) => {
-            eprintln!("error: {}", render_error(&e));
-            ExitCode::from(exit_code_for(&e))
+            let class = crate::error::classify(e.as_ref());
+            fail(json, exit_code_for(class), class, &render_error(&e))
         }
     }
+}
+
+/// Report a failure: on stderr, and with `--json` also as the documented error object
+/// on stdout (README "JSON output"), so a script reads one shape whatever happened.
+fn fail(json: bool, code: u8, class: ErrorClass, message: &str) -> ExitCode {
+    errln!("error: {message}");
+    if json {
+        // A reader that went away cannot be told anything more.
+        let _ = output::write(
+            format_args!("{}", json::error_document(code, class, message)),
+            true,
+        );
+    }
+    ExitCode::from(code)
 }
 
 async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
@@ -600,10 +680,9 @@ pub fn render_error(e: &anyhow::Error) -> String {
     out
 }
 
-/// Map typed library errors to the documented exit codes: the one place that does.
-fn exit_code_for(e: &anyhow::Error) -> u8 {
-    use crate::error::{classify, ErrorClass};
-    match classify(e.as_ref()) {
+/// Map classes of failure to the documented exit codes: the one place that does.
+fn exit_code_for(class: ErrorClass) -> u8 {
+    match class {
         ErrorClass::Usage => exit::USAGE,
         ErrorClass::Busy => exit::BUSY,
         ErrorClass::RolledBack => exit::ROLLED_BACK,

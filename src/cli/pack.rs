@@ -12,7 +12,7 @@ pub fn pack(_ctx: &Ctx, a: PackArgs) -> anyhow::Result<u8> {
         Ok(s) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
             Ok(t) => t,
             Err(_) => {
-                eprintln!(
+                errln!(
                     "error: SOURCE_DATE_EPOCH={s:?} is not a whole number of seconds since 1970; unset it or fix it"
                 );
                 return Ok(exit::USAGE);
@@ -22,10 +22,10 @@ pub fn pack(_ctx: &Ctx, a: PackArgs) -> anyhow::Result<u8> {
     };
     let info = pack_dir(&a.dir, &a.version, &a.output, mtime)
         .with_context(|| format!("cannot pack {} as version {}", a.dir.display(), a.version))?;
-    println!("{}", a.output.display());
-    println!("  version {}", a.version);
-    println!("  entries {}", info.entries);
-    println!("  size    {}", info.size);
-    println!("  sha256  {}", info.sha256);
+    outln!("{}", a.output.display())?;
+    outln!("  version {}", a.version)?;
+    outln!("  entries {}", info.entries)?;
+    outln!("  size    {}", info.size)?;
+    outln!("  sha256  {}", info.sha256)?;
     Ok(exit::OK)
 }

@@ -36,7 +36,7 @@ pub(super) fn load_secret_key(a: &SecretKeyArgs) -> anyhow::Result<SecretKey> {
     let password = env_password(&a.password_env);
     if let Some(var) = &a.secret_key_env {
         let text = std::env::var(var).map_err(|_| {
-            anyhow::anyhow!(
+            usage!(
                 "environment variable {var} (from --secret-key-env) is not set: put the secret key file's contents in it"
             )
         })?;
@@ -44,7 +44,9 @@ pub(super) fn load_secret_key(a: &SecretKeyArgs) -> anyhow::Result<SecretKey> {
     }
     match &a.secret_key {
         Some(p) => Ok(SecretKey::load_from_file(p, password)?),
-        None => anyhow::bail!("no signing key: pass --secret-key FILE or --secret-key-env VAR"),
+        None => Err(usage!(
+            "no signing key: pass --secret-key FILE or --secret-key-env VAR"
+        )),
     }
 }
 
@@ -60,9 +62,9 @@ pub(super) fn expires_in(s: &Option<String>) -> anyhow::Result<Duration> {
         None => Ok(DEFAULT_EXPIRES_IN),
         Some(s) => {
             let d = humantime::parse_duration(s)
-                .with_context(|| format!("--expires-in {s:?}: write e.g. 30d, 12h"))?;
+                .map_err(|e| usage!("--expires-in {s:?}: write e.g. 30d, 12h ({e})"))?;
             if d.is_zero() {
-                anyhow::bail!("--expires-in must be positive");
+                return Err(usage!("--expires-in must be positive"));
             }
             Ok(d)
         }
@@ -72,7 +74,7 @@ pub(super) fn expires_in(s: &Option<String>) -> anyhow::Result<Duration> {
 fn percent_rollout(p: Option<u8>) -> anyhow::Result<Option<Rollout>> {
     match p {
         None => Ok(None),
-        Some(p) if p > 100 => anyhow::bail!("--rollout {p}: a percentage must be 0-100"),
+        Some(p) if p > 100 => Err(usage!("--rollout {p}: a percentage must be 0-100")),
         Some(p) => Ok(Some(Rollout {
             percent: Some(p),
             ..Rollout::default()
@@ -82,10 +84,10 @@ fn percent_rollout(p: Option<u8>) -> anyhow::Result<Option<Rollout>> {
 
 fn write_new(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result<()> {
     if path.exists() && !force {
-        anyhow::bail!(
+        return Err(usage!(
             "{} already exists: refusing to overwrite a key (pass --force to replace it)",
             path.display()
-        );
+        ));
     }
     crate::fsutil::write_atomic(path, text.as_bytes(), mode)
         .with_context(|| format!("cannot write {}", path.display()))
@@ -93,24 +95,25 @@ fn write_new(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result<
 
 pub fn keygen(_ctx: &Ctx, a: KeygenArgs) -> anyhow::Result<u8> {
     let password = match &a.password_env {
-        Some(var) => Some(env_password(var).ok_or_else(|| {
-            anyhow::anyhow!("--password-env {var}: the variable is unset or empty")
-        })?),
+        Some(var) => Some(
+            env_password(var)
+                .ok_or_else(|| usage!("--password-env {var}: the variable is unset or empty"))?,
+        ),
         None => None,
     };
     for p in [&a.secret_key, &a.public_key] {
         if p.exists() && !a.force {
-            anyhow::bail!(
+            return Err(usage!(
                 "{} already exists: refusing to overwrite a key (pass --force to replace it)",
                 p.display()
-            );
+            ));
         }
     }
     let (sk, pk) = keys::generate(password.as_deref())?;
     write_new(&a.secret_key, &sk, 0o600, a.force)?;
     write_new(&a.public_key, &pk, 0o644, a.force)?;
     let public = PublicKey::from_file_text(&pk, "generated key")?;
-    println!(
+    outln!(
         "secret key: {} ({})",
         a.secret_key.display(),
         if password.is_some() {
@@ -118,16 +121,16 @@ pub fn keygen(_ctx: &Ctx, a: KeygenArgs) -> anyhow::Result<u8> {
         } else {
             "unencrypted: keep it in a CI secret"
         }
-    );
-    println!(
+    )?;
+    outln!(
         "public key: {} (key id {})",
         a.public_key.display(),
         public.key_id()
-    );
-    println!(
+    )?;
+    outln!(
         "trust it on agents with: public_keys = [\"{}\"]",
         public.to_base64_line()
-    );
+    )?;
     Ok(exit::OK)
 }
 
@@ -135,14 +138,14 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
     let key = load_secret_key(&a.key)?;
     let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
     if !a.target.is_empty() && a.target.len() != a.artifact.len() {
-        anyhow::bail!(
+        return Err(usage!(
             "{} --artifact but {} --target: give one --target per --artifact, in the same order",
             a.artifact.len(),
             a.target.len()
-        );
+        ));
     }
     if a.target.is_empty() && a.artifact.len() > 1 {
-        anyhow::bail!("several --artifact need one --target each");
+        return Err(usage!("several --artifact need one --target each"));
     }
     let targets: Vec<Target> = if a.target.is_empty() {
         vec![ctx.config.target.clone().unwrap_or_else(Target::host)]
@@ -150,7 +153,7 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
         a.target.clone()
     };
     if a.rollout.is_some() && a.channel.is_none() {
-        anyhow::bail!("--rollout applies to a channel: add --channel");
+        return Err(usage!("--rollout applies to a channel: add --channel"));
     }
     let store = open_store(ctx, &a.registry)?;
     let req = pubops::PublishRequest {
@@ -167,7 +170,7 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
     };
     let r = pubops::publish(store.as_ref(), &signer, &req, SystemTime::now()).await?;
     for art in &r.artifacts {
-        println!(
+        outln!(
             "{} {} ({} bytes, sha256 {})",
             if art.uploaded {
                 "uploaded"
@@ -177,21 +180,25 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
             store.location(&art.key),
             art.size,
             art.sha256
-        );
+        )?;
     }
     if r.release_written {
-        println!("signed {}", store.location(&r.release));
+        outln!("signed {}", store.location(&r.release))?;
     } else {
-        println!(
+        outln!(
             "{} {} is already published with identical artifacts: nothing to do",
-            a.app, a.version
-        );
+            a.app,
+            a.version
+        )?;
     }
     if let Some(c) = &r.channel {
-        println!(
+        outln!(
             "channel {} -> {} (sequence {}, expires {})",
-            c.channel, c.version, c.sequence, c.expires
-        );
+            c.channel,
+            c.version,
+            c.sequence,
+            c.expires
+        )?;
     }
     Ok(exit::OK)
 }
@@ -204,7 +211,7 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
         (Some(w), _) => Some(Rollout {
             percent: None,
             waves: crate::registry::rollout::parse_waves(w, now)
-                .map_err(|e| anyhow::anyhow!("--waves {w:?}: {e}"))?,
+                .map_err(|e| usage!("--waves {w:?}: {e}"))?,
             halted: None,
         }),
         (None, p) => percent_rollout(p)?,
@@ -216,13 +223,13 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
         },
         (Some(v), None) => PromoteSource::Version(v.clone()),
         (None, Some(c)) => PromoteSource::Channel(c.clone()),
-        (None, None) => anyhow::bail!("give --version V or --from CHANNEL"),
+        (None, None) => return Err(usage!("give --version V or --from CHANNEL")),
     };
     let store = open_store(ctx, &a.registry)?;
     if let Some(pct) = a.require_healthy {
         let soak = match &a.soak {
             Some(s) => humantime::parse_duration(s)
-                .with_context(|| format!("--soak {s:?}: write e.g. 30m, 2h, 1d"))?,
+                .map_err(|e| usage!("--soak {s:?}: write e.g. 30m, 2h, 1d ({e})"))?,
             None => Duration::ZERO,
         };
         let rule = crate::registry::fleet::GateRule {
@@ -254,10 +261,13 @@ pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
         now,
     )
     .await?;
-    println!(
+    outln!(
         "channel {} -> {} (sequence {}, expires {})",
-        doc.channel, doc.version, doc.sequence, doc.expires
-    );
+        doc.channel,
+        doc.version,
+        doc.sequence,
+        doc.expires
+    )?;
     Ok(exit::OK)
 }
 
@@ -278,10 +288,13 @@ pub async fn yank(ctx: &Ctx, a: YankArgs) -> anyhow::Result<u8> {
         SystemTime::now(),
     )
     .await?;
-    println!(
+    outln!(
         "yanked {} on channel {} (sequence {}); agents on it will not run {}",
-        a.version, doc.channel, doc.sequence, a.version
-    );
+        a.version,
+        doc.channel,
+        doc.sequence,
+        a.version
+    )?;
     Ok(exit::OK)
 }
 
@@ -290,7 +303,7 @@ pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
     let store = open_store(ctx, &a.registry)?;
     let report = audit::audit(store.as_ref(), &a.app, &keys, SystemTime::now()).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
     } else {
         for i in &report.items {
             let tag = match i.status {
@@ -298,9 +311,9 @@ pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
                 AuditStatus::Warn => "warn",
                 AuditStatus::Fail => "FAIL",
             };
-            println!("{tag} {}: {}", i.key, i.detail);
+            outln!("{tag} {}: {}", i.key, i.detail)?;
         }
-        println!(
+        outln!(
             "{}: {} checked, {} failed, {} warnings",
             if report.ok {
                 "registry ok"
@@ -310,7 +323,7 @@ pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
             report.checked,
             report.failures,
             report.warnings
-        );
+        )?;
     }
     Ok(if report.ok { exit::OK } else { exit::VERIFY })
 }

@@ -25,9 +25,13 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
             let limit = c.limits.max_artifact_bytes;
             crate::transport::source::url_source(u, &c.transport_options(), policy, limit).await?
         }
-        (None, None) => anyhow::bail!("one of --artifact-path or --artifact-url is required"),
+        (None, None) => {
+            return Err(usage!(
+                "one of --artifact-path or --artifact-url is required"
+            ))
+        }
     };
-    eprintln!(
+    errln!(
         "[deploy] deploying {} from {}",
         a.version,
         source.location()
@@ -41,7 +45,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
     };
     let report = activate::deploy(&root, &ctx.config, req).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
     } else {
         let i = &report.installed;
         let how = if i.replaced {
@@ -51,15 +55,15 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
         } else {
             "already installed (same sha256); activated"
         };
-        println!(
+        outln!(
             "deployed {}: {how} (sha256 {}, previous {}, services {})",
             i.version,
             i.sha256,
             show(report.activated.previous.as_ref()),
             report.activated.services
-        );
+        )?;
         for v in &report.activated.pruned {
-            println!("pruned old release {v}");
+            outln!("pruned old release {v}")?;
         }
     }
     Ok(exit::OK)
@@ -69,14 +73,14 @@ pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let act = activate::rollback(&root, &ctx.config, a.version).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&act)?);
+        super::json::print(&act)?;
     } else {
-        println!(
+        outln!(
             "rolled back to {} (was {}, services {})",
             act.version,
             show(act.previous.as_ref()),
             act.services
-        );
+        )?;
     }
     Ok(exit::OK)
 }
@@ -141,14 +145,14 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         releases: rows,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
         return Ok(exit::OK);
     }
     if report.releases.is_empty() {
-        println!("No releases found in {}", root.releases().display());
+        outln!("No releases found in {}", root.releases().display())?;
         return Ok(exit::OK);
     }
-    println!("Available releases:\n");
+    outln!("Available releases:\n")?;
     for r in &report.releases {
         let mut notes = Vec::new();
         if r.current {
@@ -163,7 +167,7 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         if let Some(b) = &r.blocked {
             notes.push(format!("blocked: {b}"));
         }
-        println!(
+        outln!(
             "  {} {:<12} ({})  {:>9}  {}",
             if r.current { "*" } else { " " },
             r.version.to_string(),
@@ -171,14 +175,14 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
                 .map_or_else(|| "?".to_string(), |t| t.to_string()),
             human_bytes(r.size_bytes),
             notes.join(", ")
-        );
+        )?;
     }
-    println!(
+    outln!(
         "\nTotal: {} release{} ({})",
         report.total,
         if report.total == 1 { "" } else { "s" },
         human_bytes(report.total_bytes)
-    );
+    )?;
     Ok(exit::OK)
 }
 
@@ -239,56 +243,56 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         state: machine_state::of(&state, current.as_ref(), ctx.config.channel.as_ref()),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::json::print(&report)?;
         return Ok(exit::OK);
     }
-    println!("root:      {}", report.root);
+    outln!("root:      {}", report.root)?;
     if let Some(app) = &report.app {
-        println!("app:       {app}");
+        outln!("app:       {app}")?;
     }
     if let Some(ch) = &report.channel {
-        println!(
+        outln!(
             "channel:   {ch} (available {}, sequence {})",
             show(report.available),
             report
                 .channel_sequence
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into())
-        );
+        )?;
     }
-    println!("current:   {}", show(report.current.as_ref()));
-    println!("state:     {}", report.state);
-    println!("previous:  {}", show(report.previous));
-    println!("pinned:    {}", show(report.pinned));
+    outln!("current:   {}", show(report.current.as_ref()))?;
+    outln!("state:     {}", report.state)?;
+    outln!("previous:  {}", show(report.previous))?;
+    outln!("pinned:    {}", show(report.pinned))?;
     if report.blocked.is_empty() {
-        println!("blocked:   none");
+        outln!("blocked:   none")?;
     }
     for (v, b) in report.blocked {
-        println!("blocked:   {v} since {}: {}", b.at, b.reason);
+        outln!("blocked:   {v} since {}: {}", b.at, b.reason)?;
     }
     if let Some(p) = report.pending {
-        println!(
+        outln!(
             "pending:   {} {} since {} (not yet confirmed healthy)",
             p.kind.map_or("", Kind::as_str),
             p.version,
             p.started_at
-        );
+        )?;
     }
     if let Some(o) = report.last_operation {
-        println!(
+        outln!(
             "last op:   {} {} at {}: {} ({})",
             o.kind,
             show(o.version.as_ref()),
             o.at,
             if o.ok { "ok" } else { "FAILED" },
             o.message
-        );
+        )?;
     }
     if let Some(t) = report.last_check {
-        println!("checked:   {t}");
+        outln!("checked:   {t}")?;
     }
     if let Some(e) = report.last_error {
-        println!("last error: {e}");
+        outln!("last error: {e}")?;
     }
     Ok(exit::OK)
 }
@@ -297,7 +301,9 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let keep = a.keep.unwrap_or(ctx.config.keep);
     if keep == 0 {
-        anyhow::bail!("--keep must be at least 1 (the current release is never removed)");
+        return Err(usage!(
+            "--keep must be at least 1 (the current release is never removed)"
+        ));
     }
     let p = Pipeline::new(&root, &ctx.config);
     let _lock = p.lock().await?;
@@ -305,15 +311,14 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<u8> {
     p.recover(&mut state).await?;
     let removed = p.prune(&state, keep, a.dry_run).await?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({ "keep": keep, "dry_run": a.dry_run, "removed": removed })
-        );
+        super::json::print(
+            &serde_json::json!({ "keep": keep, "dry_run": a.dry_run, "removed": removed }),
+        )?;
     } else if removed.is_empty() {
-        println!("nothing to prune (keeping {keep})");
+        outln!("nothing to prune (keeping {keep})")?;
     } else {
         for v in &removed {
-            println!("{} {v}", if a.dry_run { "would remove" } else { "removed" });
+            outln!("{} {v}", if a.dry_run { "would remove" } else { "removed" })?;
         }
     }
     Ok(exit::OK)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub enum LockError {
     #[error("another updraft operation holds {path} (waited {waited:?}); try again when it finishes, or raise `lock_timeout`")]
     Busy { path: String, waited: Duration },
-    #[error("cannot open lock file {path}: {source}")]
+    #[error("cannot open lock file {path}: {source}; updraft needs to create and write it: run as the user that owns the app root, or give that user write access to {path} and its directory")]
     Io {
         path: String,
         #[source]
@@ -71,6 +71,10 @@ pub fn lock_within(file: &File, timeout: Duration) -> std::io::Result<bool> {
 
 impl Classify for LockError {
     fn class(&self) -> ErrorClass {
-        ErrorClass::Busy
+        match self {
+            LockError::Busy { .. } => ErrorClass::Busy,
+            // Waiting will not help: permissions or the disk need fixing first.
+            LockError::Io { .. } => ErrorClass::Other,
+        }
     }
 }

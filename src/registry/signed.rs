@@ -207,6 +207,13 @@ impl Classify for PublishError {
             PublishError::Transport(t) => t.class(),
             PublishError::Manifest(m) => m.class(),
             PublishError::Key(k) => k.class(),
+            // The artifact named on the command line does not exist: not found, like a
+            // release or channel that does not (README "Exit codes").
+            PublishError::ReadArtifact { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                ErrorClass::NotFound
+            }
             PublishError::ReadArtifact { .. }
             | PublishError::YankCurrent { .. }
             | PublishError::PromoteYanked { .. }
@@ -243,6 +250,13 @@ mod tests {
                 PublishError::ReadArtifact {
                     path: "a.tar.gz".into(),
                     source: std::io::ErrorKind::NotFound.into(),
+                },
+                ErrorClass::NotFound,
+            ),
+            (
+                PublishError::ReadArtifact {
+                    path: "a.tar.gz".into(),
+                    source: std::io::ErrorKind::PermissionDenied.into(),
                 },
                 ErrorClass::Usage,
             ),

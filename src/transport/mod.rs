@@ -59,6 +59,12 @@ pub enum TransportError {
     TooLarge { location: String, limit: u64 },
     #[error("{location}: {message}")]
     Io { location: String, message: String },
+    #[error("{location}: the server has {total} bytes but the release says {want}: the object was replaced or the release document is wrong")]
+    SizeMismatch {
+        location: String,
+        total: u64,
+        want: u64,
+    },
     #[error("S3 credentials: {why}")]
     Credentials { why: String },
     #[error(transparent)]
@@ -329,6 +335,12 @@ impl Classify for TransportError {
     fn class(&self) -> ErrorClass {
         match self {
             TransportError::NotFound { .. } => ErrorClass::NotFound,
+            // A registry that sends more than the limit (or the signed size) is refused
+            // like any other document that fails verification.
+            TransportError::TooLarge { .. } | TransportError::SizeMismatch { .. } => {
+                ErrorClass::Verify
+            }
+            TransportError::InvalidUrl { .. } => ErrorClass::Usage,
             _ => ErrorClass::Other,
         }
     }

@@ -250,11 +250,10 @@ impl Resume {
         if let (Some(want), Some(len)) = (self.expected_len, body.len) {
             let total = body.offset + len;
             if total != want {
-                return Err(TransportError::Io {
+                return Err(TransportError::SizeMismatch {
                     location: self.location.clone(),
-                    message: format!(
-                        "the server has {total} bytes but the release says {want}: the object was replaced or the release document is wrong"
-                    ),
+                    total,
+                    want,
                 });
             }
         }

@@ -1,0 +1,402 @@
+//! The command line as an interface scripts rely on: the README's exit-code table, one
+//! test per code (codes whose setup belongs to another area are tested there:
+//! 4 in tests/deploy.rs, 7 and 8 in tests/fleet.rs, 10 in tests/agent.rs, 11 in
+//! tests/fleet_agent.rs), errors as JSON with `--json`, and a reader that closes the
+//! pipe early.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use support::app::release_tarball;
+use support::process::ProcessGroup;
+use support::registry::{agent_toml, Registry};
+use support::{bin, code, json, stderr, stdout, text};
+
+/// `updraft ARGS` with no config or root from the environment.
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("UPDRAFT_ROOT")
+        .env_remove("UPDRAFT_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Assert the exit code and that the message (stderr) says what to do.
+fn assert_fails(o: &Output, want: i32, says: &str) {
+    assert_eq!(code(o), want, "{}", text(o));
+    assert!(
+        stderr(o).contains(says),
+        "expected {says:?} in\n{}",
+        text(o)
+    );
+    assert!(!stderr(o).contains("panicked"), "{}", text(o));
+}
+
+#[test]
+fn usage_and_config_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_config = tmp.path().join("bad.toml");
+    std::fs::write(&bad_config, "app = \"demo\"\nkepe = 3\n").unwrap();
+    let agentless = tmp.path().join("push.toml");
+    std::fs::write(&agentless, format!("root = \"{}\"\n", s(tmp.path()))).unwrap();
+    let root = tmp.path().join("root");
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "a required flag missing (clap)",
+            vec!["deploy", "--version", "1.0.0"],
+            "--artifact-path",
+        ),
+        ("an unknown flag (clap)", vec!["status", "--jsn"], "--jsn"),
+        (
+            "an unknown config key",
+            vec!["--config", s(&bad_config), "status"],
+            "kepe",
+        ),
+        ("no app root anywhere", vec!["status"], "pass --root DIR"),
+        (
+            "an agent command without a config file",
+            vec!["--root", s(&root), "check"],
+            "pass --config FILE",
+        ),
+        (
+            "an agent command with a config that is not an agent's",
+            vec!["--config", s(&agentless), "check"],
+            "`app` is required",
+        ),
+        (
+            "prune --keep 0",
+            vec!["--root", s(&root), "prune", "--keep", "0"],
+            "--keep must be at least 1",
+        ),
+        (
+            "a duration that is not one",
+            vec![
+                "fleet",
+                "status",
+                "--registry",
+                "file:///nonexistent",
+                "--app",
+                "demo",
+                "--stale",
+                "a month",
+            ],
+            "--stale \"a month\"",
+        ),
+        (
+            "a registry URL with an unknown scheme",
+            vec![
+                "registry",
+                "verify",
+                "--registry",
+                "ftp://example.com/r",
+                "--app",
+                "demo",
+                "--public-key",
+                s(&bad_config),
+            ],
+            "",
+        ),
+    ];
+    for (what, args, says) in cases {
+        let o = run(&args);
+        assert_eq!(code(&o), 2, "{what}: {}", text(&o));
+        assert!(stderr(&o).contains(says), "{what}: {}", text(&o));
+    }
+}
+
+#[test]
+fn a_lock_file_that_cannot_be_opened_exits_1_with_the_path_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    // Tests may run as root, which permissions do not stop: a directory where the lock
+    // file should be cannot be opened for writing by anyone.
+    let lock = root.join(".updraft/lock");
+    std::fs::create_dir_all(&lock).unwrap();
+    let tarball = release_tarball(tmp.path(), "1.0.0", "");
+    let o = run(&[
+        "--root",
+        s(&root),
+        "deploy",
+        "--version",
+        "1.0.0",
+        "--artifact-path",
+        s(&tarball),
+    ]);
+    assert_fails(&o, 1, &lock.display().to_string());
+    assert!(stderr(&o).contains("write access"), "{}", text(&o));
+    assert!(!root.join("releases/current").exists());
+}
+
+#[test]
+fn a_lock_held_by_another_operation_exits_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join(".updraft")).unwrap();
+    let config = tmp.path().join("u.toml");
+    std::fs::write(
+        &config,
+        format!("root = \"{}\"\nlock_timeout = \"100ms\"\n", s(&root)),
+    )
+    .unwrap();
+    // flock(1) says "held" once it holds the lock, so there is nothing to wait for.
+    let mut cmd = Command::new("flock");
+    cmd.arg(root.join(".updraft/lock"))
+        .args(["-c", "echo held; exec sleep 600"])
+        .stdout(Stdio::piped());
+    let mut holder = ProcessGroup::spawn(&mut cmd, libc::SIGKILL).unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.take_stdout().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let o = run(&["--config", s(&config), "prune"]);
+    assert_fails(&o, 3, "another updraft operation holds");
+    drop(holder);
+}
+
+#[test]
+fn size_checksum_and_limit_violations_exit_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let tarball = release_tarball(tmp.path(), "1.0.0", "");
+    reg.publish("1.0.0", &tarball, Some("prod"), &[]);
+
+    // deploy --sha256 that does not match.
+    let root = tmp.path().join("push");
+    let o = run(&[
+        "--root",
+        s(&root),
+        "deploy",
+        "--version",
+        "1.0.0",
+        "--artifact-path",
+        s(&tarball),
+        "--sha256",
+        &"0".repeat(64),
+    ]);
+    assert_fails(&o, 5, "checksum mismatch");
+
+    // An agent whose artifact limit is below the artifact's size.
+    let limited = tmp.path().join("limited.toml");
+    std::fs::write(
+        &limited,
+        agent_toml(
+            &reg,
+            &reg.http,
+            "prod",
+            &format!(
+                "root = \"{}\"\n[limits]\nmax_artifact_bytes = 100\n",
+                s(&tmp.path().join("limited"))
+            ),
+        ),
+    )
+    .unwrap();
+    let o = run(&["--config", s(&limited), "update"]);
+    assert_fails(&o, 5, "limit");
+
+    // The registry's artifact no longer has the signed size.
+    let artifact = std::fs::read_dir(reg.dir.join("demo/releases/1.0.0"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    bytes.extend_from_slice(b"appended by an attacker");
+    std::fs::write(&artifact, bytes).unwrap();
+    let agent = tmp.path().join("agent.toml");
+    std::fs::write(
+        &agent,
+        agent_toml(
+            &reg,
+            &reg.http,
+            "prod",
+            &format!("root = \"{}\"\n", s(&tmp.path().join("agent"))),
+        ),
+    )
+    .unwrap();
+    let o = run(&["--config", s(&agent), "update"]);
+    assert_eq!(code(&o), 5, "{}", text(&o));
+    assert!(!tmp.path().join("agent/releases/current").exists());
+}
+
+#[test]
+fn what_does_not_exist_exits_6() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let key = s(&reg.secret);
+    let url = reg.url.as_str();
+    let missing = tmp.path().join("missing.tar.gz");
+    let root = tmp.path().join("root");
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "publish an artifact file that does not exist",
+            vec![
+                "publish",
+                "--registry",
+                url,
+                "--app",
+                "demo",
+                "--version",
+                "1.0.0",
+                "--artifact",
+                s(&missing),
+                "--secret-key",
+                key,
+            ],
+            "missing.tar.gz",
+        ),
+        (
+            "promote a release never published",
+            vec![
+                "promote",
+                "--registry",
+                url,
+                "--app",
+                "demo",
+                "--version",
+                "9.9.9",
+                "--channel",
+                "prod",
+                "--secret-key",
+                key,
+            ],
+            "9.9.9",
+        ),
+        (
+            "yank on a channel never published",
+            vec![
+                "yank",
+                "--registry",
+                url,
+                "--app",
+                "demo",
+                "--version",
+                "9.9.9",
+                "--channel",
+                "prod",
+                "--secret-key",
+                key,
+            ],
+            "does not exist",
+        ),
+        (
+            "deploy an artifact file that does not exist",
+            vec![
+                "--root",
+                s(&root),
+                "deploy",
+                "--version",
+                "1.0.0",
+                "--artifact-path",
+                s(&missing),
+            ],
+            "missing.tar.gz",
+        ),
+        (
+            "roll back to a version that is not installed",
+            vec!["--root", s(&root), "rollback", "--version", "9.9.9"],
+            "9.9.9 is not installed",
+        ),
+    ];
+    for (what, args, says) in cases {
+        let o = run(&args);
+        assert_eq!(code(&o), 6, "{what}: {}", text(&o));
+        assert!(stderr(&o).contains(says), "{what}: {}", text(&o));
+    }
+}
+
+#[test]
+fn with_json_an_error_is_a_json_document_on_stdout_with_the_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["status", "--json"], 2, "usage"),
+        (vec!["deploy", "--json", "--version", "1.0.0"], 2, "usage"),
+        (
+            vec![
+                "--root",
+                s(&root),
+                "rollback",
+                "--version",
+                "9.9.9",
+                "--json",
+            ],
+            6,
+            "not-found",
+        ),
+    ];
+    for (args, want, kind) in cases {
+        let o = run(&args);
+        assert_eq!(code(&o), want, "{}", text(&o));
+        let doc = json(&o);
+        assert_eq!(doc["schema_version"], 1, "{doc}");
+        assert_eq!(doc["error"]["code"], want, "{doc}");
+        assert_eq!(doc["error"]["kind"], kind, "{doc}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.is_empty() && !message.starts_with("error:"),
+            "{doc}"
+        );
+    }
+    // Without --json, stdout stays empty.
+    let o = run(&["--root", s(&root), "rollback", "--version", "9.9.9"]);
+    assert_eq!(code(&o), 6);
+    assert_eq!(stdout(&o), "");
+}
+
+/// Run `updraft ARGS` with stdout a pipe whose reader is already gone, as in
+/// `updraft status --json | head -c1` once head has exited.
+fn run_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(bin())
+        .args(args)
+        .env_remove("UPDRAFT_ROOT")
+        .env_remove("UPDRAFT_CONFIG")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let tarball = release_tarball(tmp.path(), "1.0.0", "");
+    let o = run(&[
+        "--root",
+        s(&root),
+        "deploy",
+        "--version",
+        "1.0.0",
+        "--artifact-path",
+        s(&tarball),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    for args in [
+        vec!["--root", s(&root), "status", "--json"],
+        vec!["--root", s(&root), "status"],
+        vec!["--root", s(&root), "list", "--json"],
+        vec!["--root", s(&root), "list"],
+        vec!["--root", s(&root), "why", "--json"],
+    ] {
+        let o = run_into_closed_pipe(&args);
+        assert_eq!(code(&o), 141, "{args:?}: {}", text(&o));
+        assert_eq!(stderr(&o), "", "{args:?}: {}", text(&o));
+    }
+    // A command whose work is done before it prints keeps that work.
+    let o = run_into_closed_pipe(&["--root", s(&root), "rollback", "--version", "1.0.0"]);
+    assert_eq!(code(&o), 141, "{}", text(&o));
+}
