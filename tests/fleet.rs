@@ -229,9 +229,10 @@ fn fleet_status_over_file_counts_reports_and_lists_hostile_ones_as_bad() {
     assert_eq!(v["channels"][0]["machines"], 0);
     assert_eq!(v["channels"][0]["stale"].as_array().unwrap().len(), 1);
 
-    // Reports must be listed: an HTTP registry is refused with what to use instead.
+    // Reports must be listed: an HTTP registry is refused with what to use instead, as
+    // a usage error (README "Exit codes": a bad command line).
     let out = reg.cli(&["fleet", "status", "--registry", &reg.http, "--app", APP]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
         text(&out).contains("file:///") && text(&out).contains("s3://"),
         "{}",
