@@ -134,15 +134,12 @@ impl Pipeline<'_> {
                 (Box::new(StreamReader::spawn(stream)), req.expected_size)
             }
         };
+        let label = format!("installing {}", req.version);
         let reader: Box<dyn std::io::Read + Send> =
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                Box::new(Progress::new(
-                    reader,
-                    format!("installing {}", req.version),
-                    total,
-                ))
+                Box::new(Progress::new(reader, label, total))
             } else {
-                reader
+                Box::new(Progress::logged(reader, label, total))
             };
         let vouched = expected.is_some();
         let force = req.force;

@@ -454,10 +454,9 @@ impl Agent {
         let result = self.update_locked(&p, &mut state).await;
         let error = match &result {
             Ok(_) => None,
-            Err(e) => {
-                warn!("update failed: {e}");
-                Some(e.to_string())
-            }
+            // Not logged here: `updraft update` prints the error once as its result,
+            // and the daemon logs it as the poll's failure.
+            Err(e) => Some(e.to_string()),
         };
         state.checked(Timestamp::now(), error);
         p.save_state(&state).await?;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{error, info};
 
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
 use crate::activate::{show, Kind, LogLine, Pipeline};
@@ -87,7 +87,7 @@ pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
             }
             Err(e) => {
-                warn!("poll failed: {e}");
+                error!("poll failed: {e}");
                 let status = format!("last poll failed: {e}");
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
             }

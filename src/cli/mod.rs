@@ -622,7 +622,12 @@ pub fn main() -> ExitCode {
 /// Report a failure: on stderr, and with `--json` also as the documented error object
 /// on stdout (README "JSON output"), so a script reads one shape whatever happened.
 fn fail(json: bool, code: u8, class: ErrorClass, message: &str) -> ExitCode {
-    errln!("error: {message}");
+    // The one report of the failure (the library does not log it as well): at the
+    // error priority when it goes to the journal.
+    errln!(
+        "{}error: {message}",
+        crate::cli::logging::priority_prefix(3)
+    );
     if json {
         // A reader that went away cannot be told anything more.
         let _ = output::write(

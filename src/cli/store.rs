@@ -32,7 +32,8 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
         }
     };
     errln!(
-        "[deploy] deploying {} from {}",
+        "{}[deploy] deploying {} from {}",
+        crate::cli::logging::priority_prefix(6),
         a.version,
         source.location()
     );

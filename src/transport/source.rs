@@ -137,8 +137,10 @@ pub async fn url_source(
     Ok(Source::Stream { stream, location })
 }
 
-/// Progress on stderr for long transfers, only when stderr is a terminal (under systemd
-/// or in scripts the structured log lines say enough).
+/// Progress of a long transfer. On a terminal: one line on stderr redrawn in place.
+/// Elsewhere (under systemd, in CI logs): an info log line at every 10% step or every
+/// 10 seconds, whichever comes first, so a slow download is not silent for minutes and a
+/// fast one is not a wall of lines. Nothing at all for transfers done within a second.
 pub struct Progress<R> {
     inner: R,
     label: String,
@@ -147,10 +149,28 @@ pub struct Progress<R> {
     last: std::time::Instant,
     started: std::time::Instant,
     shown: bool,
+    terminal: bool,
+    /// The last 10% step logged (log mode).
+    logged_step: u64,
 }
 
+/// Log mode: at least this long between two lines that mark a 10% step.
+const STEP_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+/// Log mode: a line at least this often while the transfer runs.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl<R: Read> Progress<R> {
+    /// Progress drawn on a terminal (stderr).
     pub fn new(inner: R, label: String, total: Option<u64>) -> Self {
+        Self::with_mode(inner, label, total, true)
+    }
+
+    /// Progress as log lines, for a stderr that is not a terminal.
+    pub fn logged(inner: R, label: String, total: Option<u64>) -> Self {
+        Self::with_mode(inner, label, total, false)
+    }
+
+    fn with_mode(inner: R, label: String, total: Option<u64>, terminal: bool) -> Self {
         let now = std::time::Instant::now();
         Progress {
             inner,
@@ -160,16 +180,17 @@ impl<R: Read> Progress<R> {
             last: now,
             started: now,
             shown: false,
+            terminal,
+            logged_step: 0,
         }
     }
 
-    fn draw(&mut self, end: bool) {
-        use std::io::Write;
+    fn summary(&self) -> String {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let line = match self.total {
+        match self.total {
             Some(t) if t > 0 => format!(
-                "\r{}: {:.1}/{:.1} MiB ({:.0}%) {:.1} MiB/s",
+                "{}: {:.1}/{:.1} MiB ({:.0}%) {:.1} MiB/s",
                 self.label,
                 mib(self.done),
                 mib(t),
@@ -177,12 +198,17 @@ impl<R: Read> Progress<R> {
                 mib(self.done) / secs
             ),
             _ => format!(
-                "\r{}: {:.1} MiB {:.1} MiB/s",
+                "{}: {:.1} MiB {:.1} MiB/s",
                 self.label,
                 mib(self.done),
                 mib(self.done) / secs
             ),
-        };
+        }
+    }
+
+    fn draw(&mut self, end: bool) {
+        use std::io::Write;
+        let line = format!("\r{}", self.summary());
         let mut err = io::stderr().lock();
         let _ = err.write_all(line.as_bytes());
         if end {
@@ -191,12 +217,47 @@ impl<R: Read> Progress<R> {
         let _ = err.flush();
         self.shown = true;
     }
+
+    /// The 10% step reached so far (0 to 10), when the total is known.
+    fn step(&self) -> Option<u64> {
+        match self.total {
+            Some(t) if t > 0 => Some((self.done.min(t) * 10) / t),
+            _ => None,
+        }
+    }
+
+    fn maybe_log(&mut self, end: bool) {
+        let since = self.last.elapsed();
+        let new_step = self.step().is_some_and(|s| s > self.logged_step);
+        let due = if end {
+            // The closing line, unless the last one already said 100%.
+            self.shown && (self.step().is_none() || self.step() != Some(self.logged_step))
+        } else {
+            self.started.elapsed() >= STEP_GAP
+                && ((new_step && since >= STEP_GAP) || since >= LOG_EVERY)
+        };
+        if due {
+            tracing::info!("{}", self.summary());
+            self.last = std::time::Instant::now();
+            self.logged_step = self.step().unwrap_or(0);
+            self.shown = true;
+        }
+    }
 }
 
 impl<R: Read> Read for Progress<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
+        if !self.terminal {
+            if n == 0 {
+                self.maybe_log(true);
+                self.shown = false;
+            } else {
+                self.maybe_log(false);
+            }
+            return Ok(n);
+        }
         // Only long transfers get a progress line: nothing for the first second.
         if self.last.elapsed() >= std::time::Duration::from_millis(250)
             && self.started.elapsed() >= std::time::Duration::from_secs(1)
