@@ -384,9 +384,17 @@ fn under_the_timer_the_journal_gets_each_message_once() {
     };
 
     let journal = run(true);
+    // Each line: the priority prefix journald strips, then one JSON record.
     let records: Vec<serde_json::Value> = journal
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a record ({e}): {l}")))
+        .map(|l| {
+            let record = l
+                .strip_prefix('<')
+                .and_then(|r| r.split_once('>'))
+                .map(|(_, r)| r)
+                .unwrap_or_else(|| panic!("no <N> priority prefix: {l}"));
+            serde_json::from_str(record).unwrap_or_else(|e| panic!("not a record ({e}): {l}"))
+        })
         .collect();
     assert!(
         records.iter().any(|r| r["message"]
