@@ -321,6 +321,7 @@ fn timestamp_versions_deploy_publish_update_rollback_and_prune() {
     let status = json(&push.run(&["status", "--json"]));
     assert_eq!(status["current"], t2.as_str());
     assert_eq!(status["previous"], t3.as_str());
+    assert_eq!(status["rollback_target"], t3.as_str());
     // keep 2: current (t2) and previous (t3) stay; t1, the oldest install, goes.
     let pruned = json(&push.run(&["prune", "--keep", "2", "--json"]));
     assert_eq!(pruned["removed"], serde_json::json!([t1]), "{pruned}");
@@ -381,6 +382,10 @@ fn a_root_mixing_seed_hash_directories_and_updraft_releases() {
     assert_eq!(listed(&app), ["9f3e2d1", "1c0ffee", "1.0.0", "0badf00"]);
     let status = json(&app.run(&["status", "--json"]));
     assert_eq!(status["current"], "0badf00", "{status}");
+    assert_eq!(status["previous"], serde_json::Value::Null, "{status}");
+    assert_eq!(status["rollback_target"], "1.0.0", "{status}");
+    let text = stdout(&app.run(&["status"]));
+    assert!(text.contains("rollback:  1.0.0"), "{text}");
 
     // Without a recorded previous, rollback goes to the directory built before current.
     ok(&app.run(&["rollback"]));

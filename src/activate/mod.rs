@@ -187,7 +187,7 @@ pub async fn rollback(
 /// previous release if still installed and not current; else the release just before
 /// current in `installed` (oldest first, by `disk::order`), or the newest one when
 /// current is none of them.
-fn rollback_target(
+pub fn rollback_target(
     installed: &[Version],
     current: Option<&Version>,
     previous: Option<&Version>,

@@ -213,6 +213,9 @@ struct StatusReport<'a> {
     blocked: &'a std::collections::BTreeMap<Version, crate::disk::state::Blocked>,
     pending: Option<&'a crate::disk::state::Pending>,
     available: Option<&'a Version>,
+    /// What `updraft rollback` without --version would switch to (the recorded previous
+    /// release, else the one installed before current by `disk::order`), or null.
+    rollback_target: Option<Version>,
     channel_sequence: Option<u64>,
     last_operation: Option<&'a crate::disk::state::Operation>,
     last_health: Option<&'a crate::disk::state::Operation>,
@@ -226,6 +229,9 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let state = read_state(&root)?;
     let current = root.current().context("reading current link")?;
+    let installed = order::installed(&root, &state).context("listing releases")?;
+    let rollback_target =
+        activate::rollback_target(&installed, current.as_ref(), state.previous.as_ref(), None).ok();
     let report = StatusReport {
         root: root.path().display().to_string(),
         app: ctx.config.app.as_ref().map(|a| a.to_string()),
@@ -236,6 +242,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         blocked: &state.blocked,
         pending: state.pending.as_ref(),
         available: state.channel.as_ref().and_then(|c| c.version.as_ref()),
+        rollback_target,
         channel_sequence: state.channel.as_ref().map(|c| c.sequence),
         last_operation: state.last_operation.as_ref(),
         last_health: state.last_health.as_ref(),
@@ -264,6 +271,9 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     outln!("current:   {}", show(report.current.as_ref()))?;
     outln!("state:     {}", report.state)?;
     outln!("previous:  {}", show(report.previous))?;
+    if report.rollback_target.as_ref() != report.previous {
+        outln!("rollback:  {}", show(report.rollback_target.as_ref()))?;
+    }
     outln!("pinned:    {}", show(report.pinned))?;
     if report.blocked.is_empty() {
         outln!("blocked:   none")?;
