@@ -12,9 +12,14 @@ mod remove;
 /// directory is fine.
 pub use remove::remove_tree;
 
+/// The tags [`temp_sibling`] names are made with: what [`is_temp_name`] recognises.
+const TEMP_TAGS: &[&str] = &["tmp", "link", "pack"];
+
 /// A name no other process (or earlier crash) is using, in the same directory as `path`
-/// so the final rename never crosses filesystems.
+/// so the final rename never crosses filesystems: `.<name>.<tag>-<pid>-<8 hex digits>`,
+/// a shape [`is_temp_name`] recognises, so the litter of a killed run can be removed.
 pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
+    debug_assert!(TEMP_TAGS.contains(&tag), "unknown temporary tag {tag}");
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -25,6 +30,45 @@ pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
         fastrand::u32(..)
     );
     path.with_file_name(unique)
+}
+
+/// Whether `name` is one [`temp_sibling`] makes: `.<name>.<tag>-<pid>-<8 hex digits>`.
+pub fn is_temp_name(name: &str) -> bool {
+    let mut parts = name.rsplitn(3, '-');
+    let (Some(hex), Some(pid), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let hex_ok = hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    let pid_ok = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    let Some((stem, tag)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    hex_ok && pid_ok && TEMP_TAGS.contains(&tag) && stem.len() > 1 && stem.starts_with('.')
+}
+
+/// Remove the temporary files and links a killed run left directly in `dir` (see
+/// [`is_temp_name`]); only call it where no live writer can own one (under the root
+/// lock). A missing directory has none. Returns what was removed.
+pub fn remove_temp_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut removed = Vec::new();
+    for entry in rd {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !is_temp_name(&name.to_string_lossy()) || entry.file_type()?.is_dir() {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed.push(entry.path()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
 }
 
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
@@ -63,6 +107,7 @@ pub fn write_atomic_with(
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         before_rename(&f)?;
+        crate::failpoint::hit("fsutil.temp-written");
         fs::rename(&tmp, path)?;
         fsync_dir(parent_of(path))
     })();
@@ -77,6 +122,7 @@ pub fn write_atomic_with(
 pub fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
     let tmp = temp_sibling(link, "link");
     std::os::unix::fs::symlink(target, &tmp)?;
+    crate::failpoint::hit("fsutil.link-made");
     if let Err(e) = fs::rename(&tmp, link) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -179,6 +225,52 @@ mod tests {
         );
         // No temporaries left behind.
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_names_table() {
+        let made = temp_sibling(Path::new("/x/state.json"), "tmp");
+        let made = made.file_name().unwrap().to_string_lossy().into_owned();
+        let cases: Vec<(&str, bool)> = vec![
+            (&made, true),
+            (".state.json.tmp-1234-0a1b2c3d", true),
+            (".current.link-77-ffffffff", true),
+            (".deploy.sh.tmp-1-00000000", true),
+            (".x.tar.gz.pack-9-deadbeef", true),
+            // Not ours: the user's dotfiles, releases, staging trees, other shapes.
+            ("state.json", false),
+            (".env", false),
+            ("1.0.0", false),
+            (".staging-1.0.0-12-0a1b2c3d", false),
+            (".state.json.tmp-12-0a1b2c3", false),
+            (".state.json.tmp-x2-0a1b2c3d", false),
+            (".state.json.bak-12-0a1b2c3d", false),
+            ("..tmp-12-0a1b2c3d", false),
+            ("state.json.tmp-12-0a1b2c3d", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_temp_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn temp_files_are_removed_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [".state.json.tmp-1-0a1b2c3d", "state.json", ".env"] {
+            fs::write(d.path().join(n), b"x").unwrap();
+        }
+        std::os::unix::fs::symlink("1.0.0", d.path().join(".current.link-2-ffffffff")).unwrap();
+        let removed = remove_temp_files(d.path()).unwrap();
+        assert_eq!(removed.len(), 2);
+        let mut left: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".env", "state.json"]);
+        assert!(remove_temp_files(&d.path().join("missing"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

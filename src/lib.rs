@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod disk;
 pub mod error;
+pub mod failpoint;
 pub mod fsutil;
 pub mod registry;
 pub mod time;

@@ -192,3 +192,65 @@ retries = 0
     assert_eq!(status["current"], "9.0.0");
     assert!(status["pending"].is_null());
 }
+
+// Regression tests for what the run after a kill does (issue 19). Each kills the real
+// binary at a named failpoint (`src/failpoint.rs`), then runs the next command.
+
+use support::crash::{killed, Root};
+use support::{json, ok, text};
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn an_event_after_a_torn_history_line_starts_on_a_line_of_its_own() {
+    let mut r = Root::new("");
+    let d = r.deploy_args("1.0.0", true);
+    ok(&r.run(&args(&d)));
+    // What a crash in the middle of an append leaves.
+    let h = r.root.join(".updraft/history.jsonl");
+    let mut bytes = std::fs::read(&h).unwrap();
+    bytes.extend_from_slice(br#"{"at":"2026-11-29T10:04:0"#);
+    std::fs::write(&h, bytes).unwrap();
+    ok(&r.run(&["pin", "1.0.0"]));
+    let text = std::fs::read_to_string(&h).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap())
+        .unwrap_or_else(|e| panic!("the pin was appended to the torn line ({e}):\n{text}"));
+    assert_eq!(last["event"], "pin", "{text}");
+    json(&r.run(&["why", "--json"]));
+}
+
+#[test]
+fn temporary_files_of_a_killed_run_are_removed_by_the_next_run() {
+    // A root with 1.0.0 active, and the deploy of 1.1.0 to kill.
+    let fresh = || {
+        let mut r = Root::new("");
+        let d = r.deploy_args("1.0.0", true);
+        ok(&r.run(&args(&d)));
+        let d = r.deploy_args("1.1.0", true);
+        (r, d)
+    };
+    let (r, d) = fresh();
+    let (out, points) = r.run_logged(&args(&d));
+    ok(&out);
+    let mut seen = std::collections::BTreeSet::new();
+    for point in points.iter().filter(|p| p.starts_with("fsutil.")) {
+        let (r, d) = fresh();
+        let out = r.run_killed_at(point, &args(&d));
+        assert!(killed(&out), "not killed at {point}: {}", text(&out));
+        let litter = r.litter();
+        assert!(!litter.is_empty(), "killed at {point} but nothing left");
+        for l in &litter {
+            seen.insert(l.split('/').next().unwrap().to_string());
+        }
+        // Any command that takes the lock cleans up.
+        ok(&r.run(&["prune", "--dry-run"]));
+        assert_eq!(r.litter(), Vec::<String>::new(), "after a kill at {point}");
+    }
+    // The kills left litter in every directory that gets temporary files.
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [".updraft", "commands", "releases"]
+    );
+}

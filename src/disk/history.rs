@@ -110,18 +110,31 @@ impl Entry {
     }
 }
 
-/// Append one line to the history file.
+/// Append one line to the history file. When the last line was torn (a crash in the
+/// middle of an append), the new one starts on a line of its own, so only the torn
+/// fragment is lost, not the next event as well.
 pub fn append(path: &Path, entry: &Entry) -> io::Result<()> {
-    use std::io::Write;
+    use std::io::{Read, Seek, SeekFrom, Write};
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
     let mut f = fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
-    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    let mut line = Vec::new();
+    if f.seek(SeekFrom::End(0))? > 0 {
+        let mut last = [0u8];
+        f.seek(SeekFrom::End(-1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.push(b'\n');
+        }
+    }
+    serde_json::to_writer(&mut line, entry).map_err(io::Error::other)?;
     line.push(b'\n');
+    // One write on an O_APPEND file: appended whole at the end whatever the offset.
     f.write_all(&line)
 }
 
@@ -192,6 +205,21 @@ mod tests {
         let all = read_last(&p, 5);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0], e);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_starts_on_a_fresh_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("history.jsonl");
+        let first = Entry::now(Event::Pin, None, true, "first");
+        append(&p, &first).unwrap();
+        // A crash in the middle of the next append.
+        let mut torn = fs::read(&p).unwrap();
+        torn.extend_from_slice(br#"{"at":"2026-11-29T10:04:0"#);
+        fs::write(&p, torn).unwrap();
+        let next = Entry::now(Event::Unpin, None, true, "next");
+        append(&p, &next).unwrap();
+        assert_eq!(read_last(&p, 10), [first, next]);
     }
 
     #[test]

@@ -118,9 +118,11 @@ pub struct Leftovers {
     pub stuck: Vec<(PathBuf, io::Error)>,
 }
 
-/// Delete staging trees left by an interrupted run. Only called under the root lock,
-/// so no live operation owns them. A tree that cannot be deleted (an immutable file, a
-/// mount inside it) is renamed aside and reported, so recovery is never blocked by it.
+/// Delete what an interrupted run left: staging trees in `releases/`, and temporary
+/// files (`fsutil::temp_sibling` names) in `releases/`, `.updraft/` and `commands/`.
+/// Only called under the root lock, so no live operation owns them. A tree that cannot
+/// be deleted (an immutable file, a mount inside it) is renamed aside and reported, so
+/// recovery is never blocked by it.
 pub fn clean_leftovers(root: &AppRoot) -> io::Result<Leftovers> {
     let mut out = Leftovers::default();
     for p in root.leftover_staging()? {
@@ -130,6 +132,12 @@ pub fn clean_leftovers(root: &AppRoot) -> io::Result<Leftovers> {
                 let aside = set_aside(root, &p).unwrap_or(p);
                 out.stuck.push((aside, e));
             }
+        }
+    }
+    for dir in [root.meta(), root.commands()] {
+        match fsutil::remove_temp_files(&dir) {
+            Ok(removed) => out.removed.extend(removed),
+            Err(e) => out.stuck.push((dir, e)),
         }
     }
     Ok(out)

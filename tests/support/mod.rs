@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod crash;
 pub mod fault_server;
 pub mod nginx;
 pub mod process;
