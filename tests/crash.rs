@@ -254,3 +254,160 @@ fn temporary_files_of_a_killed_run_are_removed_by_the_next_run() {
         [".updraft", "commands", "releases"]
     );
 }
+
+/// A root with `versions` deployed in order (all healthy).
+fn deployed(versions: &[&str]) -> Root {
+    let mut r = Root::new("");
+    for v in versions {
+        let d = r.deploy_args(v, true);
+        ok(&r.run(&args(&d)));
+    }
+    r
+}
+
+/// The failpoints `args` passes on a root made by `fresh`, from the first named `from`.
+fn points_from(fresh: &dyn Fn() -> Root, args: &[&str], from: &str) -> Vec<String> {
+    let r = fresh();
+    let (out, points) = r.run_logged(args);
+    ok(&out);
+    let start = points
+        .iter()
+        .position(|p| p.starts_with(from))
+        .unwrap_or_else(|| panic!("{args:?} never reached {from}: {points:?}"));
+    points[start..].to_vec()
+}
+
+#[test]
+fn a_deploy_killed_after_the_rename_is_recognised_as_ours_by_the_next() {
+    for (sha, point) in [
+        (false, "install.renamed"),
+        (true, "install.renamed"),
+        (false, "install.recorded"),
+    ] {
+        let mut r = deployed(&["1.0.0"]);
+        let mut d = r.deploy_args("1.0.2", true);
+        if sha {
+            let t = r.tarball("1.0.2", true);
+            let out = std::process::Command::new("sha256sum")
+                .arg(&t)
+                .output()
+                .unwrap();
+            let hex = String::from_utf8_lossy(&out.stdout)[..64].to_string();
+            d.extend(["--sha256".into(), hex]);
+        }
+        let out = r.run_killed_at(point, &args(&d));
+        assert!(killed(&out), "{point}: {}", text(&out));
+        assert!(r.root.join("releases/1.0.2").is_dir());
+        let out = r.run(&args(&d));
+        ok(&out);
+        assert_eq!(r.current().as_deref(), Some("1.0.2"));
+        let s = r.state();
+        assert_eq!(
+            s["releases"]["1.0.2"]["sha256"].as_str().map(str::len),
+            Some(64)
+        );
+        assert!(s["installing"].is_null(), "{s}");
+        if point == "install.renamed" {
+            let recovered = r
+                .history()
+                .into_iter()
+                .any(|e| e["event"] == "recover" && e["version"] == "1.0.2");
+            assert!(
+                recovered,
+                "the history does not say the install was recovered"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rollback_killed_at_any_point_after_the_switch_lands_on_the_same_target_when_run_again() {
+    let fresh = || deployed(&["1.0.0", "1.0.1", "1.0.2"]);
+    let points = points_from(&fresh, &["rollback"], "activate.switched");
+    assert!(points.len() >= 5, "{points:?}");
+    for point in &points {
+        let r = fresh();
+        let out = r.run_killed_at(point, &["rollback"]);
+        assert!(killed(&out), "{point}: {}", text(&out));
+        let out = r.run(&["rollback"]);
+        ok(&out);
+        assert_eq!(
+            r.current().as_deref(),
+            Some("1.0.1"),
+            "killed at {point}: {}",
+            text(&out)
+        );
+        assert_eq!(r.running().as_deref(), Some("1.0.1"), "killed at {point}");
+        let s = r.state();
+        assert_eq!(s["previous"], "1.0.2", "killed at {point}: {s}");
+        assert!(s["pending"].is_null(), "killed at {point}: {s}");
+        // `previous` was kept: rolling back again returns to 1.0.2.
+        ok(&r.run(&["rollback"]));
+        assert_eq!(r.current().as_deref(), Some("1.0.2"), "killed at {point}");
+    }
+}
+
+#[test]
+fn a_kill_during_recovery_still_ends_rolled_back_and_blocked() {
+    // 1.1.0 killed in its health check; then the recovering run killed at each of its
+    // own steps; then one more run.
+    let fresh = || {
+        let mut r = deployed(&["1.0.0"]);
+        let d = r.deploy_args("1.1.0", true);
+        let out = r.run_killed_at("activate.restarted", &args(&d));
+        assert!(killed(&out), "{}", text(&out));
+        r
+    };
+    let points = points_from(&fresh, &["prune", "--dry-run"], "recover.");
+    assert!(points.len() >= 3, "{points:?}");
+    for point in &points {
+        let r = fresh();
+        let out = r.run_killed_at(point, &["prune", "--dry-run"]);
+        assert!(killed(&out), "{point}: {}", text(&out));
+        ok(&r.run(&["prune", "--dry-run"]));
+        assert_eq!(r.current().as_deref(), Some("1.0.0"), "killed at {point}");
+        assert_eq!(r.running().as_deref(), Some("1.0.0"), "killed at {point}");
+        let s = r.state();
+        assert!(s["pending"].is_null(), "killed at {point}: {s}");
+        let reason = s["blocked"]["1.1.0"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("interrupted"), "killed at {point}: {s}");
+    }
+}
+
+#[test]
+fn current_moved_by_another_tool_is_noticed_and_previous_kept() {
+    let r = deployed(&["1.0.0", "1.1.0"]);
+    // The seed's rollback script: `ln -sfn` to the older release.
+    let st = std::process::Command::new("ln")
+        .args(["-sfn", "1.0.0"])
+        .arg(r.root.join("releases/current"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s = json(&r.run(&["status", "--json"]));
+    assert_eq!(s["current"], "1.0.0", "{s}");
+    assert_eq!(s["previous"], "1.1.0", "{s}");
+    let out = r.run(&["rollback"]);
+    ok(&out);
+    assert_eq!(r.current().as_deref(), Some("1.1.0"), "{}", text(&out));
+    let moved: Vec<_> = r
+        .history()
+        .into_iter()
+        .filter(|e| e["event"] == "moved")
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(
+        moved[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from 1.1.0 to 1.0.0"),
+        "{moved:?}"
+    );
+    let log = std::fs::read_to_string(r.root.join("logs/releases.log")).unwrap();
+    assert!(
+        log.contains("[moved] current moved outside updraft from 1.1.0 to 1.0.0"),
+        "{log}"
+    );
+    let s = json(&r.run(&["status", "--json"]));
+    assert_eq!(s["previous"], "1.0.0", "{s}");
+}

@@ -11,7 +11,8 @@ use super::error::{io_err, is_disk_failure, DeployError};
 use super::Pipeline;
 use crate::archive::unpack::{self, UnpackError};
 use crate::disk::releases::Staging;
-use crate::disk::state::State;
+use crate::disk::state::{Installing, State};
+use crate::failpoint;
 use crate::fsutil;
 use crate::registry::names::Version;
 use crate::transport::source::{HashingReader, Progress, Source, StreamReader};
@@ -143,11 +144,10 @@ impl Pipeline<'_> {
             };
         let vouched = expected.is_some();
         let force = req.force;
-        let recorded_sha = recorded.clone();
         let expected_size = req.expected_size;
-        // Unpack, verify and place in one blocking task: the staging tree is dropped
-        // (deleted) there too, whatever happens, and never on an async worker.
-        let (sha256, size, placed) = fsutil::blocking(move || {
+        // Unpack and verify in one blocking task; the staging tree is dropped (deleted)
+        // in blocking tasks too, whatever happens, and never on an async worker.
+        let (sha256, size, staging) = fsutil::blocking(move || {
             let mut hr = HashingReader::new(
                 std::io::BufReader::with_capacity(256 * 1024, reader),
                 max_artifact,
@@ -187,32 +187,24 @@ impl Pipeline<'_> {
                     });
                 }
             }
-            let placed = placement(exists, recorded_sha.as_deref(), vouched, &sha256, force);
-            match placed {
-                // Same bytes, or refused: the staging tree is dropped (deleted) here.
-                Placement::Reuse | Placement::Refuse => {}
-                Placement::Replace => staging
-                    .exchange(&dest)
-                    .map_err(io_err("cannot replace release", &dest))?,
-                Placement::Commit => staging
-                    .commit(&dest)
-                    .map_err(io_err("cannot move staged release into place", &dest))?,
-            }
-            Ok((sha256, size, placed))
+            Ok((sha256, size, staging))
         })
         .await?;
+        failpoint::hit("install.staged");
+        let placed = placement(exists, recorded.as_deref(), vouched, &sha256, force);
         let replaced = match placed {
-            Placement::Reuse => {
-                // Same bytes: reuse the installed release.
-                return Ok(Installed {
-                    version: req.version,
-                    sha256,
-                    size,
-                    fresh: false,
-                    replaced: false,
-                });
-            }
-            Placement::Refuse => {
+            Placement::Reuse | Placement::Refuse => {
+                fsutil::blocking(move || drop(staging)).await;
+                if placed == Placement::Reuse {
+                    // Same bytes: reuse the installed release.
+                    return Ok(Installed {
+                        version: req.version,
+                        sha256,
+                        size,
+                        fresh: false,
+                        replaced: false,
+                    });
+                }
                 return Err(match recorded {
                     Some(installed) => DeployError::Exists {
                         version: req.version,
@@ -227,8 +219,45 @@ impl Pipeline<'_> {
             Placement::Replace => true,
             Placement::Commit => false,
         };
-        state.record_release(&req.version, &sha256, &location);
+        // The intent is on disk before the rename: a run that finds it knows whether the
+        // tree under the release's name is the one verified here.
+        let (dev, ino) = staging
+            .identity()
+            .map_err(io_err("cannot inspect staging directory", staging.path()))?;
+        let dir = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| req.version.to_string());
+        state.begin_install(Installing {
+            version: req.version.clone(),
+            sha256: sha256.clone(),
+            source: location.clone(),
+            dir,
+            dev,
+            ino,
+        });
+        if let Err(e) = self.save_state(state).await {
+            fsutil::blocking(move || drop(staging)).await;
+            return Err(e);
+        }
+        failpoint::hit("install.intent");
+        let to = dest.clone();
+        fsutil::blocking(move || {
+            if replaced {
+                staging
+                    .exchange(&to)
+                    .map_err(io_err("cannot replace release", &to))
+            } else {
+                staging
+                    .commit(&to)
+                    .map_err(io_err("cannot move staged release into place", &to))
+            }
+        })
+        .await?;
+        failpoint::hit("install.renamed");
+        state.installed(&req.version, &sha256, &location);
         self.save_state(state).await?;
+        failpoint::hit("install.recorded");
         info!(version = %req.version, sha256 = %sha256, bytes = size, "release installed");
         Ok(Installed {
             version: req.version,

@@ -52,6 +52,11 @@ pub enum LogLine<'a> {
     Unblocked {
         version: &'a Version,
     },
+    /// `current` was found moved by another tool.
+    Moved {
+        from: &'a str,
+        to: &'a str,
+    },
 }
 
 impl fmt::Display for LogLine<'_> {
@@ -91,6 +96,12 @@ impl fmt::Display for LogLine<'_> {
             LogLine::Pinned { version } => write!(f, "[pin] pinned to {version}"),
             LogLine::Unpinned { version } => write!(f, "[pin] unpinned {version}"),
             LogLine::Unblocked { version } => write!(f, "[unblock] {version}"),
+            LogLine::Moved { from, to } => {
+                write!(
+                    f,
+                    "[moved] current moved outside updraft from {from} to {to}"
+                )
+            }
         }
     }
 }
@@ -187,6 +198,13 @@ mod tests {
             (LogLine::Pinned { version: &v1 }, "[pin] pinned to 1.0.0"),
             (LogLine::Unpinned { version: &v1 }, "[pin] unpinned 1.0.0"),
             (LogLine::Unblocked { version: &v1 }, "[unblock] 1.0.0"),
+            (
+                LogLine::Moved {
+                    from: "1.1.0",
+                    to: "v1.0.0",
+                },
+                "[moved] current moved outside updraft from 1.1.0 to v1.0.0",
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(line.to_string(), want);

@@ -171,7 +171,13 @@ pub async fn rollback(
     let p = Pipeline::new(root, config);
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
-    p.recover(&mut state).await?;
+    // A rollback that was interrupted after `current` moved is finished by recovery;
+    // running the same command again ends there, instead of stepping back once more.
+    if let Some(done) = p.recover(&mut state).await? {
+        if version.as_ref().is_none_or(|v| *v == done.version) {
+            return done.result;
+        }
+    }
     let installed = p.installed_oldest_first(&state)?;
     let current = p.current()?;
     let target = rollback_target(

@@ -16,6 +16,7 @@ use super::restarts::RestartWatch;
 use super::services::{self, ServiceOutcome};
 use super::{health, show, Pipeline};
 use crate::disk::state::{Kind, State};
+use crate::failpoint;
 use crate::fsutil;
 use crate::registry::names::Version;
 use crate::time::Timestamp;
@@ -72,6 +73,13 @@ impl Pipeline<'_> {
     /// The target of `current` when it points at something that is no release of ours
     /// (a directory whose name is no version, such as `my build`), so a failed activation can put
     /// it back instead of leaving the app with no `current` at all.
+    /// The raw target of `current`, whatever it names (None: no link).
+    pub(super) fn raw_current(&self) -> Option<String> {
+        fs::read_link(self.root.current_link())
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned())
+    }
+
     fn unmanaged_current(&self) -> Option<String> {
         let target = fs::read_link(self.root.current_link()).ok()?;
         let resolved = self.root.releases().join(&target);
@@ -154,8 +162,29 @@ impl Pipeline<'_> {
         state.begin_activation(kind, version, previous.as_ref(), previous_link.as_deref());
         // Crash safety: the pending activation is on disk before `current` moves.
         self.save_state(state).await?;
+        failpoint::hit("activate.pending");
         self.switch_to(Some(version)).await?;
+        failpoint::hit("activate.switched");
         info!(%version, previous = %show(previous.as_ref()), "switched current");
+        self.complete(state, kind, version, previous, previous_link)
+            .await
+    }
+
+    /// The rest of an activation once `current` points at `version` (also what
+    /// recovery runs to finish an interrupted rollback): restart, health, bake; then
+    /// commit, or undo.
+    ///
+    /// The pending activation is cleared by the last save, after the log and the
+    /// history are written: a kill before that leaves it for the next run to finish,
+    /// so no kill point lies between "done on disk" and "done for the operator".
+    pub(super) async fn complete(
+        &self,
+        state: &mut State,
+        kind: Kind,
+        version: &Version,
+        previous: Option<Version>,
+        previous_link: Option<String>,
+    ) -> Result<Activated, DeployError> {
         let env = self.env(Some(version), previous.as_ref());
         let result = self.bring_up(version, &env, state).await;
         match result {
@@ -165,7 +194,7 @@ impl Pipeline<'_> {
                     show(previous.as_ref())
                 );
                 state.activation_succeeded(kind, version, previous.as_ref(), &msg);
-                self.save_state(state).await?;
+                state.set_link(self.raw_current());
                 self.log(LogLine::Activated {
                     kind,
                     version,
@@ -173,6 +202,8 @@ impl Pipeline<'_> {
                     services: outcome,
                 });
                 self.history(kind.into(), Some(version), true, &msg);
+                failpoint::hit("activate.done");
+                self.save_state(state).await?;
                 Ok(Activated {
                     version: version.clone(),
                     previous,
@@ -182,16 +213,20 @@ impl Pipeline<'_> {
             }
             Err(reason) => {
                 warn!(%version, "activation failed: {reason}; switching back to {}", show(previous.as_ref()));
+                // Blocked, and marked as an undo, before `current` moves back.
+                state.activation_failed(kind, version, &reason);
+                self.save_state(state).await?;
+                failpoint::hit("activate.undo");
                 let mut restored = self
                     .switch_back(previous.as_ref(), previous_link.as_deref())
                     .await?;
+                failpoint::hit("activate.switched-back");
                 restored.push_str(
                     &self
                         .bring_back(previous.as_ref(), previous_link.is_some(), version)
                         .await,
                 );
-                state.activation_failed(kind, version, &reason);
-                self.save_state(state).await?;
+                failpoint::hit("activate.brought-back");
                 self.log(LogLine::Failed {
                     kind,
                     version,
@@ -199,6 +234,10 @@ impl Pipeline<'_> {
                     restored: &restored,
                 });
                 self.history(kind.into(), Some(version), false, &reason);
+                failpoint::hit("activate.failed");
+                state.undone();
+                state.set_link(self.raw_current());
+                self.save_state(state).await?;
                 if kind.blocks_on_failure() {
                     Err(DeployError::RolledBack {
                         version: version.clone(),
@@ -249,9 +288,11 @@ impl Pipeline<'_> {
         self.copy_commands(version)
             .await
             .map_err(|e| e.to_string())?;
+        failpoint::hit("activate.commands");
         let outcome = services::restart(&self.config.services, env)
             .await
             .map_err(|e| e.to_string())?;
+        failpoint::hit("activate.restarted");
         let restarts = match outcome {
             ServiceOutcome::Skipped => None,
             _ => RestartWatch::start(&self.config.services, env).await,
@@ -262,10 +303,12 @@ impl Pipeline<'_> {
         if let Some(r) = &restarts {
             r.check(env).await.map_err(|e| e.to_string())?;
         }
+        failpoint::hit("activate.healthy");
         let bake = self.config.bake.0;
         if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
             state.baking_until(Timestamp::from(std::time::SystemTime::now() + bake));
             self.save_state(state).await.map_err(|e| e.to_string())?;
+            failpoint::hit("activate.baking");
             info!(%version, ?bake, "baking: health checks keep running");
             let every = self
                 .config
@@ -277,6 +320,7 @@ impl Pipeline<'_> {
             health::watch(&self.config.health, restarts.as_ref(), env, bake, every)
                 .await
                 .map_err(|e| format!("during the bake period: {e}"))?;
+            failpoint::hit("activate.baked");
         }
         Ok(outcome)
     }

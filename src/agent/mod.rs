@@ -503,6 +503,7 @@ impl Agent {
         };
         // The accepted document (the anti-rollback floor) is on disk before the apply.
         p.save_state(state).await?;
+        crate::failpoint::hit("update.decided");
         info!("{explanation}");
         self.note(p, Event::Decision, Some(&target), &explanation);
         let release = self.fetch_release(&target).await?;

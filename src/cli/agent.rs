@@ -113,6 +113,7 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     p.recover(&mut state).await?;
     state.pin(&a.version);
     p.save_state(&state).await?;
+    crate::failpoint::hit("pin.saved");
     p.history(Event::Pin, Some(&a.version), true, "pinned by operator");
     p.log(LogLine::Pinned {
         version: &a.version,

@@ -107,8 +107,18 @@ struct ListReport {
     total_bytes: u64,
 }
 
+/// The state as the next run will see it: read without the lock (nothing is written),
+/// with a move of `current` by another tool taken into account, so `previous` is shown
+/// as that run will record it.
 fn read_state(root: &AppRoot) -> anyhow::Result<State> {
-    State::load(&root.state_file()).map_err(Into::into)
+    let mut state = State::load(&root.state_file())?;
+    if state.pending.is_none() {
+        let link = std::fs::read_link(root.current_link())
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned());
+        state.observe_link(link.as_deref());
+    }
+    Ok(state)
 }
 
 pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {

@@ -32,6 +32,8 @@ pub enum Event {
     Decision,
     /// The pre-activation check refused a release the agent fetched.
     Blocked,
+    /// `current` was found moved by another tool.
+    Moved,
     Other(String),
 }
 
@@ -49,6 +51,7 @@ impl Event {
             Event::Rejected => "rejected",
             Event::Decision => "decision",
             Event::Blocked => "blocked",
+            Event::Moved => "moved",
             Event::Other(s) => s,
         }
     }
@@ -68,6 +71,7 @@ impl From<String> for Event {
             Event::Rejected,
             Event::Decision,
             Event::Blocked,
+            Event::Moved,
         ];
         known
             .into_iter()
@@ -236,6 +240,7 @@ mod tests {
             (Event::Rejected, "rejected"),
             (Event::Decision, "decision"),
             (Event::Blocked, "blocked"),
+            (Event::Moved, "moved"),
         ];
         for (event, name) in cases {
             assert_eq!(serde_json::to_value(&event).unwrap(), name);

@@ -38,6 +38,12 @@ impl Staging {
         &self.path
     }
 
+    /// Device and inode of the staging tree: a rename keeps them, so they tell the
+    /// tree apart from any other under the release's name after a crash.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        identity(&self.path)
+    }
+
     /// Flush the unpacked tree and rename it to `releases/<version>`: the release
     /// appears complete or not at all.
     pub fn commit(mut self, dest: &Path) -> io::Result<()> {
@@ -66,6 +72,13 @@ impl Drop for Staging {
             let _ = fsutil::remove_tree(&self.path);
         }
     }
+}
+
+/// Device and inode of `path` itself (a symlink is not followed).
+pub fn identity(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path)?;
+    Ok((m.dev(), m.ino()))
 }
 
 fn exchange_paths(a: &Path, b: &Path) -> io::Result<()> {
@@ -102,9 +115,11 @@ pub fn remove_release(root: &AppRoot, version: &Version) -> io::Result<()> {
     ));
     fs::rename(&dir, &doomed)?;
     fsutil::fsync_dir(&root.releases())?;
+    crate::failpoint::hit("prune.renamed");
     if let Err(e) = fsutil::remove_tree(&doomed) {
         warn!(path = %doomed.display(), error = %e, "cannot delete the removed release's files yet; the next run tries again");
     }
+    crate::failpoint::hit("prune.removed");
     Ok(())
 }
 

@@ -143,6 +143,29 @@ pub struct Pending {
     /// Bake period end when the activation is baking; None while checking.
     #[serde(default)]
     pub bake_until: Option<Timestamp>,
+    /// The activation failed (or was found interrupted) and is being undone: `current`
+    /// goes back and what ran before is restarted. A run that finds it set finishes
+    /// the undo instead of judging the activation again; a new release is already
+    /// blocked by then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undo: bool,
+}
+
+/// A release about to be renamed into `releases/`, recorded before the rename: a run
+/// that finds it knows the previous one died around the rename, and that the tree
+/// under that name is ours (same directory, by device and inode) if the rename
+/// happened, with this sha256.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Installing {
+    pub version: Version,
+    pub sha256: String,
+    #[serde(default)]
+    pub source: String,
+    /// The directory's name under `releases/` once in place.
+    pub dir: String,
+    /// Device and inode of the staging tree, which the rename keeps.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// What the agent last accepted from its channel: the anti-rollback floor and the
@@ -184,6 +207,13 @@ pub struct State {
     pub last_operation: Option<Operation>,
     #[serde(default)]
     pub pending: Option<Pending>,
+    /// A release being renamed into place (see [`Installing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installing: Option<Installing>,
+    /// What `current` pointed at (the link's raw target) when updraft last moved it or
+    /// looked: a run that finds it elsewhere knows another tool moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     #[serde(default)]
     pub channel: Option<ChannelSeen>,
     #[serde(default)]
@@ -202,6 +232,17 @@ pub struct State {
     /// The last fleet report written, so an unchanged machine writes only a heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_report: Option<ReportMark>,
+}
+
+/// `current` found moved by another tool (see [`State::observe_link`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// Where updraft had left it.
+    pub from: String,
+    /// Where it points now (None: removed).
+    pub to: Option<String>,
+    /// `previous` after the move was taken into account.
+    pub previous: Option<Version>,
 }
 
 /// When a fleet report was last written and a digest of what it said (apart from its
@@ -295,6 +336,7 @@ impl State {
             previous_link: previous_link.map(str::to_string),
             started_at: Timestamp::now(),
             bake_until: None,
+            undo: false,
         });
     }
 
@@ -303,6 +345,39 @@ impl State {
         if let Some(p) = self.pending.as_mut() {
             p.bake_until = Some(until);
         }
+    }
+
+    /// Where `current` points now (its raw target), as updraft left it.
+    pub fn set_link(&mut self, link: Option<String>) {
+        self.link = link;
+    }
+
+    /// Compare `current` as found (`link`) with where updraft left it. When another tool
+    /// moved it (the seed's scripts, `ln -sfn`), the release it moved away from becomes
+    /// `previous` (if it is a release of ours other than the new one), so `rollback`
+    /// still goes back to it. Returns the move, and records the link as found. Only
+    /// meaningful with no activation pending (which moves `current` itself).
+    pub fn observe_link(&mut self, link: Option<&str>) -> Option<Moved> {
+        let known = self.link.clone();
+        self.link = link.map(str::to_string);
+        let known = known?;
+        if Some(known.as_str()) == link {
+            return None;
+        }
+        let version_of = |raw: &str| -> Option<Version> {
+            let name = Path::new(raw).file_name()?.to_string_lossy().into_owned();
+            name.strip_prefix('v').unwrap_or(&name).parse().ok()
+        };
+        let from = version_of(&known);
+        let to = link.and_then(version_of);
+        if from.is_some() && from != to {
+            self.previous = from.clone();
+        }
+        Some(Moved {
+            from: known,
+            to: link.map(str::to_string),
+            previous: self.previous.clone(),
+        })
     }
 
     /// The activation of `version` passed its checks (and bake).
@@ -327,10 +402,13 @@ impl State {
         ));
     }
 
-    /// The activation of `version` failed and `current` was switched back; a new
-    /// release is blocked.
+    /// The activation of `version` failed and is about to be undone (`current` switched
+    /// back): the pending activation is marked as an undo, so a run that finds it
+    /// finishes that; a new release is blocked. [`State::undone`] ends it.
     pub fn activation_failed(&mut self, kind: Kind, version: &Version, reason: &str) {
-        self.pending = None;
+        if let Some(p) = self.pending.as_mut() {
+            p.undo = true;
+        }
         self.last_health = Some(Operation::now(Event::Health, Some(version), false, reason));
         self.last_operation = Some(Operation::now(kind.into(), Some(version), false, reason));
         if kind.blocks_on_failure() {
@@ -338,10 +416,30 @@ impl State {
         }
     }
 
-    /// A pending activation of `version` was found after a crash and undone.
+    /// A pending activation of `version` was found after a crash and is about to be
+    /// undone: blocked, and marked as an undo (see [`State::activation_failed`]).
     pub fn recovered(&mut self, version: &Version, reason: &str) {
+        if let Some(p) = self.pending.as_mut() {
+            p.undo = true;
+        }
         self.block(version, reason);
         self.last_operation = Some(Operation::now(Event::Recover, Some(version), false, reason));
+    }
+
+    /// The undo of a failed or interrupted activation is complete.
+    pub fn undone(&mut self) {
+        self.pending = None;
+    }
+
+    /// Record the intent to rename a verified release into place.
+    pub fn begin_install(&mut self, installing: Installing) {
+        self.installing = Some(installing);
+    }
+
+    /// The rename is done: the release is installed with the recorded sha256.
+    pub fn installed(&mut self, version: &Version, sha256: &str, source: &str) {
+        self.installing = None;
+        self.record_release(version, sha256, source);
     }
 
     /// The decision for channel document `sequence` has been carried out.
