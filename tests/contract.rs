@@ -400,3 +400,138 @@ fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
     let o = run_into_closed_pipe(&["--root", s(&root), "rollback", "--version", "1.0.0"]);
     assert_eq!(code(&o), 141, "{}", text(&o));
 }
+
+/// Collects real `--json` outputs as `<schema>.<n>.json` for the validator.
+struct Outputs {
+    dir: tempfile::TempDir,
+    n: usize,
+}
+
+impl Outputs {
+    /// Keep `o`'s stdout as an output of `schema`, after checking its exit code.
+    fn keep(&mut self, schema: &str, o: &Output, want: i32) -> serde_json::Value {
+        assert_eq!(code(o), want, "{schema}: {}", text(o));
+        let doc = json(o);
+        assert_eq!(doc["schema_version"], 1, "{schema}: {doc}");
+        self.n += 1;
+        let path = self.dir.path().join(format!("{schema}.{}.json", self.n));
+        std::fs::write(path, &o.stdout).unwrap();
+        doc
+    }
+}
+
+#[test]
+fn every_json_output_matches_its_schema_in_docs_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let report = format!("[report]\nenabled = true\nurl = \"{}\"\n", reg.url);
+    let app = support::registry::agent_app(&reg, "prod", &report);
+    let mut out = Outputs {
+        dir: tempfile::tempdir().unwrap(),
+        n: 0,
+    };
+    out.keep("status", &app.run(&["status", "--json"]), 0);
+    out.keep("why", &app.run(&["why", "--json"]), 0);
+    out.keep("list", &app.run(&["list", "--json"]), 0);
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    let c = out.keep("check", &app.run(&["check", "--json"]), 10);
+    assert_eq!(c["channel"]["name"], "prod", "{c}");
+    assert_eq!(c["channel"]["version"], "1.0.0", "{c}");
+    assert_eq!(c["channel"]["sequence"], c["sequence"], "{c}");
+    assert!(c["channel"]["expires_at"].is_string(), "{c}");
+    assert!(c["machine"].is_string() && c["hostname"].is_string(), "{c}");
+    support::ok(&app.run(&["update"]));
+    out.keep("check", &app.run(&["check", "--json"]), 0);
+    // The same facts under the same names in status and why.
+    let st = out.keep("status", &app.run(&["status", "--json"]), 0);
+    let w = out.keep("why", &app.run(&["why", "--json"]), 0);
+    assert_eq!(st["current"], "1.0.0");
+    assert_eq!(st["current"], w["current"]);
+    for field in ["machine", "hostname"] {
+        assert_eq!(st[field], c[field], "{field}");
+        assert_eq!(st[field], w[field], "{field}");
+    }
+    assert_eq!(st["channel"], w["channel"]);
+    assert_eq!(st["channel"]["expires_at"], c["channel"]["expires_at"]);
+    out.keep("list", &app.run(&["list", "--json"]), 0);
+
+    // A release that fails its health check: blocked, with history.
+    reg.ship("1.1.0", "broken", Some("prod"), &[]);
+    assert_eq!(code(&app.run(&["update"])), 4);
+    out.keep("status", &app.run(&["status", "--json"]), 0);
+    out.keep("why", &app.run(&["why", "--json"]), 0);
+    out.keep("check", &app.run(&["check", "--json"]), 11);
+
+    // Push mode.
+    let tarball = release_tarball(tmp.path(), "1.2.0", "");
+    let d = out.keep(
+        "deploy",
+        &app.run(&[
+            "deploy",
+            "--json",
+            "--version",
+            "1.2.0",
+            "--artifact-path",
+            s(&tarball),
+        ]),
+        0,
+    );
+    assert_eq!(d["current"], "1.2.0");
+    let r = out.keep("rollback", &app.run(&["rollback", "--json"]), 0);
+    assert_eq!(r["current"], "1.0.0");
+    out.keep("list", &app.run(&["list", "--json"]), 0);
+    out.keep(
+        "prune",
+        &app.run(&["prune", "--json", "--keep", "1", "--dry-run"]),
+        0,
+    );
+    out.keep("prune", &app.run(&["prune", "--json", "--keep", "1"]), 0);
+
+    // Failures, with --json.
+    let e = out.keep(
+        "error",
+        &app.run(&["rollback", "--json", "--version", "9.9.9"]),
+        6,
+    );
+    assert_eq!(e["error"]["kind"], "not-found");
+    out.keep("error", &app.run(&["deploy", "--json"]), 2);
+
+    // Publisher and fleet commands.
+    let public = s(&reg.public);
+    let registry = ["--registry", reg.url.as_str(), "--app", "demo"];
+    let verify = [
+        &["registry", "verify"][..],
+        &registry,
+        &["--json", "--public-key", public],
+    ];
+    out.keep("registry-verify", &run(&verify.concat()), 0);
+    let fleet = [&["fleet", "status"][..], &registry, &["--json"]].concat();
+    let f = out.keep("fleet-status", &run(&fleet), 0);
+    assert!(f["reports"].as_u64() >= Some(1), "{f}");
+    let machines = [&fleet[..], &["--machines"]].concat();
+    out.keep("fleet-status", &run(&machines), 0);
+    let key = s(&reg.secret);
+    let guard = [
+        &["guard"][..],
+        &registry,
+        &[
+            "--channel",
+            "prod",
+            "--max-failed",
+            "50",
+            "--min-reports",
+            "5",
+        ],
+        &["--dry-run", "--json", "--secret-key", key],
+    ]
+    .concat();
+    out.keep("guard", &run(&guard), 0);
+
+    let v = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/validate_json.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json"))
+        .arg(out.dir.path())
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", text(&v));
+}

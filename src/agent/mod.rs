@@ -105,6 +105,8 @@ pub struct CheckReport {
     pub current: Option<Version>,
     pub available: Version,
     pub sequence: u64,
+    /// When the channel document expires (RFC 3339).
+    pub expires_at: String,
     pub unchanged: bool,
     pub decision: String,
     pub explanation: String,
@@ -435,6 +437,7 @@ impl Agent {
             current,
             available: view.doc.version.clone(),
             sequence: view.doc.sequence,
+            expires_at: view.doc.expires.clone(),
             unchanged: view.unchanged,
             update_available: decision.target().is_some(),
             decision: decision.name().to_string(),

@@ -5,12 +5,14 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{error, info};
 
+use super::json::{ChannelFacts, MachineFacts};
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
 use crate::activate::{show, Kind, LogLine, Pipeline};
 use crate::agent::machine_state::{self, MachineState};
 use crate::agent::{Agent, AgentError, RolloutSummary};
 use crate::disk::history::{self, Event};
 use crate::disk::state::State;
+use crate::registry::names::Version;
 use crate::time::Timestamp;
 
 fn agent(ctx: &Ctx) -> anyhow::Result<Agent> {
@@ -20,11 +22,46 @@ fn agent(ctx: &Ctx) -> anyhow::Result<Agent> {
     Ok(Agent::from_config(ctx.app_root()?, &ctx.config)?)
 }
 
+/// `check --json` (docs/json/check.schema.json). `available` and `sequence` predate
+/// `channel` and stay for the scripts that read them.
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    app: &'a str,
+    channel: ChannelFacts,
+    current: Option<&'a Version>,
+    available: &'a Version,
+    sequence: u64,
+    unchanged: bool,
+    decision: &'a str,
+    explanation: &'a str,
+    update_available: bool,
+    state: MachineState,
+    #[serde(flatten)]
+    machine: MachineFacts,
+}
+
 pub async fn check(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let agent = agent(ctx)?;
     let report = agent.check().await?;
     if a.json {
-        super::json::print(&report)?;
+        super::json::print(&CheckJson {
+            app: &report.app,
+            channel: ChannelFacts {
+                name: Some(agent.channel.clone()),
+                version: Some(report.available.clone()),
+                sequence: Some(report.sequence),
+                expires_at: Some(report.expires_at.clone()),
+            },
+            current: report.current.as_ref(),
+            available: &report.available,
+            sequence: report.sequence,
+            unchanged: report.unchanged,
+            decision: &report.decision,
+            explanation: &report.explanation,
+            update_available: report.update_available,
+            state: report.state,
+            machine: MachineFacts::of(&ctx.config),
+        })?;
     } else {
         outln!(
             "{} {}: current {}, channel offers {} (sequence {}{})",
@@ -182,12 +219,14 @@ pub async fn unblock(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// `why --json` (docs/json/why.schema.json). `channel_version` and `channel_sequence`
+/// predate `channel` and stay for the scripts that read them.
 #[derive(Serialize)]
 struct WhyReport {
     current: Option<crate::registry::names::Version>,
     /// Where this machine stands against its channel (see README "Machine state").
     state: MachineState,
-    channel: Option<String>,
+    channel: ChannelFacts,
     channel_version: Option<crate::registry::names::Version>,
     channel_sequence: Option<u64>,
     last_check: Option<Timestamp>,
@@ -202,6 +241,8 @@ struct WhyReport {
     last_health: Option<crate::disk::state::Operation>,
     last_operation: Option<crate::disk::state::Operation>,
     history: Vec<history::Entry>,
+    #[serde(flatten)]
+    machine: MachineFacts,
 }
 
 pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
@@ -241,7 +282,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let report = WhyReport {
         state: machine_state::of(&state, current.as_ref(), ctx.config.channel.as_ref()),
         current: current.clone(),
-        channel: ch.channel.as_ref().map(|c| c.to_string()),
+        channel: ChannelFacts::seen(&state, None),
         channel_version: ch.version.clone(),
         channel_sequence: state.channel.as_ref().map(|c| c.sequence),
         last_check: state.last_check,
@@ -255,6 +296,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         last_health: state.last_health.clone(),
         last_operation: state.last_operation.clone(),
         history,
+        machine: MachineFacts::of(&ctx.config),
     };
     if a.json {
         super::json::print(&report)?;
@@ -265,7 +307,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         show(report.current.as_ref()),
         report.state
     )?;
-    match (&report.channel, &report.channel_version) {
+    match (&report.channel.name, &report.channel_version) {
         (Some(c), Some(v)) => outln!(
             "Channel {c} points at {v} (sequence {}, last checked {}).",
             report.channel_sequence.unwrap_or(0),

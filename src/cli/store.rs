@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::json::{ChannelFacts, MachineFacts};
 use super::{exit, Ctx, DeployArgs, JsonArgs, PruneArgs, RollbackArgs};
 use crate::activate::{self, show, InstallRequest, Pipeline};
 use crate::agent::machine_state::{self, MachineState};
@@ -14,6 +15,41 @@ use crate::disk::state::{Kind, State};
 use crate::registry::names::Version;
 use crate::time::Timestamp;
 use crate::transport::source::Source;
+
+/// `deploy --json` (docs/json/deploy.schema.json): what was installed and activated,
+/// and `current`, as every document names what runs now.
+#[derive(Serialize)]
+struct DeployJson<'a> {
+    root: String,
+    current: &'a Version,
+    #[serde(flatten)]
+    report: &'a activate::DeployReport,
+    #[serde(flatten)]
+    machine: MachineFacts,
+}
+
+/// `rollback --json` (docs/json/rollback.schema.json).
+#[derive(Serialize)]
+struct RollbackJson<'a> {
+    root: String,
+    current: &'a Version,
+    #[serde(flatten)]
+    activated: &'a activate::Activated,
+    #[serde(flatten)]
+    machine: MachineFacts,
+}
+
+/// `prune --json` (docs/json/prune.schema.json).
+#[derive(Serialize)]
+struct PruneJson<'a> {
+    root: String,
+    current: Option<Version>,
+    keep: usize,
+    dry_run: bool,
+    removed: &'a [Version],
+    #[serde(flatten)]
+    machine: MachineFacts,
+}
 
 pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
@@ -46,7 +82,12 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
     };
     let report = activate::deploy(&root, &ctx.config, req).await?;
     if a.json {
-        super::json::print(&report)?;
+        super::json::print(&DeployJson {
+            root: root.path().display().to_string(),
+            current: &report.activated.version,
+            report: &report,
+            machine: MachineFacts::of(&ctx.config),
+        })?;
     } else {
         let i = &report.installed;
         let how = if i.replaced {
@@ -74,7 +115,12 @@ pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let act = activate::rollback(&root, &ctx.config, a.version).await?;
     if a.json {
-        super::json::print(&act)?;
+        super::json::print(&RollbackJson {
+            root: root.path().display().to_string(),
+            current: &act.version,
+            activated: &act,
+            machine: MachineFacts::of(&ctx.config),
+        })?;
     } else {
         outln!(
             "rolled back to {} (was {}, services {})",
@@ -105,6 +151,8 @@ struct ListReport {
     releases: Vec<ReleaseRow>,
     total: usize,
     total_bytes: u64,
+    #[serde(flatten)]
+    machine: MachineFacts,
 }
 
 /// The state as the next run will see it: read without the lock (nothing is written),
@@ -154,6 +202,7 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         total: rows.len(),
         total_bytes: rows.iter().map(|r| r.size_bytes).sum(),
         releases: rows,
+        machine: MachineFacts::of(&ctx.config),
     };
     if a.json {
         super::json::print(&report)?;
@@ -212,11 +261,13 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `status --json` (docs/json/status.schema.json). `available` and `channel_sequence`
+/// predate `channel` and stay for the scripts that read them.
 #[derive(Serialize)]
 struct StatusReport<'a> {
     root: String,
     app: Option<String>,
-    channel: Option<String>,
+    channel: ChannelFacts,
     current: Option<Version>,
     previous: Option<&'a Version>,
     pinned: Option<&'a Version>,
@@ -233,6 +284,8 @@ struct StatusReport<'a> {
     last_error: Option<&'a String>,
     /// Where this machine stands against its channel (see README "Machine state").
     state: MachineState,
+    #[serde(flatten)]
+    machine: MachineFacts,
 }
 
 pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
@@ -245,7 +298,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     let report = StatusReport {
         root: root.path().display().to_string(),
         app: ctx.config.app.as_ref().map(|a| a.to_string()),
-        channel: ctx.config.channel.as_ref().map(|c| c.to_string()),
+        channel: ChannelFacts::seen(&state, ctx.config.channel.as_ref()),
         current: current.clone(),
         previous: state.previous.as_ref(),
         pinned: state.pinned.as_ref(),
@@ -259,6 +312,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         last_check: state.last_check.as_ref(),
         last_error: state.last_error.as_ref(),
         state: machine_state::of(&state, current.as_ref(), ctx.config.channel.as_ref()),
+        machine: MachineFacts::of(&ctx.config),
     };
     if a.json {
         super::json::print(&report)?;
@@ -268,7 +322,7 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     if let Some(app) = &report.app {
         outln!("app:       {app}")?;
     }
-    if let Some(ch) = &report.channel {
+    if let Some(ch) = ctx.config.channel.as_ref() {
         outln!(
             "channel:   {ch} (available {}, sequence {})",
             show(report.available),
@@ -332,9 +386,14 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<u8> {
     p.recover(&mut state).await?;
     let removed = p.prune(&state, keep, a.dry_run).await?;
     if a.json {
-        super::json::print(
-            &serde_json::json!({ "keep": keep, "dry_run": a.dry_run, "removed": removed }),
-        )?;
+        super::json::print(&PruneJson {
+            root: root.path().display().to_string(),
+            current: p.current()?,
+            keep,
+            dry_run: a.dry_run,
+            removed: &removed,
+            machine: MachineFacts::of(&ctx.config),
+        })?;
     } else if removed.is_empty() {
         outln!("nothing to prune (keeping {keep})")?;
     } else {

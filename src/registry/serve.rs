@@ -75,7 +75,19 @@ pub async fn run(dir: PathBuf, listen: &str) -> anyhow::Result<()> {
     let l = bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    println!("serving {} on http://{}", dir.display(), l.local_addr()?);
+    // Where it listens, for whoever started it (tests read this line). Nobody reading it
+    // is no reason to stop serving.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "serving {} on http://{}",
+            dir.display(),
+            l.local_addr()?
+        )
+        .and_then(|()| out.flush());
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = serve(dir, l) => r?,
