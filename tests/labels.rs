@@ -183,6 +183,11 @@ fn git_hash_versions_from_build_to_agent_and_back() {
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some(h2.as_str()));
     assert_eq!(decision(&app), "up-to-date");
+    let why = json(&app.run(&["why", "--json"]));
+    assert_eq!(why["decision"], "up-to-date", "{why}");
+    assert_eq!(why["current"], h2.as_str(), "{why}");
+    let text = stdout(&app.run(&["why"]));
+    assert!(text.contains(&format!("running {h2}")), "{text}");
 
     // Pin the newer build: switched to at once; unpinned, this machine runs a build
     // newer than the channel's, which has not moved since: it stays.
