@@ -357,6 +357,11 @@ pub struct Timeouts {
     pub document: HumanDuration,
     #[serde(default = "default_retries_net")]
     pub retries: u32,
+    /// How long one run of the daemon (poll, download, activation, health checks, bake)
+    /// may take before it counts as hung: past it the daemon stops petting systemd's
+    /// watchdog, so systemd restarts it (and the restart recovers the run).
+    #[serde(default = "default_run")]
+    pub run: HumanDuration,
 }
 
 fn default_connect() -> HumanDuration {
@@ -371,6 +376,9 @@ fn default_document() -> HumanDuration {
 fn default_retries_net() -> u32 {
     4
 }
+fn default_run() -> HumanDuration {
+    secs(30 * 60)
+}
 
 impl Default for Timeouts {
     fn default() -> Self {
@@ -379,6 +387,7 @@ impl Default for Timeouts {
             read: default_read(),
             document: default_document(),
             retries: default_retries_net(),
+            run: default_run(),
         }
     }
 }

@@ -100,25 +100,59 @@ pub async fn update(ctx: &Ctx) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// `updraft agent`: poll every `interval` (plus jitter) until SIGTERM or SIGINT.
+///
+/// - The watchdog is petted by this loop, between polls and while a poll runs, but only
+///   until the poll has run for `timeouts.run`: a poll hung past that stops the pets and
+///   systemd restarts the agent (`WatchdogSec=`), whose next run recovers.
+/// - SIGHUP re-reads the config file and polls at once with it; a config that does not
+///   load is reported and the old one kept, so a typo does not stop the agent.
 pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
     use tokio::signal::unix::{signal, SignalKind};
-    let agent = agent(ctx)?;
+    let mut agent = agent(ctx)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let mut usec = 0u64;
-    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-        let every = Duration::from_micros(usec / 2);
-        tokio::spawn(async move {
-            loop {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-                tokio::time::sleep(every).await;
-            }
-        });
-    }
+    let watchdog = Watchdog::from_env();
     info!(interval = ?agent.config.interval.0, jitter = ?agent.config.jitter.0, "agent started");
-    loop {
-        match agent.update().await {
+    let mut stopping = false;
+    'polls: loop {
+        watchdog.pet();
+        let run_limit = agent.config.timeouts.run.0;
+        let started = tokio::time::Instant::now();
+        let result = {
+            let poll = agent.update();
+            tokio::pin!(poll);
+            let mut warned = false;
+            loop {
+                tokio::select! {
+                    r = &mut poll => break r,
+                    _ = tokio::time::sleep(watchdog.every()) => {
+                        if started.elapsed() < run_limit {
+                            watchdog.pet();
+                        } else if !warned {
+                            warned = true;
+                            error!(
+                                "this poll has run for over {}: it counts as hung and no longer pets the watchdog, so systemd restarts the agent (raise timeouts.run if runs this long are normal)",
+                                humantime::format_duration(run_limit)
+                            );
+                        }
+                    }
+                    // A stop request lets the run in progress finish (or fail
+                    // cleanly and roll back): KillMode=mixed sends it to us alone.
+                    _ = term.recv(), if !stopping => {
+                        stopping = true;
+                        info!("SIGTERM: stopping after the run in progress");
+                    }
+                    _ = int.recv(), if !stopping => {
+                        stopping = true;
+                        info!("SIGINT: stopping after the run in progress");
+                    }
+                }
+            }
+        };
+        match result {
             Ok(out) => {
                 let status = out.explanation.clone();
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
@@ -129,17 +163,84 @@ pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
             }
         }
+        if stopping {
+            break 'polls;
+        }
         let jitter = agent.config.jitter.0.as_millis() as u64;
         let wait = agent.config.interval.0 + Duration::from_millis(fastrand::u64(0..=jitter));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+        let next = tokio::time::Instant::now() + wait;
+        loop {
+            watchdog.pet();
+            let nap = watchdog
+                .every()
+                .min(next.saturating_duration_since(tokio::time::Instant::now()));
+            if nap.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = hup.recv() => {
+                    match reload(ctx) {
+                        Ok(reloaded) => {
+                            agent = reloaded;
+                            info!("config reloaded on SIGHUP; polling now");
+                            break;
+                        }
+                        Err(e) => error!(
+                            "SIGHUP: keeping the running config: {}",
+                            super::render_error(&e)
+                        ),
+                    }
+                }
+                _ = term.recv() => break 'polls,
+                _ = int.recv() => break 'polls,
+            }
         }
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     info!("agent stopping");
     Ok(exit::OK)
+}
+
+/// The agent built from the config file as it is now on disk.
+fn reload(ctx: &Ctx) -> anyhow::Result<Agent> {
+    let path = ctx
+        .config_path
+        .as_ref()
+        .ok_or_else(|| usage!("the agent runs without a config file; nothing to reload"))?;
+    let config = crate::config::Config::load(path)?;
+    let fresh = Ctx {
+        config,
+        config_path: ctx.config_path.clone(),
+        root_flag: ctx.root_flag.clone(),
+    };
+    agent(&fresh)
+}
+
+/// systemd's watchdog for this process (`WatchdogSec=`), when it is enabled.
+struct Watchdog {
+    /// Half the watchdog period, as sd_watchdog_enabled(3) advises; `None` when off.
+    every: Option<Duration>,
+}
+
+impl Watchdog {
+    fn from_env() -> Watchdog {
+        let mut usec = 0u64;
+        let every = (sd_notify::watchdog_enabled(false, &mut usec) && usec > 0)
+            .then(|| Duration::from_micros(usec / 2));
+        Watchdog { every }
+    }
+
+    fn pet(&self) {
+        if self.every.is_some() {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    }
+
+    /// How often to wake up to pet it (a long nap when it is off).
+    fn every(&self) -> Duration {
+        self.every.unwrap_or(Duration::from_secs(3600))
+    }
 }
 
 pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
