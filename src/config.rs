@@ -362,6 +362,10 @@ pub struct Timeouts {
     /// watchdog, so systemd restarts it (and the restart recovers the run).
     #[serde(default = "default_run")]
     pub run: HumanDuration,
+    /// Bound on one whole artifact download, every attempt and wait included; unset:
+    /// derived from the artifact's size (`transport::retry::artifact_deadline`).
+    #[serde(default)]
+    pub artifact: Option<HumanDuration>,
 }
 
 fn default_connect() -> HumanDuration {
@@ -388,6 +392,7 @@ impl Default for Timeouts {
             document: default_document(),
             retries: default_retries_net(),
             run: default_run(),
+            artifact: None,
         }
     }
 }

@@ -642,3 +642,78 @@ fn a_zero_limit_in_the_config_is_refused_naming_the_key() {
         );
     }
 }
+
+/// A registry with 1.0.0 on `prod` whose artifact is served by a misbehaving server
+/// (`script`, then well-behaved), and an agent whose `[timeouts]` are `timeouts`.
+fn agent_with_faulty_download(
+    tmp: &std::path::Path,
+    script: Vec<fault_server::Fault>,
+    timeouts: &str,
+) -> (Registry, fault_server::FaultServer, App) {
+    let reg = Registry::new(tmp);
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    let server = fault_server::FaultServer::start(reg.artifact_bytes("1.0.0"), script);
+    reg.point_artifacts_at("1.0.0", &server.url("/dl/demo-1.0.0.tar.gz"));
+    let toml = agent_toml(&reg, &reg.http, "prod", "").replace(
+        "[timeouts]\nretries = 2\n",
+        &format!("[timeouts]\n{timeouts}\n"),
+    );
+    (reg, server, App::new(&toml))
+}
+
+#[test]
+fn a_wrong_content_length_is_retried_like_a_cut_body() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_reg, server, app) = agent_with_faulty_download(
+        tmp.path(),
+        vec![fault_server::Fault::ShortLength(100)],
+        "retries = 2",
+    );
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(server.seen().len(), 2, "{:?}", server.seen());
+}
+
+#[test]
+fn a_server_that_sends_a_byte_per_connection_is_given_up_on_after_the_total_attempts() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Each connection brings one new byte, so the failures-in-a-row budget never runs
+    // out; the total bound on attempts (10 x (retries + 1)) does.
+    let (_reg, server, app) = agent_with_faulty_download(
+        tmp.path(),
+        vec![fault_server::Fault::ResetAfter(1); 1000],
+        "retries = 1\nartifact = \"10m\"",
+    );
+    let out = app.run(&["update"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("gave up downloading"), "{err}");
+    assert!(err.contains("too many attempts"), "{err}");
+    assert!(err.contains("timeouts.artifact"), "{err}");
+    assert_eq!(server.seen().len(), 20, "{:?}", server.seen().len());
+    assert_eq!(app.current(), None);
+    // The root lock was released: the next command runs.
+    ok(&app.run(&["prune", "--dry-run"]));
+}
+
+#[test]
+fn a_trickling_download_ends_at_the_artifact_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One byte every 20 ms: never silent long enough for timeouts.read, but the whole
+    // artifact would take minutes.
+    let (_reg, server, app) = agent_with_faulty_download(
+        tmp.path(),
+        vec![fault_server::Fault::Trickle(std::time::Duration::from_millis(20)); 1000],
+        "retries = 2\nartifact = \"1s\"",
+    );
+    let out = app.run(&["update"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("gave up downloading"), "{err}");
+    assert!(err.contains("did not finish in time"), "{err}");
+    assert!(err.contains("timeouts.artifact (here 1s)"), "{err}");
+    assert_eq!(server.seen().len(), 1, "{:?}", server.seen());
+    assert_eq!(app.current(), None);
+    ok(&app.run(&["prune", "--dry-run"]));
+}

@@ -34,6 +34,7 @@ fn policy(attempts: u32) -> RetryPolicy {
         min_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
         max_retry_after: Duration::from_secs(60),
+        artifact: None,
     }
 }
 

@@ -55,6 +55,19 @@ pub enum TransportError {
     Network { location: String, message: String },
     #[error("timed out fetching {location} after {after:?}")]
     Timeout { location: String, after: Duration },
+    /// An artifact download used up its total bounds (time or attempts) while still
+    /// failing or crawling: progress alone does not keep it going for ever.
+    #[error("gave up downloading {location} after {attempts} attempts in {}s ({received} of {total} bytes): {why}; the bounds are timeouts.artifact (here {}s) and {max_attempts} attempts in all (10 x (timeouts.retries + 1)): raise timeouts.artifact for a slow link, or fix the server", elapsed.as_secs(), deadline.as_secs())]
+    GaveUp {
+        location: String,
+        attempts: u32,
+        max_attempts: u32,
+        elapsed: Duration,
+        deadline: Duration,
+        received: u64,
+        total: String,
+        why: String,
+    },
     #[error("{location} is larger than the limit of {limit} bytes (raise limits.max_document_bytes or limits.max_artifact_bytes if this is expected)")]
     TooLarge { location: String, limit: u64 },
     #[error("{location}: {message}")]
@@ -86,6 +99,10 @@ impl TransportError {
             TransportError::Network { .. }
             | TransportError::Timeout { .. }
             | TransportError::Throttled { .. } => true,
+            // A response of the wrong size may be one confused answer (a proxy, a cut
+            // response): retried like a cut body; when retries run out it stands as
+            // the verification failure it then is.
+            TransportError::SizeMismatch { .. } => true,
             TransportError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

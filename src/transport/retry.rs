@@ -25,6 +25,28 @@ pub struct RetryPolicy {
     /// The longest `Retry-After` honoured; a server asking for more gets this much, so
     /// a hostile or confused one cannot park an agent (slow retrieval).
     pub max_retry_after: Duration,
+    /// Bound on one whole artifact download (`timeouts.artifact`); None: derived from
+    /// its size by [`artifact_deadline`].
+    pub artifact: Option<Duration>,
+}
+
+/// How many attempts one artifact download gets in all, as a multiple of
+/// [`RetryPolicy::attempts`] (which counts failures in a row, reset by progress).
+pub const TOTAL_ATTEMPTS_FACTOR: u32 = 10;
+
+/// The shortest default bound on an artifact download.
+pub const MIN_ARTIFACT_TIME: Duration = Duration::from_secs(300);
+
+/// The slowest rate the default bound allows for: 64 KiB/s.
+pub const MIN_ARTIFACT_RATE: u64 = 64 * 1024;
+
+/// The total time an artifact download of `size` bytes may take, retries included:
+/// the configured `timeouts.artifact`, else max(5 min, size at 64 KiB/s). A server that
+/// trickles, or sends a byte per connection and resets, cannot hold the root lock
+/// beyond it.
+pub fn artifact_deadline(configured: Option<Duration>, size: u64) -> Duration {
+    configured
+        .unwrap_or_else(|| MIN_ARTIFACT_TIME.max(Duration::from_secs(size / MIN_ARTIFACT_RATE)))
 }
 
 /// The wait before the next attempt: the backoff's, or longer when the server asked
@@ -51,7 +73,13 @@ impl RetryPolicy {
             // No longer than the longest backoff step: an update holds the app root's
             // lock while it polls, and other commands wait at most `lock_timeout`.
             max_retry_after: Duration::from_secs(10),
+            artifact: t.artifact.map(|d| d.0),
         }
+    }
+
+    /// Attempts one artifact download gets in all.
+    pub fn total_attempts(&self) -> u32 {
+        self.attempts.max(1).saturating_mul(TOTAL_ATTEMPTS_FACTOR)
     }
 
     fn backoff(&self) -> ExponentialBuilder {
@@ -134,9 +162,11 @@ pub async fn fetch_document(
 /// yielded; a server that ignores Range sends the whole object again and the bytes
 /// already yielded are skipped. The retry budget (`policy.attempts`) counts failures in
 /// a row: any new byte received starts a fresh budget, so a long download over a flaky
-/// link keeps going while a dead server is given up on quickly. The stream fails (and
-/// ends) past `limit`, and when `expected_len` is known, on any byte beyond it or when
-/// the retries run out before reaching it.
+/// link keeps going while a dead server is given up on quickly. Progress does not make
+/// it endless: the whole download has a deadline ([`artifact_deadline`]) and at most
+/// [`RetryPolicy::total_attempts`] attempts. The stream fails (and ends) past `limit`,
+/// and when `expected_len` is known, on any byte beyond it or when the retries run out
+/// before reaching it.
 pub fn resumable_stream(
     t: Arc<dyn Transport>,
     key: String,
@@ -145,7 +175,12 @@ pub fn resumable_stream(
     policy: RetryPolicy,
 ) -> ByteStream {
     let location = t.location(&key);
+    let started = tokio::time::Instant::now();
+    let bound = artifact_deadline(policy.artifact, expected_len.unwrap_or(limit));
     let state = Resume {
+        started,
+        bound,
+        attempts: 1,
         backoff: policy.backoff().build(),
         t,
         key,
@@ -180,6 +215,11 @@ struct Resume {
     skip: u64,
     /// Failures since the last byte received.
     failures: u32,
+    /// When the download started, and how long it may take in all.
+    started: tokio::time::Instant,
+    bound: Duration,
+    /// Requests made so far.
+    attempts: u32,
     /// Validator of the first response: a resumed response must be of the same object.
     etag: Option<String>,
     current: Option<ByteStream>,
@@ -193,19 +233,13 @@ impl Resume {
             if self.finished {
                 return None;
             }
-            let step = match self.current.as_mut() {
-                None => self.open().await.map(|()| None),
-                Some(body) => match body.next().await {
-                    Some(Ok(chunk)) => self.accept(chunk).map(Some),
-                    Some(Err(e)) => {
-                        self.current = None;
-                        Err(e)
-                    }
-                    None => {
-                        self.current = None;
-                        self.at_end().map(|()| None)
-                    }
-                },
+            let deadline = self.started + self.bound;
+            let step = match tokio::time::timeout_at(deadline, self.step()).await {
+                Ok(step) => step,
+                Err(_) => {
+                    self.finished = true;
+                    return Some(Err(self.gave_up("the download did not finish in time")));
+                }
             };
             match step {
                 Ok(Some(chunk)) if chunk.is_empty() => continue,
@@ -218,6 +252,42 @@ impl Resume {
                     }
                 }
             }
+        }
+    }
+
+    /// One step: open a response, or read a chunk of the current one.
+    async fn step(&mut self) -> Result<Option<Bytes>, TransportError> {
+        match self.current.as_mut() {
+            None => self.open().await.map(|()| None),
+            Some(body) => match body.next().await {
+                Some(Ok(chunk)) => self.accept(chunk).map(Some),
+                Some(Err(e)) => {
+                    self.current = None;
+                    Err(e)
+                }
+                None => {
+                    self.current = None;
+                    self.at_end().map(|()| None)
+                }
+            },
+        }
+    }
+
+    /// The error for a download that used up its total bounds.
+    fn gave_up(&self, why: impl std::fmt::Display) -> TransportError {
+        let total = self
+            .expected_len
+            .map_or_else(|| "?".to_string(), |n| n.to_string());
+        warn!(location = %self.location, attempts = self.attempts, "giving up after {} of {total} bytes: {why}", self.yielded);
+        TransportError::GaveUp {
+            location: self.location.clone(),
+            attempts: self.attempts,
+            max_attempts: self.policy.total_attempts(),
+            elapsed: self.started.elapsed(),
+            deadline: self.bound,
+            received: self.yielded,
+            total,
+            why: why.to_string(),
         }
     }
 
@@ -247,9 +317,18 @@ impl Resume {
                 ),
             });
         }
+        if let (None, Some(len)) = (self.expected_len, body.len) {
+            // The size is known now: bound the download by it rather than by the limit.
+            if self.yielded == 0 {
+                self.bound = artifact_deadline(self.policy.artifact, body.offset + len);
+            }
+        }
         if let (Some(want), Some(len)) = (self.expected_len, body.len) {
             let total = body.offset + len;
             if total != want {
+                // A wrong Content-Length (a confused proxy, a cut response) is a transfer
+                // fault like a short body: retried (`is_retryable`), and given up on with
+                // the budget.
                 return Err(TransportError::SizeMismatch {
                     location: self.location.clone(),
                     total,
@@ -339,6 +418,9 @@ impl Resume {
             return Ok(());
         }
         self.failures += 1;
+        if self.attempts >= self.policy.total_attempts() {
+            return Err(self.gave_up(format!("too many attempts; the last failed: {e}")));
+        }
         let Some(delay) = delay_for(self.backoff.next(), &e, self.policy.max_retry_after) else {
             warn!(
                 location = %self.location,
@@ -356,7 +438,13 @@ impl Resume {
             "retrying in {} ms: {e}",
             delay.as_millis()
         );
+        if self.started.elapsed() + delay >= self.bound {
+            return Err(self.gave_up(format!(
+                "no time left for another attempt; the last failed: {e}"
+            )));
+        }
         tokio::time::sleep(delay).await;
+        self.attempts += 1;
         Ok(())
     }
 }
@@ -387,6 +475,29 @@ mod tests {
         assert_eq!(delay_for(Some(ms(300)), &throttled(0), cap), Some(ms(300)));
         assert_eq!(delay_for(Some(ms(300)), &throttled(3600), cap), Some(cap));
         assert_eq!(delay_for(None, &throttled(2), cap), None);
+    }
+
+    #[test]
+    fn artifact_deadline_table() {
+        let s = Duration::from_secs;
+        let mib = 1024 * 1024;
+        // (configured, size, bound)
+        let cases = [
+            (None, 0, s(300)),
+            (None, 10 * mib, s(300)),
+            // 64 KiB/s: 1 GiB takes 16384 s.
+            (None, 1024 * mib, s(16384)),
+            (None, 20 * mib, s(320)),
+            (Some(s(2)), 1024 * mib, s(2)),
+            (Some(s(3600)), 0, s(3600)),
+        ];
+        for (configured, size, want) in cases {
+            assert_eq!(
+                artifact_deadline(configured, size),
+                want,
+                "{configured:?} {size}"
+            );
+        }
     }
 
     #[test]

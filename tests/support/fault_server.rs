@@ -22,6 +22,11 @@ pub enum Fault {
     ShortClose(usize),
     /// Send the headers and this many body bytes, then go silent for the duration.
     Stall(usize, Duration),
+    /// Send the headers, then one body byte per interval (never silent for long).
+    Trickle(Duration),
+    /// A well-formed answer whose Content-Length (and body) is this many bytes short
+    /// of the object: a confused proxy or cache.
+    ShortLength(usize),
     /// Answer with this status and a short text body.
     Status(u16),
     /// Like `Status`, with `Retry-After: <seconds>`.
@@ -196,6 +201,29 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
             let r = send(&mut conn, &head, &part[..n.min(part.len())]).await;
             tokio::time::sleep(d).await;
             r
+        }
+        Fault::Trickle(every) => {
+            let r = send(&mut conn, &head, &[]).await;
+            for b in part.chunks(1) {
+                if send(&mut conn, "", b).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(every).await;
+            }
+            r
+        }
+        Fault::ShortLength(n) => {
+            let part = &part[..part.len().saturating_sub(n)];
+            let head = match start {
+                Some(s) => format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {s}-{}/{}\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n",
+                    part.len(),
+                    s + part.len() - 1,
+                    s + part.len()
+                ),
+                None => ok_head(part.len()),
+            };
+            send(&mut conn, &head, part).await
         }
         Fault::Status(code) => status(&mut conn, code, "").await,
         Fault::RetryAfter(code, secs) => {

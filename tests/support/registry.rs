@@ -123,6 +123,34 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The artifact bytes of shipped release `version` for this machine's target.
+    pub fn artifact_bytes(&self, version: &str) -> Vec<u8> {
+        let art = self.dir.join(format!(
+            "demo/releases/{version}/demo-{version}-{}-linux.tar.gz",
+            std::env::consts::ARCH
+        ));
+        std::fs::read(&art).unwrap()
+    }
+
+    /// Point every artifact of release `version` at `url` (a download host apart from
+    /// the registry) and sign the release document again, as a publisher would.
+    pub fn point_artifacts_at(&self, version: &str, url: &str) {
+        let dir = self.dir.join(format!("demo/releases/{version}"));
+        let doc_path = dir.join("release.json");
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&doc_path).unwrap()).unwrap();
+        for artifact in doc["artifacts"].as_object_mut().unwrap().values_mut() {
+            artifact["url"] = url.into();
+        }
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        let key = updraft::registry::keys::SecretKey::load_from_file(&self.secret, None).unwrap();
+        let sig = key.sign(&bytes, "release with an absolute URL").unwrap();
+        std::fs::write(&doc_path, &bytes).unwrap();
+        std::fs::write(dir.join("release.json.minisig"), sig).unwrap();
+    }
+}
+
 /// Agent config text for an App following `channel` of the registry.
 pub fn agent_toml(reg: &Registry, registry_url: &str, channel: &str, extra: &str) -> String {
     format!(
