@@ -411,3 +411,357 @@ fn current_moved_by_another_tool_is_noticed_and_previous_kept() {
     let s = json(&r.run(&["status", "--json"]));
     assert_eq!(s["previous"], "1.0.0", "{s}");
 }
+
+// The failpoint sweep (issue 19): every command killed at every failpoint it passes,
+// one kill per run, then the invariants, then the same command run again.
+
+mod sweep {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::path::{Path, PathBuf};
+    use std::process::Output;
+
+    use super::support::crash::{killed, Root};
+    use super::support::registry::Registry;
+    use super::support::{code, json, text};
+
+    /// Where a run ended: what the next operator or agent run would see.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Outcome {
+        pub code: i32,
+        pub current: Option<String>,
+        pub running: Option<String>,
+        pub previous: serde_json::Value,
+        pub pinned: serde_json::Value,
+        pub blocked: Vec<String>,
+        pub installed: Vec<String>,
+        pub sha256: BTreeMap<String, String>,
+    }
+
+    impl Outcome {
+        fn of(r: &Root, out: &Output) -> Outcome {
+            let s = r.state();
+            let keys = |v: &serde_json::Value| -> Vec<String> {
+                v.as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
+            let sha256 = s["releases"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v["sha256"].as_str().unwrap_or("").into()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Outcome {
+                code: code(out),
+                current: r.current(),
+                running: r.running(),
+                previous: s["previous"].clone(),
+                pinned: s["pinned"].clone(),
+                blocked: keys(&s["blocked"]),
+                installed: installed(&r.root),
+                sha256,
+            }
+        }
+    }
+
+    fn installed(root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join("releases"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.') && n != "current")
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Tarballs extracted once per test, to compare releases with.
+    #[derive(Default)]
+    pub struct Trees {
+        dirs: HashMap<PathBuf, tempfile::TempDir>,
+    }
+
+    impl Trees {
+        fn of(&mut self, tarball: &Path) -> PathBuf {
+            self.dirs
+                .entry(tarball.to_path_buf())
+                .or_insert_with(|| {
+                    let d = tempfile::tempdir().unwrap();
+                    let st = std::process::Command::new("tar")
+                        .arg("-xzf")
+                        .arg(tarball)
+                        .arg("-C")
+                        .arg(d.path())
+                        .status()
+                        .unwrap();
+                    assert!(st.success(), "tar -xzf {}", tarball.display());
+                    d
+                })
+                .path()
+                .to_path_buf()
+        }
+    }
+
+    /// Differences between two trees (names, kinds, contents, link targets).
+    fn diff(a: &Path, b: &Path, out: &mut Vec<String>) {
+        let names = |d: &Path| -> BTreeSet<String> {
+            std::fs::read_dir(d)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (na, nb) = (names(a), names(b));
+        for n in na.symmetric_difference(&nb) {
+            out.push(format!(
+                "only on one side: {n} ({} vs {})",
+                a.display(),
+                b.display()
+            ));
+        }
+        for n in na.intersection(&nb) {
+            let (pa, pb) = (a.join(n), b.join(n));
+            let (ma, mb) = (
+                std::fs::symlink_metadata(&pa).unwrap(),
+                std::fs::symlink_metadata(&pb).unwrap(),
+            );
+            if ma.is_dir() && mb.is_dir() {
+                diff(&pa, &pb, out);
+            } else if ma.file_type().is_symlink() || mb.file_type().is_symlink() {
+                if std::fs::read_link(&pa).ok() != std::fs::read_link(&pb).ok() {
+                    out.push(format!("link differs: {}", pa.display()));
+                }
+            } else if std::fs::read(&pa).ok() != std::fs::read(&pb).ok() {
+                out.push(format!("content differs: {}", pa.display()));
+            }
+        }
+    }
+
+    /// The invariants that hold after any kill and after any run.
+    fn check(r: &Root, trees: &mut Trees, what: &str) {
+        let s = r.state();
+        let cur = r.current();
+        if let Some(c) = &cur {
+            assert!(
+                r.root.join("releases").join(c).is_dir(),
+                "{what}: current -> {c} is not a release"
+            );
+        }
+        // Every release under a final name equals the tarball it was installed from
+        // (or, while its install is in flight, the one being installed).
+        for v in installed(&r.root) {
+            let mut sources = Vec::new();
+            if let Some(src) = s["releases"][&v]["source"].as_str() {
+                sources.push(src.to_string());
+            }
+            if s["installing"]["version"] == v.as_str() {
+                sources.push(s["installing"]["source"].as_str().unwrap().to_string());
+            }
+            assert!(
+                !sources.is_empty(),
+                "{what}: release {v} has no recorded source: {s}"
+            );
+            let dir = r.root.join("releases").join(&v);
+            let matches = sources.iter().any(|src| {
+                let path = src.strip_prefix("file://").unwrap_or(src);
+                let mut d = Vec::new();
+                diff(&dir, &trees.of(Path::new(path)), &mut d);
+                d.is_empty()
+            });
+            assert!(
+                matches,
+                "{what}: release {v} differs from its tarball {sources:?}"
+            );
+        }
+        for cmd in [
+            &["status", "--json"][..],
+            &["list", "--json"][..],
+            &["why", "--json"][..],
+        ] {
+            json(&r.run(cmd));
+        }
+        r.history();
+    }
+
+    fn argv(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    /// Run `args` on copies of `base`: once to the end, then once per failpoint it
+    /// passes, killed there, checked, and run again. Returns the failpoints.
+    pub fn sweep(name: &str, base: &Root, args: &[String]) -> Vec<String> {
+        let args = argv(args);
+        let mut trees = Trees::default();
+        let first = base.fork();
+        let (out, points) = first.run_logged(&args);
+        check(&first, &mut trees, &format!("{name}: uninterrupted"));
+        let want = Outcome::of(&first, &out);
+        assert!(first.litter().is_empty(), "{name}: {:?}", first.litter());
+        assert!(
+            !points.is_empty(),
+            "{name}: no failpoint reached: {}",
+            text(&out)
+        );
+        let before = base.current();
+        eprintln!("{name}: {} failpoints", points.len());
+        for point in &points {
+            let what = format!("{name}, killed at {point}");
+            let r = base.fork();
+            let out = r.run_killed_at(point, &args);
+            assert!(killed(&out), "{what}: not killed: {}", text(&out));
+            check(&r, &mut trees, &what);
+            // A new release killed before its health was confirmed is rolled back and
+            // blocked by the next run (the README's promise): an agent does not try it
+            // again by itself. The operator's `deploy` does.
+            let s = r.state();
+            let unconfirmed = args[0] == "update"
+                && !s["pending"].is_null()
+                && s["pending"]["undo"] != true
+                && s["pending"]["kind"] != "rollback"
+                && r.current().as_deref() == s["pending"]["version"].as_str();
+            // An agent run killed after it blocked the version (while undoing a failed
+            // activation) ends as the uninterrupted run did, but the next run only
+            // sees the block: it says so and exits 0 instead of the rollback's code.
+            let blocked_already = args[0] == "update"
+                && s["blocked"].as_object().is_some_and(|b| {
+                    b.len() > base.state()["blocked"].as_object().map_or(0, |o| o.len())
+                });
+            let again = r.run(&args);
+            check(&r, &mut trees, &format!("{what}, run again"));
+            assert_eq!(r.litter(), Vec::<String>::new(), "{what}, run again");
+            let s = r.state();
+            assert!(s["pending"].is_null(), "{what}: {s}");
+            assert!(s["installing"].is_null(), "{what}: {s}");
+            let got = Outcome::of(&r, &again);
+            if unconfirmed {
+                let v = s["last_operation"]["version"].clone();
+                assert_eq!(
+                    r.current(),
+                    before,
+                    "{what}: not rolled back: {}",
+                    text(&again)
+                );
+                assert!(
+                    s["blocked"][v.as_str().unwrap_or("?")].is_object(),
+                    "{what}: {s}"
+                );
+            } else if blocked_already {
+                assert_eq!(
+                    got,
+                    Outcome {
+                        code: 0,
+                        ..want.clone()
+                    },
+                    "{what}: {}",
+                    text(&again)
+                );
+            } else {
+                assert_eq!(got, want, "{what}: {}", text(&again));
+            }
+        }
+        points
+    }
+
+    /// An agent root following `prod` of a file:// registry.
+    pub fn agent_root(reg: &Registry, extra: &str) -> Root {
+        Root::new(&format!(
+            r#"app = "demo"
+registry = "{}"
+channel = "prod"
+public_keys = ["{}"]
+machine_id = "test-machine"
+{extra}"#,
+            reg.url, reg.pubkey_line
+        ))
+    }
+}
+
+#[test]
+fn every_command_killed_at_every_failpoint_finishes_or_undoes_when_run_again() {
+    use support::registry::Registry;
+    use sweep::{agent_root, sweep};
+
+    let reached = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let note = |points: Vec<String>| {
+        let mut r = reached.lock().unwrap();
+        for p in points {
+            r.insert(p.split('#').next().unwrap().to_string());
+        }
+    };
+    let push = |versions: &[&str]| deployed(versions);
+    std::thread::scope(|scope| {
+        // Push mode: deploy, a deploy that fails its health checks, deploy --force,
+        // rollback, pin, prune.
+        scope.spawn(|| {
+            let mut base = push(&["1.0.0"]);
+            let d = base.deploy_args("1.1.0", true);
+            note(sweep("deploy", &base, &d));
+            let d = base.deploy_args("1.1.0", false);
+            note(sweep("deploy (unhealthy)", &base, &d));
+            // A deploy whose predecessor was killed in its health checks: recovery
+            // (roll back, block) runs first, then the deploy.
+            let d = base.deploy_args("1.1.0", true);
+            let out = base.run_killed_at("activate.restarted", &args(&d));
+            assert!(killed(&out), "{}", text(&out));
+            note(sweep("deploy after a killed deploy", &base, &d));
+        });
+        scope.spawn(|| {
+            let mut base = push(&["1.0.0", "1.1.0"]);
+            let t = base.tarball_of("1.1.0", "rebuilt");
+            let d: Vec<String> = ["deploy", "--force", "--version", "1.1.0", "--artifact-path"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([t.display().to_string()])
+                .collect();
+            note(sweep("deploy --force", &base, &d));
+        });
+        scope.spawn(|| {
+            let base = push(&["1.0.0", "1.0.1", "1.0.2"]);
+            note(sweep("rollback", &base, &["rollback".into()]));
+            note(sweep("pin", &base, &["pin".into(), "1.0.0".into()]));
+            let mut base = Root::new("");
+            for v in ["1.0.0", "1.0.1", "1.0.2", "1.0.3"] {
+                let d = base.deploy_args(v, true);
+                ok(&base.run(&args(&d)));
+                ok(&base.run(&["rollback", "--version", "1.0.0"]));
+            }
+            note(sweep(
+                "prune",
+                &base,
+                &["prune".into(), "--keep".into(), "1".into()],
+            ));
+        });
+        // Pull mode: update (install, switch, restart, health, bake), and one whose
+        // release fails its health checks (switch back).
+        scope.spawn(|| {
+            let tmp = tempfile::tempdir().unwrap();
+            let reg = Registry::new(tmp.path());
+            let mut base = agent_root(&reg, "bake = \"200ms\"");
+            for (v, flavour) in [("1.0.0", ""), ("1.1.0", ""), ("1.2.0", "broken")] {
+                let t = base.tarball_of(v, flavour);
+                reg.publish(v, &t, None, &[]);
+            }
+            reg.promote("1.0.0", "prod", &[]);
+            ok(&base.run(&["update"]));
+            reg.promote("1.1.0", "prod", &[]);
+            note(sweep("update", &base, &["update".into()]));
+            reg.promote("1.2.0", "prod", &[]);
+            note(sweep("update (unhealthy)", &base, &["update".into()]));
+        });
+    });
+    let reached = reached.into_inner().unwrap();
+    let missing: Vec<&&str> = updraft::failpoint::ALL
+        .iter()
+        .filter(|p| !reached.contains(**p))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "failpoints no command reached: {missing:?}"
+    );
+}

@@ -4,7 +4,7 @@
 //! (`src/failpoint.rs`; the tests build the binary with the `failpoints` feature).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use super::app::tar_gz;
@@ -64,7 +64,18 @@ interval = "50ms"
     /// The tarball of release `version` (made on first use): a few files, a command
     /// script for `commands/`, and `healthy` unless `healthy` is false.
     pub fn tarball(&mut self, version: &str, healthy: bool) -> PathBuf {
-        let key = format!("{version}{}", if healthy { "" } else { "-broken" });
+        self.tarball_of(version, if healthy { "" } else { "broken" })
+    }
+
+    /// Like [`Root::tarball`]; `flavour` "broken" has no `healthy` file, any other
+    /// non-empty flavour makes other bytes of the same version (a rebuild).
+    pub fn tarball_of(&mut self, version: &str, flavour: &str) -> PathBuf {
+        let healthy = flavour != "broken";
+        let key = if flavour.is_empty() {
+            version.to_string()
+        } else {
+            format!("{version}-{flavour}")
+        };
         if let Some((t, _)) = self.releases.get(&key) {
             return t.clone();
         }
@@ -82,18 +93,43 @@ interval = "50ms"
         if healthy {
             std::fs::write(tree.join("healthy"), b"yes\n").unwrap();
         }
+        if !flavour.is_empty() {
+            std::fs::write(tree.join("FLAVOUR"), flavour).unwrap();
+        }
         let tarball = self.dir.path().join(format!("{key}.tar.gz"));
         tar_gz(&tree, &tarball);
         self.releases.insert(key, (tarball.clone(), tree));
         tarball
     }
 
-    /// The tree a release's tarball was made from, if this root made it.
-    pub fn tree_of(&self, tarball: &Path) -> Option<&Path> {
-        self.releases
-            .values()
-            .find(|(t, _)| t == tarball)
-            .map(|(_, tree)| tree.as_path())
+    /// A copy of this root (its app root and config) in a directory of its own, to
+    /// run a command on from the same starting point again. Tarballs stay where they
+    /// are, so `self` must outlive the copy.
+    pub fn fork(&self) -> Root {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        if self.root.exists() {
+            let st = Command::new("cp")
+                .arg("-a")
+                .arg(&self.root)
+                .arg(&root)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let config = dir.path().join("updraft.toml");
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replace(
+            &format!("root = \"{}\"", self.root.display()),
+            &format!("root = \"{}\"", root.display()),
+        );
+        std::fs::write(&config, text).unwrap();
+        Root {
+            dir,
+            root,
+            config,
+            releases: self.releases.clone(),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
