@@ -535,3 +535,77 @@ fn every_json_output_matches_its_schema_in_docs_json() {
         .unwrap();
     assert!(v.status.success(), "{}", text(&v));
 }
+
+#[test]
+fn a_health_script_that_cannot_run_is_a_config_error_not_a_release_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let tarball = release_tarball(tmp.path(), "1.0.0", "");
+    reg.publish("1.0.0", &tarball, Some("prod"), &[]);
+    let root = tmp.path().join("root");
+    let restarted = tmp.path().join("restarted");
+    let config = tmp.path().join("u.toml");
+    let write_config = |health: &str| {
+        let agent = agent_toml(
+            &reg,
+            &reg.http,
+            "prod",
+            &format!("root = \"{}\"\n", s(&root)),
+        );
+        std::fs::write(
+            &config,
+            format!(
+                "{agent}\n[services]\nrestart = [\"/bin/sh\", \"-c\", \"touch {}\"]\n\n[[health]]\ncommand = [\"{health}\"]\n",
+                s(&restarted)
+            ),
+        )
+        .unwrap();
+    };
+    let deploy = || {
+        run(&[
+            "--config",
+            s(&config),
+            "deploy",
+            "--version",
+            "1.0.0",
+            "--artifact-path",
+            s(&tarball),
+        ])
+    };
+    let assert_untouched = |o: &Output| {
+        assert!(!root.join("releases/current").exists(), "{}", text(o));
+        assert!(!restarted.exists(), "restarted: {}", text(o));
+        let st = json(&run(&["--root", s(&root), "status", "--json"]));
+        assert_eq!(st["blocked"], serde_json::json!({}), "{st}");
+    };
+
+    // First install, push mode: a health script the release does not ship.
+    let missing = root.join("releases/current/bin/no-such-health");
+    write_config(s(&missing));
+    let o = deploy();
+    assert_fails(&o, 2, "config error");
+    assert!(stderr(&o).contains("bin/no-such-health"), "{}", text(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", text(&o));
+    assert_untouched(&o);
+
+    // A health script that exists but cannot be executed.
+    let plain = tmp.path().join("health.sh");
+    std::fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
+    write_config(s(&plain));
+    let o = deploy();
+    assert_fails(&o, 2, "not executable");
+    assert_untouched(&o);
+
+    // The agent: the same mistake is exit 2, and the version is not blocked.
+    write_config(s(&missing));
+    let o = run(&["--config", s(&config), "update"]);
+    assert_fails(&o, 2, "config error");
+    assert_untouched(&o);
+
+    // Fixed, the same release installs.
+    std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_config(s(&plain));
+    let o = run(&["--config", s(&config), "update"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(restarted.exists());
+}

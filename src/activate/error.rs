@@ -83,6 +83,8 @@ pub enum DeployError {
         reason: String,
         restored: String,
     },
+    #[error("config error, {version} was not activated: {problems}; nothing was blocked and `current` is unchanged: fix the config (or the release) and run again")]
+    Config { version: Version, problems: String },
     #[error("invalid --sha256 {0:?}: expected 64 hexadecimal characters")]
     BadSha(String),
 }
@@ -111,7 +113,7 @@ impl Classify for DeployError {
             DeployError::RolledBack { .. } | DeployError::RollbackFailed { .. } => {
                 ErrorClass::RolledBack
             }
-            DeployError::BadSha(_) => ErrorClass::Usage,
+            DeployError::BadSha(_) | DeployError::Config { .. } => ErrorClass::Usage,
             _ => ErrorClass::Other,
         }
     }

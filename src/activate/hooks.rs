@@ -6,6 +6,21 @@ use crate::registry::names::Version;
 
 impl Pipeline<'_> {
     /// Run the configured pre-activation check inside the (not yet active) release.
+    /// Refuse (as a config error) an activation whose commands cannot run; see
+    /// `preflight`.
+    pub fn preflight(&self, version: &Version) -> Result<(), DeployError> {
+        let problems =
+            super::preflight::check(self.config, self.root, &self.root.release_dir(version));
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Err(DeployError::Config {
+            version: version.clone(),
+            problems: problems.join("; "),
+        })
+    }
+
     pub async fn pre_activate(&self, version: &Version) -> Result<(), DeployError> {
         let argv = &self.config.pre_activate;
         if argv.is_empty() {

@@ -22,6 +22,7 @@ pub mod health;
 mod hooks;
 mod install;
 mod journal;
+pub mod preflight;
 pub(crate) mod process;
 mod prune;
 mod recover;
@@ -141,7 +142,11 @@ pub async fn deploy(
     p.recover(&mut state).await?;
     let version = req.version.clone();
     let installed = p.install(&mut state, req).await?;
-    if let Err(e) = p.pre_activate(&version).await {
+    let checked = match p.preflight(&version) {
+        Ok(()) => p.pre_activate(&version).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
         if installed.fresh && !installed.replaced && p.current()?.as_ref() != Some(&version) {
             let (root, v) = (root.clone(), version.clone());
             let _ = fsutil::blocking(move || releases::remove_release(&root, &v)).await;

@@ -566,6 +566,8 @@ impl Agent {
             force: false,
         };
         p.install(state, req).await?;
+        // A config mistake is not the release's fault: refused, and not blocked.
+        p.preflight(&target)?;
         if let Err(e) = p.pre_activate(&target).await {
             state.block(&target, e.to_string());
             p.save_state(state).await?;
