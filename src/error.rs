@@ -87,4 +87,6 @@ fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
         .or_else(|| try_as::<crate::disk::lock::LockError>(e))
         .or_else(|| try_as::<crate::config::ConfigError>(e))
         .or_else(|| try_as::<UsageError>(e))
+        .or_else(|| try_as::<crate::registry::names::UnknownTarget>(e))
+        .or_else(|| try_as::<crate::archive::version_file::Mismatch>(e))
 }

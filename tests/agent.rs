@@ -77,6 +77,73 @@ fn updates_rolls_back_blocks_and_follows_the_channel() {
     assert_eq!(app.current().as_deref(), Some("1.1.0"));
 }
 
+/// `rollback` on an agent's root holds the version it left: the next `update` stays,
+/// `why` says so, a newer channel version is taken as usual, and `unblock` releases it.
+#[test]
+fn a_rollback_sticks_until_unblocked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.ship("1.3.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    reg.ship("1.4.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.4.0"));
+
+    let out = app.run(&["rollback"]);
+    ok(&out);
+    assert!(
+        stdout(&out)
+            .contains("1.4.0 is held back here; updraft unblock 1.4.0 to follow the channel again"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.3.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.3.0"));
+
+    // The next timer run does not undo the operator.
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.3.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.3.0"));
+    let check = app.run(&["check", "--json"]);
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+    let c = json(&check);
+    assert_eq!(c["decision"], "held-back", "{c}");
+    assert_eq!(c["state"], "pinned", "{c}");
+    let w = json(&app.run(&["why", "--json"]));
+    assert_eq!(
+        w["blocked"]["1.4.0"]["reason"], "rolled back by operator",
+        "{w}"
+    );
+    assert_eq!(w["decision"], "held-back", "{w}");
+    let text = stdout(&app.run(&["why"]));
+    assert!(
+        text.contains("Held back: 1.4.0")
+            && text.contains("rolled back by operator")
+            && text.contains("updraft unblock 1.4.0"),
+        "{text}"
+    );
+
+    // A newer channel version is taken as usual.
+    reg.ship("1.5.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.5.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.5.0"));
+
+    // Held again, then released: the channel's version comes back.
+    let out = app.run(&["rollback", "--version", "1.3.0", "--json"]);
+    ok(&out);
+    let r = json(&out);
+    assert_eq!(r["version"], "1.3.0", "{r}");
+    assert_eq!(r["held_back"], "1.5.0", "{r}");
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.3.0"));
+    ok(&app.run(&["unblock", "1.5.0"]));
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.5.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.5.0"));
+}
+
 #[test]
 fn pin_holds_the_machine_whatever_the_channel_says() {
     let tmp = tempfile::tempdir().unwrap();
@@ -97,6 +164,137 @@ fn pin_holds_the_machine_whatever_the_channel_says() {
     ok(&app.run(&["pin", "1.0.0"]));
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
+
+/// A pin is checked before it is set (installed, or published for this target), and a
+/// pin whose activation fails is cleared, on the command line and in the agent.
+#[test]
+fn pins_are_checked_and_a_failed_pin_is_cleared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    let pinned = |app: &App| json(&app.run(&["status", "--json"]))["pinned"].clone();
+
+    // Neither installed nor published: refused, nothing pinned.
+    let out = app.run(&["pin", "7.7.7"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not pinning 7.7.7"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pinned(&app), serde_json::Value::Null);
+
+    // Published, but only for another target.
+    let other = release_tarball(tmp.path(), "1.1.0", "");
+    reg.publish("1.1.0", &other, None, &["--target", "s390x-linux"]);
+    let out = app.run(&["pin", "1.1.0"]);
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not pinning 1.1.0") && err.contains("no artifact for target"),
+        "{err}"
+    );
+    assert_eq!(pinned(&app), serde_json::Value::Null);
+
+    // Published for this target but failing here: the agent's switch fails and clears it.
+    reg.ship("1.2.0", "broken", None, &[]);
+    let out = app.run(&["pin", "1.2.0"]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains("not installed yet"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(pinned(&app), "1.2.0");
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the pin was cleared"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pinned(&app), serde_json::Value::Null);
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    // Installed (after unblocking) and failing: `pin` itself switches, fails, clears.
+    ok(&app.run(&["unblock", "1.2.0"]));
+    let out = app.run(&["pin", "1.2.0"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the pin was cleared"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pinned(&app), serde_json::Value::Null);
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
+
+/// A channel release without an artifact for this machine is no update: `check` says
+/// so and exits 0 with a warning, instead of "update available".
+#[test]
+fn check_reports_a_release_without_an_artifact_for_this_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    let other = release_tarball(tmp.path(), "1.1.0", "");
+    reg.publish("1.1.0", &other, Some("prod"), &["--target", "s390x-linux"]);
+    let out = app.run(&["check", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let c = json(&out);
+    assert_eq!(c["decision"], "no-artifact-for-target", "{c}");
+    assert_eq!(c["update_available"], false, "{c}");
+    assert!(
+        c["explanation"].as_str().unwrap().contains("s390x-linux"),
+        "{c}"
+    );
+    assert!(
+        stderr(&out).contains("WARN") && stderr(&out).contains("no artifact for target"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The channel document's expiry is in `check`, `status` and `why --json`, and the agent
+/// warns once it is less than a week away.
+#[test]
+fn the_agent_warns_when_its_channel_is_about_to_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = agent_app(&reg, "prod", "");
+    reg.ship("1.0.0", "", Some("prod"), &["--expires-in", "3d"]);
+    let out = app.run(&["update"]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("WARN")
+            && err.contains("channel prod's document expires at")
+            && err.contains("updraft refresh --channel prod"),
+        "{err}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reg.dir.join("demo/channels/prod.json")).unwrap())
+            .unwrap();
+    let expires = &doc["expires"];
+    for cmd in ["check", "status", "why"] {
+        let j = json(&app.run(&[cmd, "--json"]));
+        assert_eq!(&j["channel"]["expires_at"], expires, "{cmd}: {j}");
+        assert_eq!(j["channel"]["name"], "prod", "{cmd}: {j}");
+        assert_eq!(j["channel"]["version"], "1.0.0", "{cmd}: {j}");
+        assert_eq!(j["channel"]["sequence"], doc["sequence"], "{cmd}: {j}");
+    }
+
+    // Re-signed for longer: no warning.
+    reg.promote("1.0.0", "prod", &["--expires-in", "30d"]);
+    let out = app.run(&["update"]);
+    ok(&out);
+    assert!(!stderr(&out).contains("expires at"), "{}", stderr(&out));
 }
 
 #[test]

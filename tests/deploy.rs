@@ -73,6 +73,8 @@ fn deploy_list_rollback_and_restart_the_real_server() {
     assert_eq!(s["current"], "1.0.0");
     assert_eq!(s["previous"], "1.1.0");
     assert_eq!(s["last_operation"]["kind"], "rollback");
+    // Push mode follows no channel: a rollback holds nothing back.
+    assert_eq!(s["blocked"], serde_json::json!({}), "{s}");
 }
 
 #[test]
@@ -282,6 +284,31 @@ fn prune_removes_blocked_releases_before_healthy_ones() {
         .map(|r| r["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, vec!["1.1.0", "1.3.0", "1.4.0"]);
+}
+
+#[test]
+fn a_tarball_naming_another_version_is_not_deployed() {
+    let app = App::new("");
+    let t = release_tarball(app.tmp(), "1.0.0", "");
+    let out = app.deploy("1.1.0", &t);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("VERSION file says \"1.0.0\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.current(), None);
+    assert!(!app.root.join("releases/1.1.0").exists());
+    assert!(app.staging_leftovers().is_empty());
+    ok(&app.run(&[
+        "deploy",
+        "--version",
+        "1.1.0",
+        "--artifact-path",
+        t.to_str().unwrap(),
+        "--allow-version-mismatch",
+    ]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
 }
 
 #[test]

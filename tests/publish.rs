@@ -639,3 +639,185 @@ fn publisher_failures_exit_with_their_documented_code() {
         text(&out)
     );
 }
+
+/// `tar -czf out -C dir .` of a tree holding `VERSION` = `text` and a file.
+fn tarball_with_version(r: &Reg, name: &str, text: &str) -> String {
+    let tree = r.p(&format!("tree-{name}"));
+    fs::create_dir_all(tree.join("bin")).unwrap();
+    fs::write(tree.join("VERSION"), text).unwrap();
+    fs::write(tree.join("bin/app"), b"#!/bin/sh\n").unwrap();
+    let out = r.p(name);
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_tarball_naming_another_version_is_not_published() {
+    let r = Reg::new();
+    let art = tarball_with_version(&r, "a.tar.gz", "1.0.0\n");
+    let out = r.publish("1.1.0", &art, &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert_fails_with(&out, "VERSION file says \"1.0.0\"");
+    assert!(!r.reg.join("demo/releases/1.1.0").exists());
+    // The same tarball under its own version, and the override.
+    assert_ok(&r.publish("v1.0.0", &art, &[]));
+    assert_ok(&r.publish("1.1.0", &art, &["--allow-version-mismatch"]));
+    assert!(r.reg.join("demo/releases/1.1.0/release.json").exists());
+}
+
+#[test]
+fn an_unknown_target_is_refused_unless_allowed() {
+    let r = Reg::new();
+    let art = tarball_with_version(&r, "a.tar.gz", "1.0.0\n");
+    let args = |t: &'static str| {
+        ["--version", "1.0.0", "--artifact", &art, "--target", t].map(String::from)
+    };
+    let typo = args("x86-64-linux");
+    let typo: Vec<&str> = typo.iter().map(String::as_str).collect();
+    let out = r.signed("publish", &typo);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_fails_with(&out, "did you mean x86_64-linux?");
+    assert!(
+        !r.reg.join("demo/releases/1.0.0").exists(),
+        "the version number is not burnt"
+    );
+    let mut allowed = typo.clone();
+    allowed.push("--allow-target");
+    assert_ok(&r.signed("publish", &allowed));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.reg.join("demo/releases/1.0.0/release.json")).unwrap())
+            .unwrap();
+    assert!(doc["artifacts"]["x86-64-linux"].is_object(), "{doc}");
+}
+
+/// `refresh` keeps everything in the channel document but `sequence`, `issued` and
+/// `expires`, including top-level fields this version of updraft does not know (written
+/// here by hand and signed with the real minisign, as a newer publisher might; unknown
+/// fields inside `rollout` are refused by agents, so they never get that far).
+#[test]
+fn refresh_keeps_the_channel_content_including_unknown_fields() {
+    let r = Reg::new();
+    // A key made by minisign itself, so the hand-edited document can be signed with it.
+    let (sk, pk) = (r.p("m.key"), r.p("m.pub"));
+    let made = Command::new("minisign")
+        .args([
+            "-G",
+            "-W",
+            "-p",
+            pk.to_str().unwrap(),
+            "-s",
+            sk.to_str().unwrap(),
+        ])
+        .output()
+        .expect("minisign on PATH (apt-get install -y minisign)");
+    assert!(made.status.success(), "{}", text(&made));
+    let with_key = |cmd: &str, extra: &[&str]| {
+        let url = r.url();
+        let mut args = vec![cmd, "--registry", &url, "--app", "demo", "--secret-key"];
+        args.push(sk.to_str().unwrap());
+        args.extend_from_slice(extra);
+        r.run(&args)
+    };
+    for v in ["1.0.0", "1.1.0"] {
+        let art = tarball_with_version(&r, &format!("{v}.tar.gz"), v);
+        let mut extra = vec![
+            "--version",
+            v,
+            "--artifact",
+            &art,
+            "--target",
+            "x86_64-linux",
+        ];
+        extra.extend(["--channel", "prod", "--notes", "the notes"]);
+        assert_ok(&with_key("publish", &extra));
+    }
+    assert_ok(&with_key(
+        "promote",
+        &[
+            "--version",
+            "1.1.0",
+            "--channel",
+            "prod",
+            "--waves",
+            "0s=10,1h=50,1d=100",
+        ],
+    ));
+    assert_ok(&with_key(
+        "yank",
+        &["--channel", "prod", "--version", "1.0.0", "--reason", "bad"],
+    ));
+
+    // A newer publisher's fields, signed as it would sign them.
+    let doc_path = r.reg.join("demo/channels/prod.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&doc_path).unwrap()).unwrap();
+    doc["mirror_hint"] = serde_json::json!({"region": "eu-west-1"});
+    fs::write(&doc_path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let signed = Command::new("minisign")
+        .args([
+            "-S",
+            "-s",
+            sk.to_str().unwrap(),
+            "-m",
+            doc_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", text(&signed));
+    let before: serde_json::Value = serde_json::from_slice(&fs::read(&doc_path).unwrap()).unwrap();
+
+    let out = with_key("refresh", &["--channel", "prod", "--expires", "90d"]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains("refreshed channel prod -> 1.1.0"),
+        "{}",
+        text(&out)
+    );
+    let mut after: serde_json::Value =
+        serde_json::from_slice(&fs::read(&doc_path).unwrap()).unwrap();
+    assert_eq!(after["sequence"], before["sequence"].as_u64().unwrap() + 1);
+    let expires = after["expires"].as_str().unwrap().to_string();
+    assert!(
+        expires.as_str() > before["expires"].as_str().unwrap(),
+        "{expires}"
+    );
+    let mut want = before.clone();
+    for k in ["sequence", "issued", "expires"] {
+        after.as_object_mut().unwrap().remove(k);
+        want.as_object_mut().unwrap().remove(k);
+    }
+    assert_eq!(after, want, "only sequence, issued and expires change");
+
+    // The refreshed document verifies with the minisign public key, and is not about
+    // to expire; a short refresh trips `verify --min-valid`.
+    let verify = |min: &str| {
+        let url = r.url();
+        r.run(&[
+            "registry",
+            "verify",
+            "--registry",
+            &url,
+            "--app",
+            "demo",
+            "--public-key",
+            pk.to_str().unwrap(),
+            "--min-valid",
+            min,
+        ])
+    };
+    assert_ok(&verify("30d"));
+    assert_ok(&with_key(
+        "refresh",
+        &["--channel", "prod", "--expires", "2d"],
+    ));
+    let out = verify("7d");
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert_fails_with(&out, "updraft refresh --channel prod");
+}

@@ -1326,3 +1326,113 @@ async fn our_own_write_seen_again_on_a_retry_is_not_a_conflict() {
     .unwrap();
     assert!(report.ok, "{report:#?}");
 }
+
+/// `refresh` over S3: the same content re-signed with sequence + 1 and a new expiry,
+/// a repeated promotion keeps the rollout, and `registry verify --min-valid` alarms on
+/// a channel about to expire.
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_re_signs_a_channel_unchanged_over_s3() {
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (sec, public, _) = keygen(&server, tmp.path());
+    let (sec_s, pub_s) = (sec.to_str().unwrap(), public.to_str().unwrap());
+    let reg = "s3://releases/registry";
+    let tarball = app::release_tarball(tmp.path(), "1.0.0", "");
+    let signed = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.extend(["--registry", reg, "--app", "demo", "--secret-key", sec_s]);
+        updraft(&server, &args, None)
+    };
+    ok(&signed(&[
+        "publish",
+        "--version",
+        "1.0.0",
+        "--artifact",
+        tarball.to_str().unwrap(),
+        "--channel",
+        "prod",
+        "--rollout",
+        "30",
+        "--notes",
+        "first",
+        "--expires-in",
+        "3d",
+    ]));
+    let store = S3Registry::new(reg, &server.options()).unwrap();
+    let channel = || async {
+        let bytes = store
+            .get("demo/channels/prod.json", 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    let before = channel().await;
+    assert_eq!(before["rollout"]["percent"], 30, "{before}");
+
+    let verify = |min_valid: &str| {
+        updraft(
+            &server,
+            &[
+                "registry",
+                "verify",
+                "--registry",
+                reg,
+                "--app",
+                "demo",
+                "--public-key",
+                pub_s,
+                "--min-valid",
+                min_valid,
+            ],
+            None,
+        )
+    };
+    let out = verify("7d");
+    assert_eq!(out.status.code(), Some(5), "{}", app::text(&out));
+    assert!(
+        app::stdout(&out).contains("sooner than --min-valid 7days"),
+        "{}",
+        app::stdout(&out)
+    );
+    ok(&verify("1d"));
+
+    let out = signed(&["refresh", "--channel", "prod", "--expires", "60d", "--json"]);
+    ok(&out);
+    let r = app::json(&out);
+    assert_eq!(
+        r["channel"]["sequence"],
+        before["sequence"].as_u64().unwrap() + 1,
+        "{r}"
+    );
+    let after = channel().await;
+    assert_eq!(after["sequence"], before["sequence"].as_u64().unwrap() + 1);
+    assert_ne!(after["expires"], before["expires"]);
+    assert_eq!(r["channel"]["expires_at"], after["expires"]);
+    for same in [
+        "version", "rollout", "notes", "yanked", "app", "channel", "kind",
+    ] {
+        assert_eq!(after[same], before[same], "{same}");
+    }
+    ok(&verify("7d"));
+
+    // Promoting the version the channel already holds keeps its rollout.
+    ok(&signed(&[
+        "promote",
+        "--version",
+        "1.0.0",
+        "--channel",
+        "prod",
+    ]));
+    let promoted = channel().await;
+    assert_eq!(promoted["rollout"]["percent"], 30, "{promoted}");
+    assert_eq!(
+        promoted["sequence"],
+        after["sequence"].as_u64().unwrap() + 1
+    );
+
+    // Nothing to refresh: the channel was never published.
+    let out = signed(&["refresh", "--channel", "staging"]);
+    assert_eq!(out.status.code(), Some(6), "{}", app::text(&out));
+}

@@ -87,6 +87,8 @@ pub enum DeployError {
     Config { version: Version, problems: String },
     #[error("invalid --sha256 {0:?}: expected 64 hexadecimal characters")]
     BadSha(String),
+    #[error(transparent)]
+    VersionMismatch(#[from] crate::archive::version_file::Mismatch),
 }
 
 impl Classify for DeployError {
@@ -104,7 +106,8 @@ impl Classify for DeployError {
                 .map_or(ErrorClass::Other, Classify::class),
             DeployError::Unpack { .. }
             | DeployError::Checksum { .. }
-            | DeployError::Size { .. } => ErrorClass::Verify,
+            | DeployError::Size { .. }
+            | DeployError::VersionMismatch(_) => ErrorClass::Verify,
             DeployError::NotFound { .. } | DeployError::NoPrevious { .. } => ErrorClass::NotFound,
             DeployError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorClass::NotFound

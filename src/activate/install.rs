@@ -10,6 +10,7 @@ use tracing::info;
 use super::error::{io_err, is_disk_failure, DeployError};
 use super::Pipeline;
 use crate::archive::unpack::{self, UnpackError};
+use crate::archive::version_file;
 use crate::disk::releases::Staging;
 use crate::disk::state::{Installing, State};
 use crate::failpoint;
@@ -24,6 +25,9 @@ pub struct InstallRequest {
     pub expected_sha256: Option<String>,
     pub expected_size: Option<u64>,
     pub force: bool,
+    /// Install even when the tarball's root `VERSION` file names another version
+    /// (`--allow-version-mismatch`; the agent, whose registry publish already checked).
+    pub allow_version_mismatch: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +149,7 @@ impl Pipeline<'_> {
         let vouched = expected.is_some();
         let force = req.force;
         let expected_size = req.expected_size;
+        let check_version = (!req.allow_version_mismatch).then(|| req.version.clone());
         // Unpack and verify in one blocking task; the staging tree is dropped (deleted)
         // in blocking tasks too, whatever happens, and never on an async worker.
         let (sha256, size, staging) = fsutil::blocking(move || {
@@ -186,6 +191,11 @@ impl Pipeline<'_> {
                         actual: size,
                     });
                 }
+            }
+            if let Some(version) = check_version {
+                let found = version_file::in_tree(&target)
+                    .map_err(io_err("cannot read VERSION of the staged release", &target))?;
+                version_file::check(&loc, found, &version)?;
             }
             Ok((sha256, size, staging))
         })

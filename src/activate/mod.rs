@@ -39,11 +39,12 @@ pub use journal::LogLine;
 pub use switch::Activated;
 
 use crate::config::Config;
+use crate::disk::history::Event;
 use crate::disk::layout::AppRoot;
 use crate::disk::lock::RootLock;
 use crate::disk::order;
 use crate::disk::releases;
-use crate::disk::state::State;
+use crate::disk::state::{State, HOLD_REASON};
 use crate::fsutil;
 use crate::registry::names::Version;
 use error::io_err;
@@ -124,6 +125,17 @@ fn list(installed: &[Version]) -> String {
         .join(", ")
 }
 
+/// What `rollback` did: the activation, and the version it holds back (see
+/// [`Pipeline::hold_back`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBack {
+    #[serde(flatten)]
+    pub activated: Activated,
+    /// The version rolled back from, now blocked here so the agent does not re-install
+    /// it on its next run; None without an agent config (push mode has no channel).
+    pub held_back: Option<Version>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
     pub installed: Installed,
@@ -167,12 +179,13 @@ pub async fn deploy(
     })
 }
 
-/// Switch to an installed release (default: the previous one).
+/// Switch to an installed release (default: the previous one). With an agent config the
+/// version rolled back from is held back, so the agent's next run does not undo this.
 pub async fn rollback(
     root: &AppRoot,
     config: &Config,
     version: Option<Version>,
-) -> Result<Activated, DeployError> {
+) -> Result<RolledBack, DeployError> {
     let p = Pipeline::new(root, config);
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
@@ -180,7 +193,12 @@ pub async fn rollback(
     // running the same command again ends there, instead of stepping back once more.
     if let Some(done) = p.recover(&mut state).await? {
         if version.as_ref().is_none_or(|v| *v == done.version) {
-            return done.result;
+            // Finishing an interrupted rollback holds nothing back: which version it
+            // left is no longer known here.
+            return done.result.map(|activated| RolledBack {
+                activated,
+                held_back: None,
+            });
         }
     }
     let installed = p.installed_oldest_first(&state)?;
@@ -191,7 +209,52 @@ pub async fn rollback(
         state.previous.as_ref(),
         version,
     )?;
-    p.activate(&mut state, &target, Kind::Rollback).await
+    let activated = p.activate(&mut state, &target, Kind::Rollback).await?;
+    let held_back = p.hold_back(&mut state, current.as_ref(), &target).await?;
+    Ok(RolledBack {
+        activated,
+        held_back,
+    })
+}
+
+impl Pipeline<'_> {
+    /// After an operator's rollback from `from` to `to` on an agent's root: block `from`
+    /// (reason [`HOLD_REASON`]) so the next poll does not re-install the channel's
+    /// version, and lift such a hold from `to`, which the operator just chose to run. A
+    /// root without an agent config follows no channel: nothing to hold.
+    async fn hold_back(
+        &self,
+        state: &mut State,
+        from: Option<&Version>,
+        to: &Version,
+    ) -> Result<Option<Version>, DeployError> {
+        if self.config.registry.is_none() {
+            return Ok(None);
+        }
+        let lifted = state.blocked.get(to).is_some_and(|b| b.is_hold());
+        if lifted {
+            state.unblock(to);
+        }
+        let held = from.filter(|f| *f != to).cloned();
+        if let Some(f) = &held {
+            state.block(f, HOLD_REASON);
+        }
+        if lifted || held.is_some() {
+            self.save_state(state).await?;
+        }
+        if lifted {
+            self.history(
+                Event::Unblock,
+                Some(to),
+                true,
+                "hold lifted: rolled back to it",
+            );
+        }
+        if let Some(f) = &held {
+            self.history(Event::Blocked, Some(f), true, HOLD_REASON);
+        }
+        Ok(held)
+    }
 }
 
 /// Which release `rollback` goes to: the one asked for if installed; else the recorded

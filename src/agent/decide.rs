@@ -90,6 +90,12 @@ pub enum Decision {
         version: Version,
         current: Option<Version>,
     },
+    /// An operator rolled back from the channel's version here: stay until `unblock`.
+    HeldBack {
+        version: Version,
+        current: Option<Version>,
+        since: Timestamp,
+    },
     /// The channel version failed here before (health check, pre-activate): not retried.
     Blocked {
         version: Version,
@@ -139,6 +145,7 @@ impl Decision {
             Decision::Pinned { .. } => "pinned",
             Decision::PinUnavailable { .. } => "pin-unavailable",
             Decision::ChannelYanked { .. } => "channel-yanked",
+            Decision::HeldBack { .. } => "held-back",
             Decision::Blocked { .. } => "blocked",
             Decision::Wait { .. } => "wait-for-rollout",
             Decision::AheadOfChannel { .. } => "ahead-of-channel",
@@ -211,6 +218,14 @@ impl Decision {
             },
             Decision::ChannelYanked { version, current } => format!(
                 "the channel points at {version}, which is yanked: never installing it; {}",
+                staying(current)
+            ),
+            Decision::HeldBack {
+                version,
+                current,
+                since,
+            } => format!(
+                "{version} is held back here since {since} (rolled back by operator): {}; `updraft unblock {version}` to follow the channel again",
                 staying(current)
             ),
             Decision::Blocked {
@@ -322,6 +337,13 @@ pub fn decide(i: &Inputs) -> Decision {
         return Decision::ChannelYanked {
             version: ch.clone(),
             current,
+        };
+    }
+    if let Some(b) = i.blocked.get(ch).filter(|b| b.is_hold()) {
+        return Decision::HeldBack {
+            version: ch.clone(),
+            current,
+            since: b.at,
         };
     }
     if let Some(b) = i.blocked.get(ch) {
@@ -508,6 +530,54 @@ mod tests {
             ..BASE
         };
         assert_eq!(run(&after).target(), Some(&v("1.3.0")));
+    }
+
+    /// An operator's rollback holds the version it left; a newer channel version is
+    /// taken as usual.
+    #[test]
+    fn a_held_back_version_stays_held_and_a_newer_one_is_taken() {
+        let held: BTreeMap<Version, Blocked> = [(
+            v("1.4.0"),
+            Blocked {
+                reason: crate::disk::state::HOLD_REASON.into(),
+                at: "2026-11-24T09:00:00Z".parse().unwrap(),
+            },
+        )]
+        .into();
+        let (current, v14, v15) = (v("1.3.0"), v("1.4.0"), v("1.5.0"));
+        fn inputs<'a>(
+            current: &'a Version,
+            channel: &'a Version,
+            blocked: &'a BTreeMap<Version, Blocked>,
+        ) -> Inputs<'a> {
+            Inputs {
+                current: Some(current),
+                channel_version: channel,
+                channel_sequence: 9,
+                last_sequence: 8,
+                pinned: None,
+                blocked,
+                yanked: &[],
+                installed: &[],
+                admission: Admission::Admitted,
+                bucket: 0,
+            }
+        }
+        let d = decide(&inputs(&current, &v14, &held));
+        assert_eq!(d.name(), "held-back");
+        assert_eq!(d.target(), None);
+        let says = d.explain();
+        for want in [
+            "1.4.0 is held back here since 2026-11-24T09:00:00Z",
+            "rolled back by operator",
+            "staying on 1.3.0",
+            "`updraft unblock 1.4.0` to follow the channel again",
+        ] {
+            assert!(says.contains(want), "{want:?} not in {says:?}");
+        }
+        let d = decide(&inputs(&current, &v15, &held));
+        assert_eq!(d.name(), "update");
+        assert_eq!(d.target(), Some(&v("1.5.0")));
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct Facts<'a> {
 const AT_REST_OFF_CHANNEL: [&str; 2] = ["ahead-of-channel", "channel-yanked"];
 
 /// The state, first match wins: an activation in progress, then an operator's pin, then
-/// a blocked channel version, then a failed run, then a rollout wait.
+/// a channel version held back by an operator's rollback (reads as pinned), then a
+/// blocked one, then a failed run, then a rollout wait.
 pub fn machine_state(f: &Facts<'_>) -> MachineState {
     if f.pending.is_some() {
         return MachineState::Updating;
@@ -46,8 +47,11 @@ pub fn machine_state(f: &Facts<'_>) -> MachineState {
         return MachineState::Behind;
     };
     let on_channel = f.current == Some(wanted);
-    if !on_channel && f.blocked.contains_key(wanted) {
-        return MachineState::Failed;
+    match f.blocked.get(wanted) {
+        // An operator's rollback holds the machine as a pin does: no alert.
+        Some(b) if !on_channel && b.is_hold() => return MachineState::Pinned,
+        Some(_) if !on_channel => return MachineState::Failed,
+        _ => {}
     }
     if f.last_run_failed {
         return MachineState::Behind;
@@ -100,6 +104,14 @@ mod tests {
             },
         )]
         .into();
+        let held_12: BTreeMap<Version, Blocked> = [(
+            v("1.2.0"),
+            Blocked {
+                reason: crate::disk::state::HOLD_REASON.into(),
+                at: "2026-11-30T05:00:00Z".parse().unwrap(),
+            },
+        )]
+        .into();
         let none = BTreeMap::new();
         let (v10, v11, v12) = (v("1.0.0"), v("1.1.0"), v("1.2.0"));
         // (name, current, pending, pinned, channel, blocked, failed run, decision, want)
@@ -126,6 +138,8 @@ mod tests {
             ("channel version blocked, the failing run", Some(&v11), None, None, Some(&v12), &blocked_12, true, Some("update"), Failed),
             ("channel version blocked, a quiet poll later", Some(&v11), None, None, Some(&v12), &blocked_12, false, Some("blocked"), Failed),
             ("blocked, nothing installed", None, None, None, Some(&v12), &blocked_12, false, Some("blocked"), Failed),
+            ("channel version held back by a rollback", Some(&v11), None, None, Some(&v12), &held_12, false, Some("held-back"), Pinned),
+            ("held back, but on it again", Some(&v12), None, None, Some(&v12), &held_12, false, Some("up-to-date"), Healthy),
             ("download failed", Some(&v11), None, None, Some(&v12), &none, true, Some("update"), Behind),
             ("poll failed while on the version", Some(&v11), None, None, Some(&v11), &none, true, Some("up-to-date"), Behind),
             ("never polled", Some(&v11), None, None, None, &none, false, None, Behind),

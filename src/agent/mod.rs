@@ -5,6 +5,7 @@
 //! release document and the artifact streamed into the store. Every rejection is
 //! recorded with its reason and leaves the machine as it is.
 
+pub mod channel_info;
 pub mod decide;
 mod feedback;
 pub mod machine;
@@ -57,6 +58,14 @@ pub enum AgentError {
     },
     #[error("cannot read machine id: {0}")]
     MachineId(String),
+    /// A pinned version failed to activate: the pin is gone, so the machine follows its
+    /// channel again instead of retrying (or standing still) on every poll.
+    #[error("switching to the pinned {version} failed, so the pin was cleared (this machine follows its channel again; `updraft pin {version}` to try again): {source}")]
+    PinCleared {
+        version: Version,
+        #[source]
+        source: Box<DeployError>,
+    },
 }
 
 impl Classify for AgentError {
@@ -67,11 +76,15 @@ impl Classify for AgentError {
             }
             AgentError::Manifest(_) => ErrorClass::Verify,
             AgentError::Deploy(d) => d.class(),
+            AgentError::PinCleared { source, .. } => source.class(),
             AgentError::Transport(t) => t.class(),
             _ => ErrorClass::Other,
         }
     }
 }
+
+/// `check`'s decision when the channel's release has no artifact for this target.
+pub const NO_ARTIFACT_FOR_TARGET: &str = "no-artifact-for-target";
 
 /// Everything a poll needs, resolved once from the config.
 pub struct Agent {
@@ -101,7 +114,6 @@ pub struct ChannelView {
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
     pub app: String,
-    pub channel: String,
     pub current: Option<Version>,
     pub available: Version,
     pub sequence: u64,
@@ -420,7 +432,25 @@ impl Agent {
         let current = p.current()?;
         let installed = p.installed_oldest_first(&state)?;
         let view = self.fetch_channel(&state).await?;
+        self.warn_if_expiring(&view.doc);
         let decision = self.decide(&state, current.as_ref(), &installed, &view);
+        // An update this machine cannot take is no update: say so instead of exit 10.
+        let (name, explanation, update_available) = match decision.target() {
+            Some(to) if !installed.contains(to) => match self.published_for_target(to).await {
+                Err(e @ AgentError::NoArtifact { .. }) => {
+                    warn!("{e}");
+                    let explanation = format!(
+                        "{e}; staying on {}",
+                        crate::activate::show(current.as_ref())
+                    );
+                    (NO_ARTIFACT_FOR_TARGET, explanation, false)
+                }
+                Err(e) => return Err(e),
+                Ok(()) => (decision.name(), decision.explain(), true),
+            },
+            Some(_) => (decision.name(), decision.explain(), true),
+            None => (decision.name(), decision.explain(), false),
+        };
         let state = machine_state::machine_state(&machine_state::Facts {
             current: current.as_ref(),
             pending: state.pending.as_ref().map(|p| &p.version),
@@ -428,20 +458,19 @@ impl Agent {
             channel_version: Some(&view.doc.version),
             blocked: &state.blocked,
             last_run_failed: state.last_error.is_some(),
-            last_decision: Some(decision.name()),
+            last_decision: Some(name),
         });
         Ok(CheckReport {
             state,
             app: self.app.to_string(),
-            channel: self.channel.to_string(),
             current,
             available: view.doc.version.clone(),
             sequence: view.doc.sequence,
             expires_at: view.doc.expires.clone(),
             unchanged: view.unchanged,
-            update_available: decision.target().is_some(),
-            decision: decision.name().to_string(),
-            explanation: decision.explain(),
+            update_available,
+            decision: name.to_string(),
+            explanation,
         })
     }
 
@@ -482,6 +511,7 @@ impl Agent {
         if !view.unchanged {
             info!(version = %view.doc.version, sequence = view.doc.sequence, "channel document accepted");
         }
+        self.warn_if_expiring(&view.doc);
         // Decide before remembering the document: "the channel moved back" is judged
         // against the sequence accepted before this one.
         let current = p.current()?;
@@ -564,17 +594,23 @@ impl Agent {
             expected_sha256: Some(artifact.sha256.clone()),
             expected_size: Some(artifact.size),
             force: false,
+            // What the registry signed is what runs: publish checked the VERSION file.
+            allow_version_mismatch: true,
         };
         p.install(state, req).await?;
         // A config mistake is not the release's fault: refused, and not blocked.
         p.preflight(&target)?;
+        let to_pin = matches!(decision, Decision::SwitchToPin { .. });
         if let Err(e) = p.pre_activate(&target).await {
             state.block(&target, e.to_string());
             p.save_state(state).await?;
             self.note(p, Event::Blocked, Some(&target), &e.to_string());
-            return Err(e.into());
+            return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await);
         }
-        let activated = p.activate(state, &target, Kind::Update).await?;
+        let activated = match p.activate(state, &target, Kind::Update).await {
+            Ok(a) => a,
+            Err(e) => return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await),
+        };
         let pruned = p.prune(state, self.config.keep, false).await?;
         for v in &pruned {
             info!(version = %v, "pruned");
@@ -587,6 +623,69 @@ impl Agent {
             current: Some(activated.version.clone()),
             activated: Some(activated.version),
         })
+    }
+
+    /// Log a warning on every run once the channel document expires within a week.
+    fn warn_if_expiring(&self, doc: &ChannelDoc) {
+        let Ok(expires) = crate::time::parse_time(&doc.expires) else {
+            return;
+        };
+        if let Some(msg) = channel_info::expiry_warning(
+            &self.channel,
+            expires,
+            SystemTime::now(),
+            channel_info::EXPIRY_WARNING,
+        ) {
+            warn!("{msg}");
+        }
+    }
+
+    /// The error for a failed activation of `target`; when it was the pinned version
+    /// (`to_pin`), the pin is cleared first and the error says so.
+    async fn clear_failed_pin(
+        &self,
+        p: &Pipeline<'_>,
+        state: &mut State,
+        to_pin: bool,
+        target: &Version,
+        e: DeployError,
+    ) -> AgentError {
+        if !to_pin || state.pinned.as_ref() != Some(target) {
+            return e.into();
+        }
+        state.unpin();
+        if let Err(save) = p.save_state(state).await {
+            warn!("cannot save the state after clearing the pin: {save}");
+        }
+        p.history(
+            Event::Unpin,
+            Some(target),
+            false,
+            &format!("pin cleared: switching to {target} failed"),
+        );
+        AgentError::PinCleared {
+            version: target.clone(),
+            source: Box::new(e),
+        }
+    }
+
+    /// Whether `version` can be pinned without being installed: its release document
+    /// is published, signed by a trusted key, and has an artifact for this target.
+    pub async fn published_for_target(&self, version: &Version) -> Result<(), AgentError> {
+        let release = self.fetch_release(version).await?;
+        release
+            .artifact_location(&self.target)
+            .map(|_| ())
+            .map_err(|_| AgentError::NoArtifact {
+                version: version.clone(),
+                target: self.target.clone(),
+                available: release
+                    .artifacts
+                    .keys()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     fn note(&self, p: &Pipeline<'_>, event: Event, version: Option<&Version>, message: &str) {

@@ -2,3 +2,4 @@
 
 pub(crate) mod pack;
 pub mod unpack;
+pub mod version_file;

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::Serialize;
 use tracing::{error, info};
 
 use super::json::{ChannelFacts, MachineFacts};
 use super::{exit, Ctx, DemoArgs, JsonArgs, VersionArg};
-use crate::activate::{show, Kind, LogLine, Pipeline};
+use crate::activate::{show, DeployError, Kind, LogLine, Pipeline};
 use crate::agent::machine_state::{self, MachineState};
 use crate::agent::{Agent, AgentError, RolloutSummary};
 use crate::disk::history::{self, Event};
@@ -66,7 +67,7 @@ pub async fn check(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         outln!(
             "{} {}: current {}, channel offers {} (sequence {}{})",
             report.app,
-            report.channel,
+            agent.channel,
             show(report.current.as_ref()),
             report.available,
             report.sequence,
@@ -243,13 +244,39 @@ impl Watchdog {
     }
 }
 
+/// Refuse a pin this machine could never run: V must be installed here, or (with an
+/// agent config) published in the registry with an artifact for this target.
+async fn check_pinnable(ctx: &Ctx, p: &Pipeline<'_>, v: &Version) -> anyhow::Result<()> {
+    if p.installed()?.contains(v) {
+        return Ok(());
+    }
+    if ctx.config_path.is_none() || ctx.config.registry.is_none() {
+        return Err(anyhow::Error::from(DeployError::NotFound {
+            version: v.clone(),
+            available: p.available(),
+        })
+        .context(format!(
+            "not pinning {v}: it is not installed and no registry is configured to fetch it from"
+        )));
+    }
+    agent(ctx)?
+        .published_for_target(v)
+        .await
+        .with_context(|| format!("not pinning {v}: it is not installed here and cannot be fetched (check the version, or `updraft check` for the registry)"))
+}
+
 pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
     let p = Pipeline::new(&root, &ctx.config);
+    check_pinnable(ctx, &p, &a.version).await?;
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
     p.recover(&mut state).await?;
     state.pin(&a.version);
+    // Pinning a version an operator's rollback held back is choosing it again.
+    if state.blocked.get(&a.version).is_some_and(|b| b.is_hold()) {
+        state.unblock(&a.version);
+    }
     p.save_state(&state).await?;
     crate::failpoint::hit("pin.saved");
     p.history(Event::Pin, Some(&a.version), true, "pinned by operator");
@@ -260,7 +287,20 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     if current.as_ref() == Some(&a.version) {
         outln!("pinned to {} (already current)", a.version)?;
     } else if p.installed()?.contains(&a.version) {
-        p.activate(&mut state, &a.version, Kind::Rollback).await?;
+        if let Err(e) = p.activate(&mut state, &a.version, Kind::Rollback).await {
+            state.unpin();
+            p.save_state(&state).await?;
+            p.history(
+                Event::Unpin,
+                Some(&a.version),
+                false,
+                &format!("pin cleared: switching to {} failed", a.version),
+            );
+            return Err(anyhow::Error::from(e).context(format!(
+                "switching to the pinned {v} failed, so the pin was cleared (this machine follows its channel again; `updraft pin {v}` to try again)",
+                v = a.version
+            )));
+        }
         outln!(
             "pinned to {} and switched to it (was {})",
             a.version,
@@ -410,11 +450,12 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     )?;
     match (&report.channel.name, &report.channel_version) {
         (Some(c), Some(v)) => outln!(
-            "Channel {c} points at {v} (sequence {}, last checked {}).",
+            "Channel {c} points at {v} (sequence {}, last checked {}, document expires {}).",
             report.channel_sequence.unwrap_or(0),
             report
                 .last_check
-                .map_or_else(|| "never".to_string(), |t| t.to_string())
+                .map_or_else(|| "never".to_string(), |t| t.to_string()),
+            report.channel.expires_at.as_deref().unwrap_or("-")
         )?,
         _ => outln!("No channel document has been accepted yet.")?,
     }
@@ -426,11 +467,19 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         None => outln!("Not pinned.")?,
     }
     for (v, b) in &report.blocked {
-        outln!(
-            "Blocked: {v} since {}: {} (`updraft unblock {v}` to allow it again).",
-            b.at,
-            b.reason
-        )?;
+        if b.is_hold() {
+            outln!(
+                "Held back: {v} since {}: {} (`updraft unblock {v}` to follow the channel again).",
+                b.at,
+                b.reason
+            )?;
+        } else {
+            outln!(
+                "Blocked: {v} since {}: {} (`updraft unblock {v}` to allow it again).",
+                b.at,
+                b.reason
+            )?;
+        }
     }
     if !report.yanked.is_empty() {
         let list: Vec<String> = report.yanked.iter().map(|v| v.to_string()).collect();

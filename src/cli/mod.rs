@@ -84,7 +84,7 @@ pub mod exit {
         release that fails is rolled back and blocked.\n\n\
         Operators: deploy, rollback, list, status, prune, pin, unblock, why.\n\
         Agents: check, update (for a systemd timer), agent (daemon).\n\
-        CI: keygen, pack, publish, promote, yank, registry verify, fleet status, guard, rollout resume.\n\
+        CI: keygen, pack, publish, promote, yank, refresh, registry verify, fleet status, guard, rollout resume.\n\
         Try it: updraft demo"
 )]
 pub struct Cli {
@@ -143,6 +143,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Quarantine a version fleet-wide by listing it as yanked in a channel.
     Yank(YankArgs),
+    /// Re-sign a channel document unchanged with a new expiry (run it on a schedule).
+    Refresh(RefreshArgs),
     /// Registry maintenance.
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -175,6 +177,7 @@ impl Command {
             Command::Registry(RegistryCommand::Verify(a)) => a.json,
             Command::Fleet(FleetCommand::Status(a)) => a.json,
             Command::Guard(a) => a.json,
+            Command::Refresh(a) => a.json,
             Command::Update
             | Command::Agent
             | Command::Pin(_)
@@ -228,6 +231,9 @@ pub struct DeployArgs {
     /// Replace an installed release of the same version whose bytes differ.
     #[arg(long)]
     pub force: bool,
+    /// Install even if the tarball's root VERSION file names another version.
+    #[arg(long)]
+    pub allow_version_mismatch: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -324,9 +330,16 @@ pub struct PublishArgs {
     /// Release tarball; repeat with --target for several targets.
     #[arg(long, value_name = "F", required = true)]
     pub artifact: Vec<PathBuf>,
-    /// Target of each --artifact, in order (default: this machine's).
+    /// Target of each --artifact, in order (default: this machine's): <arch>-<os>, e.g.
+    /// x86_64-linux or aarch64-linux.
     #[arg(long, value_name = "T")]
     pub target: Vec<Target>,
+    /// Accept a --target whose arch or os updraft does not know.
+    #[arg(long)]
+    pub allow_target: bool,
+    /// Publish even if an artifact's root VERSION file names another version.
+    #[arg(long)]
+    pub allow_version_mismatch: bool,
     /// Also point this channel at the new release.
     #[arg(long, value_name = "C")]
     pub channel: Option<Channel>,
@@ -404,6 +417,27 @@ pub struct YankArgs {
     /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Channel to re-sign.
+    #[arg(long, value_name = "C")]
+    pub channel: Channel,
+    /// New validity from now, e.g. 30d or 12h (default 30d); agents refuse it after.
+    #[arg(long, value_name = "DURATION", alias = "expires-in")]
+    pub expires: Option<String>,
+    /// Print the new document's facts as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub key: SecretKeyArgs,
 }
@@ -521,6 +555,10 @@ pub struct RegistryVerifyArgs {
     /// Trusted public key file; repeat for several.
     #[arg(long, value_name = "F", required = true)]
     pub public_key: Vec<PathBuf>,
+    /// Fail (exit 5) when a channel document expires sooner than this, e.g. 7d: the
+    /// alarm before agents start refusing it.
+    #[arg(long, value_name = "DURATION")]
+    pub min_valid: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -658,6 +696,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Publish(a) => publish::publish(ctx, a).await,
         Command::Promote(a) => publish::promote(ctx, a).await,
         Command::Yank(a) => publish::yank(ctx, a).await,
+        Command::Refresh(a) => publish::refresh(ctx, a).await,
         Command::Registry(RegistryCommand::Verify(a)) => publish::verify(ctx, a).await,
         Command::Serve(a) => publish::serve(ctx, a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet::status(ctx, a).await,

@@ -6,13 +6,14 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 
 use super::{
-    exit, Ctx, KeygenArgs, PromoteArgs, PublishArgs, RegistryVerifyArgs, SecretKeyArgs, ServeArgs,
-    YankArgs,
+    exit, Ctx, KeygenArgs, PromoteArgs, PublishArgs, RefreshArgs, RegistryVerifyArgs,
+    SecretKeyArgs, ServeArgs, YankArgs,
 };
+use crate::archive::version_file;
 use crate::registry::audit::{self, AuditStatus};
 use crate::registry::channel::{self, PromoteSource, DEFAULT_EXPIRES_IN};
 use crate::registry::keys::{self, PublicKey, SecretKey, TrustedKeys};
-use crate::registry::names::Target;
+use crate::registry::names::{Target, Version};
 use crate::registry::publish as pubops;
 use crate::registry::rollout::Rollout;
 use crate::registry::signed::Signer;
@@ -58,13 +59,18 @@ pub(super) fn load_public_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<V
 }
 
 pub(super) fn expires_in(s: &Option<String>) -> anyhow::Result<Duration> {
+    duration_flag("--expires-in", s)
+}
+
+/// A channel validity flag: default 30 days, never zero.
+fn duration_flag(flag: &str, s: &Option<String>) -> anyhow::Result<Duration> {
     match s {
         None => Ok(DEFAULT_EXPIRES_IN),
         Some(s) => {
             let d = humantime::parse_duration(s)
-                .map_err(|e| usage!("--expires-in {s:?}: write e.g. 30d, 12h ({e})"))?;
+                .map_err(|e| usage!("{flag} {s:?}: write e.g. 30d, 12h ({e})"))?;
             if d.is_zero() {
-                return Err(usage!("--expires-in must be positive"));
+                return Err(usage!("{flag} must be positive"));
             }
             Ok(d)
         }
@@ -147,6 +153,16 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
     if a.target.is_empty() && a.artifact.len() > 1 {
         return Err(usage!("several --artifact need one --target each"));
     }
+    if !a.allow_target {
+        for t in &a.target {
+            t.check_known()?;
+        }
+    }
+    if !a.allow_version_mismatch {
+        for path in &a.artifact {
+            check_version_file(path, &a.version)?;
+        }
+    }
     let targets: Vec<Target> = if a.target.is_empty() {
         vec![ctx.config.target.clone().unwrap_or_else(Target::host)]
     } else {
@@ -201,6 +217,27 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
         )?;
     }
     Ok(exit::OK)
+}
+
+/// Refuse an artifact whose root VERSION file names another version, before anything
+/// is uploaded. A file that cannot be read, or is no `.tar.gz`, is left to the upload's
+/// own checks and errors.
+fn check_version_file(path: &Path, version: &Version) -> anyhow::Result<()> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let found = match version_file::in_tarball(std::io::BufReader::new(file)) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), "VERSION not checked: {e}");
+            return Ok(());
+        }
+    };
+    Ok(version_file::check(
+        &path.display().to_string(),
+        found,
+        version,
+    )?)
 }
 
 pub async fn promote(ctx: &Ctx, a: PromoteArgs) -> anyhow::Result<u8> {
@@ -298,10 +335,57 @@ pub async fn yank(ctx: &Ctx, a: YankArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+pub async fn refresh(ctx: &Ctx, a: RefreshArgs) -> anyhow::Result<u8> {
+    let key = load_secret_key(&a.key)?;
+    let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
+    let store = open_store(ctx, &a.registry)?;
+    let expires_in = duration_flag("--expires", &a.expires)?;
+    let doc = channel::refresh(
+        store.as_ref(),
+        &signer,
+        &a.app,
+        &a.channel,
+        expires_in,
+        SystemTime::now(),
+    )
+    .await?;
+    if a.json {
+        let out = serde_json::json!({
+            "app": doc.app,
+            "channel": {
+                "name": doc.channel,
+                "version": doc.version,
+                "sequence": doc.sequence,
+                "expires_at": doc.expires,
+            },
+            "rollout": doc.rollout,
+            "yanked": doc.yanked,
+        });
+        super::json::print(&out)?;
+    } else {
+        outln!(
+            "refreshed channel {} -> {} (sequence {}, expires {})",
+            doc.channel,
+            doc.version,
+            doc.sequence,
+            doc.expires
+        )?;
+    }
+    Ok(exit::OK)
+}
+
 pub async fn verify(ctx: &Ctx, a: RegistryVerifyArgs) -> anyhow::Result<u8> {
     let keys = TrustedKeys::new(load_public_keys(&a.public_key)?);
     let store = open_store(ctx, &a.registry)?;
-    let report = audit::audit(store.as_ref(), &a.app, &keys, SystemTime::now()).await?;
+    let min_valid = match &a.min_valid {
+        Some(s) => Some(
+            humantime::parse_duration(s)
+                .map_err(|e| usage!("--min-valid {s:?}: write e.g. 7d, 48h ({e})"))?,
+        ),
+        None => None,
+    };
+    let report =
+        audit::audit_min_valid(store.as_ref(), &a.app, &keys, SystemTime::now(), min_valid).await?;
     if a.json {
         super::json::print(&report)?;
     } else {

@@ -35,6 +35,8 @@ struct RollbackJson<'a> {
     current: &'a Version,
     #[serde(flatten)]
     activated: &'a activate::Activated,
+    /// The version rolled back from, now held back here (agents only).
+    held_back: Option<&'a Version>,
     #[serde(flatten)]
     machine: MachineFacts,
 }
@@ -79,6 +81,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
         expected_sha256: a.sha256.clone(),
         expected_size: None,
         force: a.force,
+        allow_version_mismatch: a.allow_version_mismatch,
     };
     let report = activate::deploy(&root, &ctx.config, req).await?;
     if a.json {
@@ -113,21 +116,26 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
 
 pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
-    let act = activate::rollback(&root, &ctx.config, a.version).await?;
+    let done = activate::rollback(&root, &ctx.config, a.version).await?;
     if a.json {
         super::json::print(&RollbackJson {
             root: root.path().display().to_string(),
-            current: &act.version,
-            activated: &act,
+            current: &done.activated.version,
+            activated: &done.activated,
+            held_back: done.held_back.as_ref(),
             machine: MachineFacts::of(&ctx.config),
         })?;
     } else {
+        let act = &done.activated;
         outln!(
             "rolled back to {} (was {}, services {})",
             act.version,
             show(act.previous.as_ref()),
             act.services
         )?;
+        if let Some(v) = &done.held_back {
+            outln!("{v} is held back here; updraft unblock {v} to follow the channel again")?;
+        }
     }
     Ok(exit::OK)
 }
@@ -324,12 +332,13 @@ pub fn status(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     }
     if let Some(ch) = ctx.config.channel.as_ref() {
         outln!(
-            "channel:   {ch} (available {}, sequence {})",
+            "channel:   {ch} (available {}, sequence {}, expires {})",
             show(report.available),
             report
                 .channel_sequence
                 .map(|s| s.to_string())
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            report.channel.expires_at.as_deref().unwrap_or("-")
         )?;
     }
     outln!("current:   {}", show(report.current.as_ref()))?;

@@ -45,6 +45,17 @@ pub struct Blocked {
     pub at: Timestamp,
 }
 
+/// The reason recorded when `rollback` holds back the version it left: an operator's
+/// decision, not a failure, so it reads (and counts) as a hold rather than a failure.
+pub const HOLD_REASON: &str = "rolled back by operator";
+
+impl Blocked {
+    /// Blocked by an operator's rollback rather than by a failed check.
+    pub fn is_hold(&self) -> bool {
+        self.reason == HOLD_REASON
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReleaseRecord {
     pub sha256: String,

@@ -2,7 +2,7 @@
 //! an agent would check them.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -47,6 +47,18 @@ pub async fn audit(
     app: &AppName,
     keys: &TrustedKeys,
     now: SystemTime,
+) -> Result<AuditReport, PublishError> {
+    audit_min_valid(store, app, keys, now, None).await
+}
+
+/// [`audit`], also failing every channel document that expires within `min_valid` of
+/// `now` (`registry verify --min-valid`): the alarm before agents refuse it.
+pub async fn audit_min_valid(
+    store: &dyn Store,
+    app: &AppName,
+    keys: &TrustedKeys,
+    now: SystemTime,
+    min_valid: Option<Duration>,
 ) -> Result<AuditReport, PublishError> {
     let prefix = format!("{app}/");
     let all = store.list(&prefix).await?;
@@ -179,6 +191,17 @@ pub async fn audit(
                     doc.version
                 ),
             ),
+            Ok(doc) if expires_too_soon(&doc.expires, now, min_valid) => push(
+                &mut items,
+                key,
+                AuditStatus::Fail,
+                format!(
+                    "channel {channel} -> {}: expires {}, sooner than --min-valid {}; re-sign it with `updraft refresh --channel {channel}` (or a promotion) before agents refuse it",
+                    doc.version,
+                    doc.expires,
+                    humantime::format_duration(min_valid.unwrap_or_default()),
+                ),
+            ),
             Ok(doc) => push(
                 &mut items,
                 key,
@@ -259,4 +282,38 @@ async fn check_doc<T>(
         Err(e) => return Err(e.to_string()),
     };
     verify(&bytes, &sig).map_err(|e| e.to_string())
+}
+/// Whether a channel document expiring at `expires` (as written in it) expires within
+/// `min_valid` of `now`. An unparsable time has already failed verification. Pure.
+fn expires_too_soon(expires: &str, now: SystemTime, min_valid: Option<Duration>) -> bool {
+    let (Some(min), Ok(at)) = (min_valid, crate::time::parse_time(expires)) else {
+        return false;
+    };
+    at < now + min
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_too_soon_table() {
+        let now = crate::time::parse_time("2026-11-30T00:00:00Z").unwrap();
+        let week = Some(Duration::from_secs(7 * 24 * 3600));
+        let cases = [
+            ("2026-12-06T23:59:59Z", week, true),
+            ("2026-12-07T00:00:00Z", week, false),
+            ("2026-12-30T00:00:00Z", week, false),
+            ("2026-11-29T00:00:00Z", week, true),
+            ("2026-12-01T00:00:00Z", None, false),
+            ("not a time", week, false),
+        ];
+        for (expires, min, want) in cases {
+            assert_eq!(
+                expires_too_soon(expires, now, min),
+                want,
+                "{expires} {min:?}"
+            );
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::registry::manifest::{self, ChannelDoc, Yanked, MAX_DOCUMENT_BYTES, SCHEMA_VERSION};
+use crate::registry::manifest::{
+    self, ChannelDoc, ManifestError, Yanked, MAX_DOCUMENT_BYTES, SCHEMA_VERSION,
+};
 use crate::registry::names::{AppName, Channel, Version};
 use crate::registry::rollout::{Halt, Rollout};
 use crate::registry::signed::{
@@ -25,15 +27,16 @@ pub async fn current_channel(
 ) -> Result<Option<ChannelDoc>, PublishError> {
     Ok(current_channel_tagged(store, signer, app, channel)
         .await?
-        .map(|(doc, _)| doc))
+        .map(|(doc, _, _)| doc))
 }
 
+/// The current channel document, parsed and as its bytes, and how to write over it.
 async fn current_channel_tagged(
     store: &dyn Store,
     signer: &Signer<'_>,
     app: &AppName,
     channel: &Channel,
-) -> Result<Option<(ChannelDoc, Prior)>, PublishError> {
+) -> Result<Option<(ChannelDoc, Vec<u8>, Prior)>, PublishError> {
     let key = manifest::channel_key(app, channel);
     let Some((bytes, sig, etag)) = load_signed_tagged(store, signer, &key).await? else {
         return Ok(None);
@@ -51,7 +54,11 @@ async fn current_channel_tagged(
             why: format!("is signed for {}/{}", doc.app, doc.channel),
         });
     }
-    Ok(Some((doc, etag.map_or(Prior::Untagged, Prior::Tagged))))
+    Ok(Some((
+        doc,
+        bytes,
+        etag.map_or(Prior::Untagged, Prior::Tagged),
+    )))
 }
 
 /// How many times a channel change starts over after losing a race to another
@@ -71,6 +78,28 @@ async fn change_channel(
     mut change: impl FnMut(Option<ChannelDoc>) -> Result<ChannelDoc, PublishError>,
 ) -> Result<ChannelDoc, PublishError> {
     let key = manifest::channel_key(app, channel);
+    let bytes = change_channel_bytes(store, signer, app, channel, now, |current| {
+        change(current.map(|(doc, _)| doc))?
+            .to_bytes()
+            .map_err(Into::into)
+    })
+    .await?;
+    Ok(manifest::parse_channel(&bytes, &key)?)
+}
+
+/// [`change_channel`] on the document's bytes: `change` gets the current document
+/// parsed and as written, and returns the next one's bytes (checked as an agent would
+/// before anything is written). For changes that must keep what this version of
+/// updraft does not know (`refresh` keeps unknown fields).
+async fn change_channel_bytes(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+    now: SystemTime,
+    mut change: impl FnMut(Option<(ChannelDoc, Vec<u8>)>) -> Result<Vec<u8>, PublishError>,
+) -> Result<Vec<u8>, PublishError> {
+    let key = manifest::channel_key(app, channel);
     let mut lost = 0u32;
     loop {
         let _lock = store.lock_for_update(&key).await?;
@@ -87,11 +116,11 @@ async fn change_channel(
             Err(e) => return Err(e),
         };
         let (doc, prior) = match current {
-            Some((doc, prior)) => (Some(doc), prior),
+            Some((doc, bytes, prior)) => (Some((doc, bytes)), prior),
             None => (None, Prior::Absent),
         };
         let next = change(doc)?;
-        match write_channel(store, signer, &next, now, prior).await {
+        match write_channel(store, signer, &key, next.clone(), now, prior).await {
             Err(PublishError::Transport(TransportError::Conflict { .. }))
                 if lost + 1 < CHANNEL_CHANGE_ATTEMPTS =>
             {
@@ -150,6 +179,16 @@ pub(crate) async fn set_channel(
     manifest::verify_release(&rbytes, &rsig, &signer.trusted, u.app, u.version)?;
 
     change_channel(store, signer, u.app, u.channel, now, |current| {
+        // Re-pointing a channel at the version it already holds (re-signing it, or a
+        // promotion repeated by CI) keeps its rollout and notes unless new ones are
+        // given: a 30% rollout must not silently become 100%.
+        let (rollout, notes) = match &current {
+            Some(c) if &c.version == u.version => (
+                u.rollout.clone().or_else(|| c.rollout.clone()),
+                u.notes.clone().or_else(|| c.notes.clone()),
+            ),
+            _ => (u.rollout.clone(), u.notes.clone()),
+        };
         let (sequence, yanked) = match current {
             Some(c) => (c.sequence + 1, c.yanked),
             None => (1, Vec::new()),
@@ -170,9 +209,9 @@ pub(crate) async fn set_channel(
             sequence,
             issued: crate::time::format_time(now),
             expires: crate::time::format_time(now + u.expires_in),
-            rollout: u.rollout.clone(),
+            rollout,
             yanked,
-            notes: u.notes.clone(),
+            notes,
         })
     })
     .await
@@ -181,15 +220,14 @@ pub(crate) async fn set_channel(
 async fn write_channel(
     store: &dyn Store,
     signer: &Signer<'_>,
-    doc: &ChannelDoc,
+    key: &str,
+    bytes: Vec<u8>,
     now: SystemTime,
     prior: Prior,
 ) -> Result<(), PublishError> {
-    let key = manifest::channel_key(&doc.app, &doc.channel);
-    let bytes = doc.to_bytes()?;
     // Never write what an agent would refuse.
-    manifest::parse_channel(&bytes, &key)?;
-    put_signed(store, signer, &key, bytes, now, prior).await
+    manifest::parse_channel(&bytes, key)?;
+    put_signed(store, signer, key, bytes, now, prior).await
 }
 
 /// Which release a promotion points the channel at.
@@ -319,6 +357,58 @@ pub async fn yank(
     .await
 }
 
+/// Re-sign a channel document as it is, with the sequence one higher and a new expiry:
+/// what a scheduled CI job runs so a channel nobody promoted for a while does not
+/// expire under the fleet. Everything else (version, rollout, waves, yanked list,
+/// notes, and fields this version of updraft does not know) is kept byte for byte in
+/// meaning; only `sequence`, `issued` and `expires` change.
+pub async fn refresh(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    app: &AppName,
+    channel: &Channel,
+    expires_in: Duration,
+    now: SystemTime,
+) -> Result<ChannelDoc, PublishError> {
+    let key = manifest::channel_key(app, channel);
+    let bytes = change_channel_bytes(store, signer, app, channel, now, |current| {
+        let (doc, bytes) = current.ok_or_else(|| missing_channel(app, channel))?;
+        refreshed_bytes(&bytes, &key, doc.sequence + 1, now, expires_in)
+    })
+    .await?;
+    Ok(manifest::parse_channel(&bytes, &key)?)
+}
+
+/// The document `bytes` with `sequence`, `issued` and `expires` replaced, every other
+/// field (known or not) kept. Pure.
+fn refreshed_bytes(
+    bytes: &[u8],
+    key: &str,
+    sequence: u64,
+    now: SystemTime,
+    expires_in: Duration,
+) -> Result<Vec<u8>, PublishError> {
+    let malformed = |why: String| ManifestError::Malformed {
+        what: key.to_string(),
+        kind: "channel",
+        why,
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| malformed("is not a JSON object".into()))?;
+    fields.insert("sequence".into(), sequence.into());
+    fields.insert("issued".into(), crate::time::format_time(now).into());
+    fields.insert(
+        "expires".into(),
+        crate::time::format_time(now + expires_in).into(),
+    );
+    let mut out = serde_json::to_vec_pretty(&value).map_err(|e| malformed(e.to_string()))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
 /// A rollout change expected one channel version and found another: someone moved the
 /// channel after the decision was made, so the decision no longer applies (run again).
 fn moved(app: &AppName, channel: &Channel, expected: &Version, found: &Version) -> PublishError {
@@ -335,10 +425,14 @@ fn must_exist(
     app: &AppName,
     channel: &Channel,
 ) -> Result<ChannelDoc, PublishError> {
-    doc.ok_or_else(|| PublishError::Missing {
+    doc.ok_or_else(|| missing_channel(app, channel))
+}
+
+fn missing_channel(app: &AppName, channel: &Channel) -> PublishError {
+    PublishError::Missing {
         what: manifest::channel_key(app, channel),
         hint: format!("nothing was published to channel {channel} yet"),
-    })
+    }
 }
 
 fn next_of(mut doc: ChannelDoc, now: SystemTime, expires_in: Duration) -> ChannelDoc {
@@ -466,4 +560,45 @@ pub async fn yank_and_fall_back(
         Ok(doc)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_changes_only_sequence_issued_and_expires() {
+        let doc = br#"{
+  "schema_version": 1,
+  "kind": "channel",
+  "app": "demo",
+  "channel": "prod",
+  "version": "1.4.0",
+  "sequence": 7,
+  "issued": "2026-01-01T00:00:00Z",
+  "expires": "2026-01-31T00:00:00Z",
+  "rollout": {"waves": [{"start": "2026-01-01T00:00:00Z", "percent": 30}], "future_knob": 3},
+  "yanked": [{"version": "1.3.0", "reason": "bad"}],
+  "notes": "n",
+  "mirror_hint": {"region": "eu"}
+}"#;
+        let now = crate::time::parse_time("2026-02-10T12:00:00Z").unwrap();
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let out = refreshed_bytes(doc, "demo/channels/prod.json", 8, now, week).unwrap();
+        let mut got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let mut want: serde_json::Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(got["sequence"], 8);
+        assert_eq!(got["issued"], "2026-02-10T12:00:00Z");
+        assert_eq!(got["expires"], "2026-02-17T12:00:00Z");
+        for k in ["sequence", "issued", "expires"] {
+            got.as_object_mut().unwrap().remove(k);
+            want.as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(
+            got, want,
+            "everything else is kept, unknown fields included"
+        );
+        assert!(refreshed_bytes(b"[1]", "k", 1, now, week).is_err());
+        assert!(refreshed_bytes(b"{", "k", 1, now, week).is_err());
+    }
 }

@@ -108,7 +108,82 @@ segment_name!(
     "target"
 );
 
+/// Architectures a `<arch>-<os>` target may name: Rust's `std::env::consts::ARCH`
+/// spellings (what [`Target::host`] writes) and the common distribution ones.
+pub const KNOWN_ARCHES: &[&str] = &[
+    "x86_64",
+    "aarch64",
+    "armv7",
+    "armv6",
+    "arm",
+    "i686",
+    "i586",
+    "x86",
+    "riscv64",
+    "s390x",
+    "ppc64le",
+    "ppc64",
+    "powerpc64",
+    "powerpc",
+    "mips64",
+    "mips",
+    "loongarch64",
+    "sparc64",
+];
+
+/// Operating systems a target may name (`std::env::consts::OS` spellings).
+pub const KNOWN_OSES: &[&str] = &[
+    "linux",
+    "android",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "dragonfly",
+    "illumos",
+    "solaris",
+    "macos",
+    "windows",
+];
+
+/// A target that is not `<arch>-<os>` with a known arch and os: most likely a typo that
+/// would publish an artifact no machine ever asks for, under a version number that can
+/// then not be reused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("target {target:?} is not <arch>-<os> with a known arch and os{}; known arches: {}; known os: {}; pass --allow-target to use it anyway", suggest(.suggestion), KNOWN_ARCHES.join(", "), KNOWN_OSES.join(", "))]
+pub struct UnknownTarget {
+    pub target: String,
+    pub suggestion: Option<String>,
+}
+
+fn suggest(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean {s}?)"))
+        .unwrap_or_default()
+}
+
+impl crate::error::Classify for UnknownTarget {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Usage
+    }
+}
+
 impl Target {
+    /// Refuse a target that is not `<arch>-<os>` with a known arch and os, suggesting
+    /// the spelling meant when '-' was typed for '_' (`x86-64-linux`).
+    pub fn check_known(&self) -> Result<(), UnknownTarget> {
+        let (arch, os) = self.0.rsplit_once('-').unwrap_or((&self.0, ""));
+        if KNOWN_ARCHES.contains(&arch) && KNOWN_OSES.contains(&os) {
+            return Ok(());
+        }
+        let fixed_arch = arch.replace('-', "_");
+        let suggestion = (KNOWN_ARCHES.contains(&fixed_arch.as_str()) && KNOWN_OSES.contains(&os))
+            .then(|| format!("{fixed_arch}-{os}"));
+        Err(UnknownTarget {
+            target: self.0.clone(),
+            suggestion,
+        })
+    }
+
     /// The target this binary runs on, in the registry's `<arch>-<os>` spelling.
     pub fn host() -> Target {
         Target(format!(
@@ -241,6 +316,48 @@ impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn known_targets() {
+        let cases = [
+            ("x86_64-linux", Ok(())),
+            ("aarch64-linux", Ok(())),
+            ("armv7-linux", Ok(())),
+            ("riscv64-linux", Ok(())),
+            ("s390x-linux", Ok(())),
+            ("ppc64le-linux", Ok(())),
+            ("x86_64-macos", Ok(())),
+            ("x86-64-linux", Err(Some("x86_64-linux"))),
+            ("amd64-linux", Err(None)),
+            ("x86_64-linx", Err(None)),
+            ("x86_64", Err(None)),
+            ("linux", Err(None)),
+        ];
+        for (t, want) in cases {
+            let got = t.parse::<Target>().unwrap().check_known();
+            assert_eq!(
+                got.map_err(|e| e.suggestion),
+                want.map_err(|s| s.map(String::from)),
+                "{t}"
+            );
+        }
+        assert!(Target::host().check_known().is_ok());
+        let msg = "x86-64-linux"
+            .parse::<Target>()
+            .unwrap()
+            .check_known()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("did you mean x86_64-linux?") && msg.contains("--allow-target"),
+            "{msg}"
+        );
     }
 }
 
