@@ -176,6 +176,10 @@ pub struct HealthCheck {
     pub expect_status: Option<u16>,
     /// Substring the HTTP body must contain.
     pub body_contains: Option<String>,
+    /// The version being activated must be in the HTTP body or the `X-Release-Version`
+    /// header: a 200 from the old code still running is not a pass.
+    #[serde(default)]
+    pub expect_version: bool,
     #[serde(default = "default_check_timeout")]
     pub timeout: HumanDuration,
     #[serde(default = "default_retries")]
@@ -241,9 +245,22 @@ impl HealthCheck {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
-    /// systemd units: shorthand for `systemctl reload|restart <unit>` each.
+    /// systemd units: shorthand for `systemctl restart <unit>` each (or reload first,
+    /// with `reload_units`); each unit's main process is then checked to run from the
+    /// new release.
     #[serde(default)]
     pub units: Vec<String>,
+    /// Reload `units` first, restarting only those whose reload fails. Off by default:
+    /// a reload that only sends SIGHUP leaves the old code running.
+    #[serde(default)]
+    pub reload_units: bool,
+    /// The systemctl command (argv) used for `units`, e.g. `["systemctl", "--user"]`.
+    #[serde(default = "default_systemctl")]
+    pub systemctl: Vec<String>,
+    /// File holding the pid of the app's main process once `restart` has run: enables
+    /// the check that it runs from the new release, as for `units`.
+    #[serde(default)]
+    pub pidfile: Option<PathBuf>,
     /// Command (argv) tried first; if it fails, `restart` runs.
     #[serde(default)]
     pub reload: Vec<String>,
@@ -262,10 +279,17 @@ fn default_service_timeout() -> HumanDuration {
     secs(90)
 }
 
+fn default_systemctl() -> Vec<String> {
+    vec!["systemctl".to_string()]
+}
+
 impl Default for Services {
     fn default() -> Self {
         Services {
             units: Vec::new(),
+            reload_units: false,
+            systemctl: default_systemctl(),
+            pidfile: None,
             reload: Vec::new(),
             restart: Vec::new(),
             restart_count: None,
@@ -410,6 +434,20 @@ impl Config {
             return Err(ConfigError::Invalid("`keep` must be at least 1".into()));
         }
         cfg.limits.validate()?;
+        if cfg.services.systemctl.is_empty() {
+            return Err(ConfigError::Invalid(
+                "services.systemctl must name a command (default [\"systemctl\"])".into(),
+            ));
+        }
+        if cfg
+            .health
+            .iter()
+            .any(|h| h.expect_version && h.http.is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "[[health]] expect_version applies to `http` checks only".into(),
+            ));
+        }
         if let Some(url) = &cfg.report.url {
             let known = ["file://", "http://", "https://", "s3://"];
             if !known
@@ -549,5 +587,36 @@ interval = "200ms"
             .unwrap_err()
             .to_string();
         assert!(err.contains("exactly one"), "{err}");
+    }
+
+    #[test]
+    fn restart_proof_keys() {
+        let c = Config::parse(
+            "[services]\nunits = [\"demo\"]\nreload_units = true\nsystemctl = [\"systemctl\", \"--user\"]\npidfile = \"/run/demo.pid\"\n\n[[health]]\nhttp = \"http://127.0.0.1:3000/health\"\nexpect_version = true\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(c.services.reload_units);
+        assert_eq!(c.services.systemctl, ["systemctl", "--user"]);
+        assert_eq!(
+            c.services.pidfile.as_deref(),
+            Some(Path::new("/run/demo.pid"))
+        );
+        assert!(c.health[0].expect_version);
+        let d = Config::parse("", Path::new("t.toml")).unwrap();
+        assert!(!d.services.reload_units);
+        assert_eq!(d.services.systemctl, ["systemctl"]);
+        for (bad, says) in [
+            ("[services]\nsystemctl = []\n", "services.systemctl"),
+            (
+                "[[health]]\ntcp = \"127.0.0.1:1\"\nexpect_version = true\n",
+                "expect_version applies to `http`",
+            ),
+        ] {
+            let err = Config::parse(bad, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

@@ -657,3 +657,163 @@ fn a_failed_deploy_over_a_seed_release_restores_it() {
         assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
     }
 }
+
+/// An app whose services are systemd units, through the fixture systemctl (PID 1 is not
+/// systemd here): unit `demo` starts the fixture server in `releases/current`.
+fn unit_app(services: &str, unit: &str) -> App {
+    let app = App::new("");
+    let units = app.tmp().join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("demo"),
+        format!(
+            "ROOT={root}\nWORKDIR={root}/releases/current\n{unit}\n",
+            root = app.root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &app.config,
+        format!(
+            r#"root = "{root}"
+keep = 5
+lock_timeout = "20s"
+
+[services]
+units = ["demo"]
+systemctl = ["{systemctl}", "--units", "{units}"]
+timeout = "30s"
+{services}
+
+[[health]]
+http = "http://127.0.0.1:{port}/health"
+timeout = "2s"
+retries = 20
+interval = "100ms"
+"#,
+            root = app.root.display(),
+            systemctl = fixtures().join("app/systemctl").display(),
+            units = units.display(),
+            port = app.port,
+        ),
+    )
+    .unwrap();
+    app
+}
+
+/// The reload trap: a unit whose reload only sends SIGHUP, which the server ignores,
+/// keeps serving the old version while its health check passes. Reloading is opt-in,
+/// and even then the unit's main process must run from the new release.
+#[test]
+fn a_unit_still_running_the_old_release_fails_the_activation() {
+    let app = unit_app("reload_units = true", "");
+    let t1 = release_tarball(app.tmp(), "1.0.0", "");
+    let t2 = release_tarball(app.tmp(), "1.1.0", "");
+    ok(&app.deploy("1.0.0", &t1));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    let out = app.deploy("1.1.0", &t2);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    let old = app.root.join("releases/1.0.0").canonicalize().unwrap();
+    assert!(
+        err.contains(&format!("unit demo still runs {}", old.display())),
+        "{err}"
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    app.assert_blocked("1.1.0", "still runs");
+
+    // Restarting (the default) really runs the new code.
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    std::fs::write(&app.config, config.replace("reload_units = true", "")).unwrap();
+    ok(&app.run(&["unblock", "1.1.0"]));
+    ok(&app.deploy("1.1.0", &t2));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+}
+
+/// A supervisor that restarts its child but itself keeps running from the old release:
+/// the new code answers the health check, yet the unit's main process is the old one.
+#[test]
+fn a_supervisor_left_in_the_old_release_fails_the_activation() {
+    let app = unit_app("", "SUPERVISED=--supervised\nRESTART=child");
+    let t1 = release_tarball(app.tmp(), "1.0.0", "");
+    let t2 = release_tarball(app.tmp(), "1.1.0", "");
+    ok(&app.deploy("1.0.0", &t1));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let out = app.deploy("1.1.0", &t2);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let old = app.root.join("releases/1.0.0").canonicalize().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("unit demo still runs {}", old.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+}
+
+/// `services.pidfile`: the same proof for a `restart` command, here one that only
+/// signals the running server (which ignores it) once one runs.
+#[test]
+fn a_restart_command_with_a_pidfile_must_start_the_new_release() {
+    let app = App::new("");
+    let restart = fixtures().join("app/restart.sh");
+    let root = app.root.display().to_string();
+    let script = format!(
+        "if [ -f {root}/data/server.pid ]; then kill -HUP $(cat {root}/data/server.pid); \
+         else cd {root}/releases/current && {restart} {root}; fi",
+        restart = restart.display()
+    );
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    let services = format!(
+        "[services]\nrestart = [\"sh\", \"-c\", {script:?}]\npidfile = \"{root}/data/server.pid\"\n"
+    );
+    let start = config.find("[services]").unwrap();
+    let end = config.find("[[health]]").unwrap();
+    std::fs::write(
+        &app.config,
+        format!("{}{services}\n{}", &config[..start], &config[end..]),
+    )
+    .unwrap();
+    ok(&app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "")));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let out = app.deploy("1.1.0", &release_tarball(app.tmp(), "1.1.0", ""));
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let old = app.root.join("releases/1.0.0").canonicalize().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("still runs {}", old.display()))
+            && stderr(&out).contains("pidfile"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
+
+/// `health.expect_version`: a 200 from the old code is not a pass. The `reload` command
+/// only signals the server, which ignores it and keeps answering "ok 1.0.0".
+#[test]
+fn expect_version_fails_a_health_check_answered_by_the_old_code() {
+    let app = App::new("");
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    let reload = format!(
+        "reload = [\"sh\", \"-c\", \"kill -HUP $(cat {}/data/server.pid)\"]\n",
+        app.root.display()
+    );
+    let config = config
+        .replace("[services]\n", &format!("[services]\n{reload}"))
+        .replace("[[health]]\n", "[[health]]\nexpect_version = true\n");
+    std::fs::write(&app.config, config).unwrap();
+    ok(&app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "")));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let out = app.deploy("1.1.0", &release_tarball(app.tmp(), "1.1.0", ""));
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not say it runs 1.1.0"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}

@@ -404,9 +404,19 @@ async fn a_failing_restart_names_the_command_status_and_stderr() {
         err.contains("exited with status 2") && err.contains("no `restart` command"),
         "{err}"
     );
-    // Unit shorthand: systemctl reload, then restart, named in the error.
+    // Unit shorthand: systemctl restart, named in the error; no reload unless asked.
     let unit = format!("updraft-test-no-such-unit-{}", std::process::id());
     let cfg = services_cfg(&format!("[services]\nunits = [\"{unit}\"]\n"));
+    let err = services::restart(&cfg, &[]).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("`systemctl restart {unit}`")),
+        "{err}"
+    );
+    assert!(!err.contains("reload"), "{err}");
+    // With reload_units: systemctl reload first, then restart, both named.
+    let cfg = services_cfg(&format!(
+        "[services]\nunits = [\"{unit}\"]\nreload_units = true\n"
+    ));
     let err = services::restart(&cfg, &[]).await.unwrap_err().to_string();
     assert!(
         err.contains(&format!("`systemctl restart {unit}`")),

@@ -20,6 +20,9 @@ use crate::config::HealthCheck;
 /// Body bytes read for `body_contains` (and for the excerpt in failure messages).
 const MAX_BODY: usize = 1 << 20;
 
+/// The response header an app can name its version in, for `expect_version`.
+pub const RELEASE_VERSION_HEADER: &str = "X-Release-Version";
+
 /// What passed, for logs and `--json` output.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HealthReport {
@@ -50,6 +53,13 @@ pub enum Failure {
         wanted: String,
         body: String,
     },
+    /// `expect_version`: neither the body nor `X-Release-Version` names the version.
+    VersionMissing {
+        url: String,
+        version: String,
+        header: Option<String>,
+        body: String,
+    },
     /// Could not talk to the target at all: "connection refused to 127.0.0.1:3000".
     Connect {
         target: String,
@@ -78,6 +88,7 @@ impl Failure {
             self,
             Failure::Status { .. }
                 | Failure::BodyMismatch { .. }
+                | Failure::VersionMissing { .. }
                 | Failure::Connect { .. }
                 | Failure::Read { .. }
         )
@@ -117,6 +128,23 @@ impl fmt::Display for Failure {
                 "the body from {url} does not contain {wanted:?} (it starts with {:?})",
                 excerpt(body)
             ),
+            Failure::VersionMissing {
+                url,
+                version,
+                header,
+                body,
+            } => {
+                write!(
+                    f,
+                    "{url} does not say it runs {version} (expect_version): the body starts with {:?}",
+                    excerpt(body)
+                )?;
+                match header {
+                    Some(h) => write!(f, " and {RELEASE_VERSION_HEADER} is {h:?}")?,
+                    None => write!(f, " and there is no {RELEASE_VERSION_HEADER} header")?,
+                }
+                write!(f, "; the old code may still be running")
+            }
             Failure::Connect { target, reason } => {
                 if reason == "connection refused" {
                     write!(f, "connection refused to {target}")
@@ -218,13 +246,15 @@ enum Probe<'a> {
         url: &'a str,
         expected: u16,
         body_contains: Option<&'a str>,
+        /// `expect_version`: the version being activated (UPDRAFT_VERSION).
+        version: Option<&'a str>,
     },
     Tcp(&'a str),
     Command(&'a [String]),
 }
 
 impl<'a> Probe<'a> {
-    fn of(c: &'a HealthCheck) -> Result<Probe<'a>, HealthError> {
+    fn of(c: &'a HealthCheck, env: &'a [(String, String)]) -> Result<Probe<'a>, HealthError> {
         let invalid = |reason: &str| HealthError::Invalid {
             check: c.label(),
             reason: reason.into(),
@@ -232,10 +262,18 @@ impl<'a> Probe<'a> {
         match (&c.http, &c.tcp, &c.command) {
             (Some(url), None, None) => {
                 url::Url::parse(url).map_err(|e| invalid(&format!("{url:?} is not a URL: {e}")))?;
+                // Without a version (back to a release updraft did not install) there
+                // is nothing to expect.
+                let version = c
+                    .expect_version
+                    .then(|| env.iter().find(|(k, _)| k == "UPDRAFT_VERSION"))
+                    .flatten()
+                    .map(|(_, v)| v.as_str());
                 Ok(Probe::Http {
                     url,
                     expected: c.expect_status.unwrap_or(200),
                     body_contains: c.body_contains.as_deref(),
+                    version,
                 })
             }
             (None, Some(addr), None) => Ok(Probe::Tcp(addr)),
@@ -252,6 +290,7 @@ async fn http_attempt(
     url: &str,
     expected: u16,
     body_contains: Option<&str>,
+    version: Option<&str>,
 ) -> Result<(), Failure> {
     let connect = |e: reqwest::Error| Failure::Connect {
         target: host_port(url),
@@ -259,9 +298,14 @@ async fn http_attempt(
     };
     let mut resp = client.get(url).send().await.map_err(connect)?;
     let status = resp.status().as_u16();
-    // The body is read for an excerpt on failure and for `body_contains`, bounded.
+    let header = resp
+        .headers()
+        .get(RELEASE_VERSION_HEADER)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+    // The body is read for an excerpt on failure, `body_contains` and `expect_version`,
+    // bounded.
     let mut body = Vec::new();
-    if status != expected || body_contains.is_some() {
+    if status != expected || body_contains.is_some() || version.is_some() {
         let read = |e: reqwest::Error| Failure::Read {
             url: url.to_string(),
             reason: root_cause(&e),
@@ -292,7 +336,54 @@ async fn http_attempt(
             });
         }
     }
+    if let Some(v) = version {
+        let by_header = header
+            .as_deref()
+            .is_some_and(|h| names_version(h.trim(), v));
+        if !by_header && !mentions_version(&body, v) {
+            return Err(Failure::VersionMissing {
+                url: url.to_string(),
+                version: v.to_string(),
+                header,
+                body,
+            });
+        }
+    }
     Ok(())
+}
+
+/// Whether a header value is `version` (a leading `v` allowed). Pure.
+fn names_version(value: &str, version: &str) -> bool {
+    value.strip_prefix('v').unwrap_or(value) == version
+}
+
+/// Whether `text` names `version` as a word of its own: "ok 1.1.0" and
+/// `{"version":"v1.1.0"}` do, "11.1.0" and "1.1.0-rc.1" do not. Pure.
+fn mentions_version(text: &str, version: &str) -> bool {
+    let part_of_version = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+');
+    text.match_indices(version).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + version.len()..].chars().next();
+        // A leading 'v' (v1.1.0) is still the version, when it starts the word.
+        let before_ok = match before {
+            None => true,
+            Some('v') => text[..at - 1]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !part_of_version(c)),
+            Some(c) => !part_of_version(c),
+        };
+        // A trailing '.' ends a sentence ("runs 1.1.0."), unless more version follows.
+        let after_ok = match after {
+            None => true,
+            Some('.') => text[at + version.len() + 1..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_ascii_alphanumeric()),
+            Some(c) => !part_of_version(c),
+        };
+        before_ok && after_ok
+    })
 }
 
 async fn tcp_attempt(addr: &str) -> Result<(), Failure> {
@@ -340,7 +431,8 @@ async fn attempt(
                 url,
                 expected,
                 body_contains,
-            } => http_attempt(client, url, *expected, *body_contains).await,
+                version,
+            } => http_attempt(client, url, *expected, *body_contains, *version).await,
             Probe::Tcp(addr) => tcp_attempt(addr).await,
             Probe::Command(argv) => command_attempt(argv, env, timeout).await,
         }
@@ -377,7 +469,7 @@ async fn check_once(
     client: &reqwest::Client,
     env: &[(String, String)],
 ) -> Result<CheckPassed, HealthError> {
-    let probe = Probe::of(c)?;
+    let probe = Probe::of(c, env)?;
     let tries = c.retries.saturating_add(1);
     let mut last = None;
     for n in 1..=tries {
@@ -459,4 +551,35 @@ pub async fn watch(
     }
     info!(rounds, "bake period passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_version_table() {
+        let cases = [
+            ("ok 1.1.0", true),
+            ("1.1.0", true),
+            ("{\"version\":\"1.1.0\"}", true),
+            ("{\"version\":\"v1.1.0\"}", true),
+            ("running 1.1.0.", true),
+            ("version=1.1.0\n", true),
+            ("ok 1.0.0", false),
+            ("ok 11.1.0", false),
+            ("ok 1.1.0-rc.1", false),
+            ("ok 1.1.0.1", false),
+            ("ok 1.1.0+build", false),
+            ("ok x1.1.0", false),
+            ("ok vv1.1.0", false),
+            ("", false),
+        ];
+        for (body, want) in cases {
+            assert_eq!(mentions_version(body, "1.1.0"), want, "{body:?}");
+        }
+        assert!(names_version("1.1.0", "1.1.0"));
+        assert!(names_version("v1.1.0", "1.1.0"));
+        assert!(!names_version("1.1.00", "1.1.0"));
+    }
 }

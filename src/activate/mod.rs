@@ -22,6 +22,7 @@ pub mod health;
 mod hooks;
 mod install;
 mod journal;
+pub mod main_process;
 pub mod preflight;
 pub(crate) mod process;
 mod prune;

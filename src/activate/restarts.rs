@@ -34,9 +34,8 @@ pub fn counter_command(cfg: &Services) -> Option<Vec<String>> {
         Some(argv) => Some(argv.clone()),
         None if cfg.units.is_empty() => None,
         None => {
-            let mut argv: Vec<String> = ["systemctl", "show", "--property", "NRestarts", "--value"]
-                .map(String::from)
-                .to_vec();
+            let mut argv = cfg.systemctl.clone();
+            argv.extend(["show", "--property", "NRestarts", "--value"].map(String::from));
             argv.extend(cfg.units.iter().cloned());
             Some(argv)
         }

@@ -1,9 +1,14 @@
 //! Restarting the app after a switch: `[services]` in the config.
 //!
-//! A reload is tried first when configured (cheaper, keeps connections), and a restart
-//! follows if the reload fails. `units` is shorthand for `systemctl reload <unit>`,
-//! falling back to `systemctl restart <unit>`, unit by unit. Every command is bounded by
-//! `timeout` and killed with its whole process group when it overruns.
+//! `units` is shorthand for `systemctl restart <unit>`, unit by unit (through the
+//! configured `systemctl` command). Reloading is opt-in: `reload_units` tries
+//! `systemctl reload <unit>` first, and a configured `reload` command runs before
+//! `restart`; a restart follows whenever the reload fails. A reload is cheaper and
+//! keeps connections, but one that only sends SIGHUP leaves the old code running, so
+//! after the units are restarted (or reloaded) each unit's main process must run from
+//! the new release ([`main_process`]), and with `pidfile` the same goes for `restart`
+//! commands. Every command is bounded by `timeout` and killed with its whole process
+//! group when it overruns.
 //!
 //! A restart script that starts the app itself must detach it from the script's output
 //! (`setsid server >>log 2>&1 &`, as fixtures/app/restart.sh does): updraft stops
@@ -15,6 +20,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::activate::main_process::{self, NotNew};
 use crate::activate::process::{self, RunError};
 use crate::config::Services;
 
@@ -69,6 +75,9 @@ pub enum ServiceError {
     },
     #[error("reloading the app failed: {failed}, and no `restart` command is configured to fall back on; fix [services] in the config")]
     Reload { failed: CommandFailure },
+    /// The restart succeeded but the old code still runs (or that cannot be told).
+    #[error(transparent)]
+    NotNew(#[from] NotNew),
 }
 
 fn after_reload(reload: &Option<CommandFailure>) -> String {
@@ -156,9 +165,64 @@ pub async fn restart(
         }
     };
     for unit in &cfg.units {
-        let sc = |verb: &str| vec!["systemctl".to_string(), verb.to_string(), unit.clone()];
-        merge(reload_or_restart(&sc("reload"), &sc("restart"), env, timeout).await?);
+        let sc = |verb: &str| {
+            let mut argv = cfg.systemctl.clone();
+            argv.extend([verb.to_string(), unit.clone()]);
+            argv
+        };
+        let reload = if cfg.reload_units {
+            sc("reload")
+        } else {
+            Vec::new()
+        };
+        merge(reload_or_restart(&reload, &sc("restart"), env, timeout).await?);
     }
-    merge(reload_or_restart(&cfg.reload, &cfg.restart, env, timeout).await?);
+    let commands = reload_or_restart(&cfg.reload, &cfg.restart, env, timeout).await?;
+    merge(commands);
+    // Which release the app must now run: the one the commands were told to start.
+    if let Some(release) = release_dir(env) {
+        for unit in &cfg.units {
+            let pid = main_process::unit_main_pid(&cfg.systemctl, unit, env, timeout)
+                .await
+                .map_err(|reason| NotNew::Unknown {
+                    who: format!("unit {unit}"),
+                    reason: format!("cannot tell which process it runs: {reason}"),
+                })?;
+            if pid == 0 {
+                warn!(%unit, "unit has no main process after its restart: cannot check that it runs the new release");
+                continue;
+            }
+            unreadable(
+                main_process::check(&format!("unit {unit}"), pid, release)?,
+                pid,
+            );
+        }
+        if let (Some(pidfile), ServiceOutcome::Reloaded | ServiceOutcome::Restarted) =
+            (&cfg.pidfile, commands)
+        {
+            let pid = main_process::pid_from_file(pidfile).map_err(|reason| NotNew::Unknown {
+                who: "the app".into(),
+                reason: format!("{reason} (services.pidfile, after the restart command ran)"),
+            })?;
+            let who = format!("the app (pidfile {})", pidfile.display());
+            unreadable(main_process::check(&who, pid, release)?, pid);
+        }
+    }
     Ok(outcome)
+}
+
+/// Warn when a main process could not be inspected (another user's, or gone).
+fn unreadable(checked: main_process::Checked, pid: u32) {
+    if checked == main_process::Checked::Unreadable {
+        warn!(pid, "cannot read /proc/{pid}/exe or cwd (gone, or another user's process: run updraft as the app's user or root): not checking that it runs the new release");
+    }
+}
+
+/// `UPDRAFT_RELEASE_DIR` from the commands' environment: the release they were told to
+/// run (absent when `current` goes back to a release updraft did not install, which
+/// is then not checked).
+fn release_dir(env: &[(String, String)]) -> Option<&std::path::Path> {
+    env.iter()
+        .find(|(k, _)| k == "UPDRAFT_RELEASE_DIR")
+        .map(|(_, v)| std::path::Path::new(v.as_str()))
 }
