@@ -41,6 +41,8 @@ fn main() -> anyhow::Result<()> {
     let limits = Limits {
         max_bytes: 64 << 30,
         max_entries: 10_000_000,
+        max_path_depth: Limits::DEFAULT_MAX_PATH_DEPTH,
+        max_path_bytes: Limits::DEFAULT_MAX_PATH_BYTES,
     };
     let stats = unpack_tar_gz(&mut input, &dest, &limits)?;
     let secs = start.elapsed().as_secs_f64();

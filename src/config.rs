@@ -309,6 +309,10 @@ pub struct Limits {
     pub max_artifact_bytes: u64,
     #[serde(default = "default_max_document")]
     pub max_document_bytes: u64,
+    #[serde(default = "default_max_path_depth")]
+    pub max_path_depth: u64,
+    #[serde(default = "default_max_path_bytes")]
+    pub max_path_bytes: u64,
 }
 
 fn default_max_unpacked() -> u64 {
@@ -322,6 +326,12 @@ fn default_max_artifact() -> u64 {
 }
 fn default_max_document() -> u64 {
     1 << 20
+}
+fn default_max_path_depth() -> u64 {
+    crate::archive::unpack::Limits::DEFAULT_MAX_PATH_DEPTH
+}
+fn default_max_path_bytes() -> u64 {
+    crate::archive::unpack::Limits::DEFAULT_MAX_PATH_BYTES
 }
 
 impl Limits {
@@ -345,6 +355,16 @@ impl Limits {
                 self.max_document_bytes,
                 default_max_document(),
             ),
+            (
+                "max_path_depth",
+                self.max_path_depth,
+                default_max_path_depth(),
+            ),
+            (
+                "max_path_bytes",
+                self.max_path_bytes,
+                default_max_path_bytes(),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -363,6 +383,8 @@ impl Default for Limits {
             max_entries: default_max_entries(),
             max_artifact_bytes: default_max_artifact(),
             max_document_bytes: default_max_document(),
+            max_path_depth: default_max_path_depth(),
+            max_path_bytes: default_max_path_bytes(),
         }
     }
 }

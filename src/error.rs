@@ -89,4 +89,5 @@ fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
         .or_else(|| try_as::<UsageError>(e))
         .or_else(|| try_as::<crate::registry::names::UnknownTarget>(e))
         .or_else(|| try_as::<crate::archive::version_file::Mismatch>(e))
+        .or_else(|| try_as::<crate::disk::layout::RootRefusal>(e))
 }

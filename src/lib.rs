@@ -19,6 +19,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fsutil;
 pub mod registry;
+pub mod text;
 pub mod time;
 pub mod transport;
 

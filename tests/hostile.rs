@@ -8,6 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use support::fault_server::{Fault, FaultServer};
+use support::registry::{agent_app, Registry};
 use support::tarball::{deep_path, tar_gz, Entry};
 use support::{code, ok, stderr, text};
 
@@ -111,7 +113,8 @@ fn deep_release(depth: usize) -> Vec<u8> {
 /// tree could not be removed (one open file per level) and blocked every later run.
 #[test]
 fn deep_trees_never_block_recovery_or_pruning() {
-    let r = Root::new("");
+    // Deeper than the default `max_path_depth` allows, as an operator may configure.
+    let r = Root::new("[limits]\nmax_path_depth = 2000\nmax_entries = 5000");
     let deep = deep_path(1100);
     let hostile = r.tarball(
         "hostile.tar.gz",
@@ -193,4 +196,254 @@ fn a_leftover_that_cannot_be_removed_is_set_aside_with_a_warning() {
     immutable(&aside, false).unwrap();
     ok(&r.deploy("1.4.0", &good));
     assert_eq!(r.hidden(), Vec::<String>::new());
+}
+
+/// With the default limits the same deep archive is refused before it creates anything.
+#[test]
+fn deep_paths_are_refused_by_default() {
+    let r = Root::new("");
+    let deep = r.tarball("deep.tar.gz", &deep_release(1100));
+    let out = r.deploy("1.0.0", &deep);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(stderr(&out).contains("max_path_depth"), "{}", text(&out));
+    assert_eq!(r.hidden(), Vec::<String>::new());
+    assert!(!r.releases().join("1.0.0").exists());
+}
+
+/// Point every artifact of the published `version` at `url`, re-signed by the
+/// publisher's key, as a publisher (or a stolen key) could.
+fn sign_artifact_url(reg: &Registry, version: &str, url: &str) {
+    let dir = reg.dir.join(format!("demo/releases/{version}"));
+    let doc_path = dir.join("release.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&doc_path).unwrap()).unwrap();
+    for artifact in doc["artifacts"].as_object_mut().unwrap().values_mut() {
+        artifact["url"] = url.into();
+    }
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+    let key = updraft::registry::keys::SecretKey::load_from_file(&reg.secret, None).unwrap();
+    let sig = key.sign(&bytes, "release with another URL").unwrap();
+    std::fs::write(&doc_path, &bytes).unwrap();
+    std::fs::write(dir.join("release.json.minisig"), sig).unwrap();
+}
+
+/// Whether a command's output holds a raw escape, bell or C1 control.
+fn has_raw_controls(o: &Output) -> bool {
+    let both = [&o.stdout[..], &o.stderr[..]].concat();
+    both.iter().any(|b| *b == 0x1b || *b == 0x07)
+        || String::from_utf8_lossy(&both).contains('\u{9b}')
+}
+
+/// A server's error page with a terminal's escape sequences (clear the screen, set the
+/// window title, ring the bell): printed raw before issue 11, and stored for `status`.
+#[test]
+fn escape_sequences_from_a_server_are_never_printed_or_stored_raw() {
+    const PAGE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}all good\u{9b}31m";
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    let server = FaultServer::start(Vec::new(), vec![Fault::StatusBody(418, PAGE); 32]);
+    sign_artifact_url(&reg, "1.0.0", &format!("{}/app.tar.gz", server.base));
+    let app = agent_app(&reg, "prod", "");
+    // The artifact's server, then the registry itself.
+    let registry_is_hostile = support::app::App::new(&support::registry::agent_toml(
+        &reg,
+        &server.base,
+        "prod",
+        "",
+    ));
+    for app in [&app, &registry_is_hostile] {
+        let out = app.run(&["update"]);
+        assert_ne!(code(&out), 0, "{}", text(&out));
+        assert!(stderr(&out).contains("all good"), "{}", text(&out));
+        assert!(stderr(&out).contains("\\u{1b}[2J"), "{}", text(&out));
+        assert!(!has_raw_controls(&out), "{}", text(&out));
+    }
+    // What the failed run left for `status`.
+    for args in [&["status"][..], &["status", "--json"][..]] {
+        let st = registry_is_hostile.run(args);
+        ok(&st);
+        assert!(
+            support::stdout(&st).contains("all good"),
+            "{args:?}: {}",
+            text(&st)
+        );
+        assert!(!has_raw_controls(&st), "{args:?}: {}", text(&st));
+    }
+}
+
+/// A signed release whose artifact URL is refused (another scheme, a way out of the
+/// release directory) names the URL and why; before issue 11 the agent reported "no
+/// artifact for target x86_64-linux (it has: x86_64-linux)".
+#[test]
+fn a_refused_artifact_url_is_reported_as_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    let app = agent_app(&reg, "prod", "");
+    for url in ["file:///etc/passwd", "../1.0.1/demo.tar.gz"] {
+        sign_artifact_url(&reg, "1.0.0", url);
+        let out = app.run(&["update"]);
+        assert_ne!(code(&out), 0, "{url}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(url) && !err.contains("no artifact for target"),
+            "{url}: {}",
+            text(&out)
+        );
+    }
+}
+
+/// A secret key pasted into `public_keys` is refused without being echoed (before issue
+/// 11 the whole line went to the terminal and the journal).
+#[test]
+fn a_secret_key_in_public_keys_is_never_echoed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let secret_line = std::fs::read_to_string(&reg.secret)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let app = support::app::App::new(&format!(
+        "app = \"demo\"\nregistry = \"{}\"\nchannel = \"prod\"\npublic_keys = [\"{}\", \"{secret_line}\"]\n",
+        reg.http, reg.pubkey_line
+    ));
+    for args in [&["check"][..], &["update"][..]] {
+        let out = app.run(args);
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains("entry 2 of 2") && all.contains("SECRET key"),
+            "{all}"
+        );
+        assert!(!all.contains(&secret_line[..20]), "{all}");
+    }
+}
+
+/// `--root /`, `root = ""` and system directories were accepted and deployed into
+/// (creating releases/, config/, data/ ... in `/` or in the working directory).
+#[test]
+fn slash_an_empty_root_and_system_directories_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = tmp.path().join("app.tar.gz");
+    std::fs::write(&tarball, deep_release(2)).unwrap();
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let run = |config: Option<&str>, root: Option<&str>| {
+        let mut cmd = Command::new(support::bin());
+        cmd.current_dir(&cwd)
+            .env_remove("UPDRAFT_ROOT")
+            .env_remove("UPDRAFT_CONFIG");
+        if let Some(c) = config {
+            let path = tmp.path().join("updraft.toml");
+            std::fs::write(&path, c).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        if let Some(r) = root {
+            cmd.args(["--root", r]);
+        }
+        cmd.args(["deploy", "--version", "1.0.0", "--artifact-path"])
+            .arg(&tarball)
+            .output()
+            .unwrap()
+    };
+    for (config, root, says) in [
+        (None, Some("/"), "system directory"),
+        (None, Some("/usr/"), "system directory"),
+        (None, Some("/tmp/../etc"), "system directory"),
+        (None, Some("."), "system directory"),
+        (Some("root = \"\"\n"), None, "empty"),
+        (Some("root = \"/var\"\n"), None, "system directory"),
+    ] {
+        // `.` is `/` here.
+        let out = if root == Some(".") {
+            let mut cmd = Command::new(support::bin());
+            cmd.current_dir("/")
+                .env_remove("UPDRAFT_ROOT")
+                .env_remove("UPDRAFT_CONFIG")
+                .args(["--root", ".", "status"]);
+            cmd.output().unwrap()
+        } else {
+            run(config, root)
+        };
+        assert_eq!(code(&out), 2, "{config:?} {root:?}: {}", text(&out));
+        assert!(
+            stderr(&out).contains(says),
+            "{config:?} {root:?}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+    assert!(!Path::new("/releases").exists() && !Path::new("/.updraft").exists());
+    // A root of its own is fine.
+    ok(&run(None, Some(tmp.path().join("app").to_str().unwrap())));
+}
+
+/// The file:// publisher followed symlinked directories inside the registry, so a
+/// `releases/<v>` or `channels` link pointing elsewhere received artifacts, documents
+/// and signatures.
+#[test]
+fn the_file_publisher_never_writes_through_a_symlinked_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let tarball = support::app::release_tarball(tmp.path(), "1.0.0", "");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let publish = |version: &str, channel: Option<&str>| {
+        let mut args = vec![
+            "publish",
+            "--registry",
+            &reg.url,
+            "--app",
+            "demo",
+            "--version",
+            version,
+            "--artifact",
+            tarball.to_str().unwrap(),
+            "--secret-key",
+            reg.secret.to_str().unwrap(),
+        ];
+        if let Some(c) = channel {
+            args.extend(["--channel", c]);
+        }
+        reg.cli(&args)
+    };
+
+    std::fs::create_dir_all(reg.dir.join("demo/releases")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, reg.dir.join("demo/releases/1.0.0")).unwrap();
+    let out = publish("1.0.0", None);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(stderr(&out).contains("symlink"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    std::fs::create_dir_all(reg.dir.join("demo")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, reg.dir.join("demo/channels")).unwrap();
+    let out = publish("1.1.0", Some("prod"));
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(stderr(&out).contains("symlink"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // Real directories work as before.
+    std::fs::remove_file(reg.dir.join("demo/channels")).unwrap();
+    ok(&publish("1.1.0", Some("prod")));
+    assert!(reg.dir.join("demo/channels/prod.json").is_file());
+}
+
+/// `logs/releases.log` is in a directory the app may write: a symlink there made root
+/// append to a file of the app's choosing.
+#[test]
+fn the_release_log_is_never_followed_through_a_symlink() {
+    let r = Root::new("");
+    let victim = r.dir.path().join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::fs::create_dir_all(r.app().join("logs")).unwrap();
+    std::os::unix::fs::symlink(&victim, r.app().join("logs/releases.log")).unwrap();
+    let good = r.tarball("app.tar.gz", &deep_release(2));
+    let out = r.deploy("1.0.0", &good);
+    ok(&out);
+    assert!(stderr(&out).contains("releases.log"), "{}", text(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
 }

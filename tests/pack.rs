@@ -151,6 +151,8 @@ fn packing_is_reproducible_and_normalised() {
     let limits = Limits {
         max_bytes: 1 << 20,
         max_entries: 100,
+        max_path_depth: Limits::DEFAULT_MAX_PATH_DEPTH,
+        max_path_bytes: Limits::DEFAULT_MAX_PATH_BYTES,
     };
     let stats = unpack_tar_gz(fs::File::open(&out1).unwrap(), &dest, &limits).unwrap();
     assert_eq!(stats.entries, 10);
@@ -275,6 +277,8 @@ fn long_names_and_long_link_targets_round_trip() {
     let limits = Limits {
         max_bytes: 1 << 20,
         max_entries: 100,
+        max_path_depth: Limits::DEFAULT_MAX_PATH_DEPTH,
+        max_path_bytes: Limits::DEFAULT_MAX_PATH_BYTES,
     };
     let stats = unpack_tar_gz(fs::File::open(&out).unwrap(), &dest, &limits).unwrap();
     assert_eq!(stats.entries, 4);

@@ -8,11 +8,16 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+mod support;
+
+use support::tarball::{deep_path, tar_gz, Entry};
 use updraft::archive::unpack::{unpack_tar_gz, Limits, Stats, UnpackError};
 
 const LIMITS: Limits = Limits {
     max_bytes: 16 << 20,
     max_entries: 100,
+    max_path_depth: Limits::DEFAULT_MAX_PATH_DEPTH,
+    max_path_bytes: Limits::DEFAULT_MAX_PATH_BYTES,
 };
 
 fn fixture(dir: &str, name: &str) -> PathBuf {
@@ -42,6 +47,9 @@ impl Sandbox {
     fn unpack_file(&self, path: &Path, limits: &Limits) -> Result<Stats, UnpackError> {
         let f = fs::File::open(path).unwrap();
         unpack_tar_gz(f, &self.dest(), limits)
+    }
+    fn unpack_bytes(&self, bytes: &[u8], limits: &Limits) -> Result<Stats, UnpackError> {
+        unpack_tar_gz(bytes, &self.dest(), limits)
     }
     fn unpack(&self, name: &str, limits: &Limits) -> Result<Stats, UnpackError> {
         self.unpack_file(&fixture("hostile", name), limits)
@@ -208,7 +216,7 @@ fn devices_and_fifos_are_refused() {
 }
 
 #[test]
-fn setuid_setgid_and_sticky_bits_are_stripped() {
+fn setuid_setgid_sticky_and_group_or_world_write_bits_are_stripped() {
     let s = Sandbox::new();
     let stats = s.unpack("setuid", &LIMITS).unwrap();
     assert_eq!(stats.entries, 4);
@@ -221,8 +229,8 @@ fn setuid_setgid_and_sticky_bits_are_stripped() {
     };
     assert_eq!(mode("bin/tool"), 0o755);
     assert_eq!(mode("bin/group"), 0o750);
-    assert_eq!(mode("bin"), 0o775);
-    assert_eq!(mode("tmp"), 0o777);
+    assert_eq!(mode("bin"), 0o755);
+    assert_eq!(mode("tmp"), 0o755);
     // mtimes are kept (the fixtures use 1700000000).
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
@@ -418,5 +426,102 @@ fn pax_global_header_is_skipped() {
     assert_eq!(fs::read(s.dest().join("VERSION")).unwrap(), b"1.0.0\n");
     let names: Vec<_> = fs::read_dir(s.dest()).unwrap().collect();
     assert_eq!(names.len(), 1);
+    s.assert_outside_untouched();
+}
+
+fn mode_of(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Before issue 11, files at 0666/0777 and directories at 0777 landed as they were, so
+/// any local user could change a release that was verified.
+#[test]
+fn group_and_world_writable_modes_are_not_kept() {
+    let s = Sandbox::new();
+    let bytes = tar_gz(&[
+        Entry::Dir("open/", 0o777),
+        Entry::Dir("group/", 0o770),
+        Entry::File("open/any", 0o666, b"x"),
+        Entry::File("open/run", 0o777, b"x"),
+        Entry::File("group/run", 0o775, b"x"),
+        Entry::File("implied/deeper/f", 0o620, b"x"),
+    ]);
+    s.unpack_bytes(&bytes, &LIMITS).unwrap();
+    let d = s.dest();
+    for (path, want) in [
+        ("open", 0o755),
+        ("group", 0o750),
+        ("open/any", 0o644),
+        ("open/run", 0o755),
+        ("group/run", 0o755),
+        ("implied", 0o755),
+        ("implied/deeper", 0o755),
+        ("implied/deeper/f", 0o600),
+    ] {
+        assert_eq!(mode_of(&d.join(path)), want, "{path}");
+    }
+    s.assert_outside_untouched();
+}
+
+/// Paths deeper or longer than `max_path_depth` / `max_path_bytes` are refused before
+/// anything is created for them, and directories a path implies count as entries.
+#[test]
+fn path_depth_length_and_implied_directories_are_bounded() {
+    let at_limit = format!("{}/f", deep_path(255));
+    let too_deep = format!("{}/f", deep_path(256));
+    let s = Sandbox::new();
+    s.unpack_bytes(
+        &tar_gz(&[Entry::File(&at_limit, 0o644, b"x")]),
+        &Limits {
+            max_entries: 1000,
+            ..LIMITS
+        },
+    )
+    .unwrap();
+    assert!(s.dest().join(&at_limit).is_file());
+
+    let s = Sandbox::new();
+    let bytes = tar_gz(&[
+        Entry::File("ok", 0o644, b"x"),
+        Entry::File(&too_deep, 0o644, b"x"),
+    ]);
+    match s.unpack_bytes(
+        &bytes,
+        &Limits {
+            max_entries: 1000,
+            ..LIMITS
+        },
+    ) {
+        Err(UnpackError::LimitExceeded { limit, value, .. }) => {
+            assert_eq!((limit, value), ("max_path_depth", 256));
+        }
+        other => panic!("expected max_path_depth, got {other:?}"),
+    }
+    assert!(
+        !s.dest().join("d").exists(),
+        "created part of the refused path"
+    );
+    s.assert_outside_untouched();
+
+    // 17 names of 250 bytes: 4,266 bytes at depth 17.
+    let long = vec!["n".repeat(250); 17].join("/");
+    let s = Sandbox::new();
+    match s.unpack_bytes(&tar_gz(&[Entry::File(&long, 0o644, b"x")]), &LIMITS) {
+        Err(UnpackError::LimitExceeded { limit, value, .. }) => {
+            assert_eq!((limit, value), ("max_path_bytes", 4096));
+        }
+        other => panic!("expected max_path_bytes, got {other:?}"),
+    }
+    s.assert_outside_untouched();
+
+    // One entry implying 150 directories, with max_entries = 100.
+    let s = Sandbox::new();
+    let implied = format!("{}/f", deep_path(150));
+    match s.unpack_bytes(&tar_gz(&[Entry::File(&implied, 0o644, b"x")]), &LIMITS) {
+        Err(UnpackError::LimitExceeded { limit, value, .. }) => {
+            assert_eq!((limit, value), ("max_entries", 100));
+        }
+        other => panic!("expected max_entries, got {other:?}"),
+    }
     s.assert_outside_untouched();
 }

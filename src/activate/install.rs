@@ -122,6 +122,8 @@ impl Pipeline<'_> {
         let limits = unpack::Limits {
             max_bytes: self.config.limits.max_unpacked_bytes,
             max_entries: self.config.limits.max_entries,
+            max_path_depth: self.config.limits.max_path_depth,
+            max_path_bytes: self.config.limits.max_path_bytes,
         };
         let max_artifact = self.config.limits.max_artifact_bytes;
         let target = staging.path().to_path_buf();

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 
 use tracing::warn;
 
@@ -113,9 +114,12 @@ impl Pipeline<'_> {
         use std::io::Write;
         let path = self.root.release_log();
         let _ = fs::create_dir_all(self.root.logs());
+        // Never through a symlink: whoever can write logs/ must not make root append
+        // to a file of their choosing (O_NOFOLLOW fails with ELOOP on one).
         let res = fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .and_then(|mut f| writeln!(f, "{} {line}", Timestamp::now()));
         if let Err(e) = res {

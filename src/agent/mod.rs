@@ -139,11 +139,13 @@ impl Agent {
             .clone()
             .ok_or(AgentError::Missing("registry"))?;
         let mut keys = Vec::new();
-        for k in &config.public_keys {
-            keys.push(
-                PublicKey::from_base64_line(k)
-                    .map_err(|e| AgentError::BadKey(format!("public_keys entry {k:?}: {e}")))?,
-            );
+        let n = config.public_keys.len();
+        for (i, k) in config.public_keys.iter().enumerate() {
+            // Named by position, never quoted: a secret key pasted by mistake must not
+            // end up in logs.
+            keys.push(PublicKey::from_base64_line(k).map_err(|e| {
+                AgentError::BadKey(format!("public_keys entry {} of {n}: {e}", i + 1))
+            })?);
         }
         for f in &config.public_key_files {
             keys.push(
@@ -543,15 +545,19 @@ impl Agent {
         let (location, artifact) =
             release
                 .artifact_location(&self.target)
-                .map_err(|_| AgentError::NoArtifact {
-                    version: target.clone(),
-                    target: self.target.clone(),
-                    available: release
-                        .artifacts
-                        .keys()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                .map_err(|e| match e {
+                    ManifestError::NoArtifact { .. } => AgentError::NoArtifact {
+                        version: target.clone(),
+                        target: self.target.clone(),
+                        available: release
+                            .artifacts
+                            .keys()
+                            .map(|t| t.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                    // A refused URL or format: the real reason, not "no artifact".
+                    other => AgentError::Manifest(other),
                 })?;
         transport::limits::check(
             &format!("artifact of {target} for {}", self.target),

@@ -3,8 +3,9 @@
 //! A tarball is untrusted until its hash is compared, and the caller compares the hash
 //! while we stream (one pass, no temporary copy), so the extractor itself must be safe
 //! against any byte sequence: it never writes outside `dest`, never follows a symlink it
-//! created, never creates devices or fifos, never chowns, strips setuid/setgid/sticky bits,
-//! and stops at the configured size and entry limits.
+//! created, never creates devices or fifos, never chowns, strips setuid/setgid/sticky bits
+//! and group/world write bits, and stops at the configured size, entry and path limits.
+//! Its bookkeeping costs time and memory linear in the archive's path bytes.
 //!
 //! It assumes `dest` is a fresh staging directory nobody else writes to while we unpack
 //! (the deploy pipeline creates it under a lock), so a directory we verified stays one.
@@ -12,7 +13,7 @@
 mod path;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -31,7 +32,20 @@ pub use path::{check_symlink_target, EntryPath, PathRefusal, TargetRefusal};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_bytes: u64,
+    /// Entries, counting the directories they imply (`a/b/c` with no `a/` entry).
     pub max_entries: u64,
+    /// Components of one entry path (`bin/server` has 2).
+    pub max_path_depth: u64,
+    /// Bytes of one entry path or link target.
+    pub max_path_bytes: u64,
+}
+
+impl Limits {
+    /// Defaults of the `[limits]` config keys for paths: far beyond real releases
+    /// (node_modules trees stay under 50 levels), and a path the kernel can still take
+    /// whole (PATH_MAX is 4,096 bytes).
+    pub const DEFAULT_MAX_PATH_DEPTH: u64 = 256;
+    pub const DEFAULT_MAX_PATH_BYTES: u64 = 4096;
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +86,12 @@ const READ_BUFFER: usize = 256 * 1024;
 /// names and pax records into memory, so without this bound one header could claim
 /// gigabytes. Real headers need a few KiB.
 const METADATA_ALLOWANCE: u64 = 1 << 20;
+/// Permission bits an entry keeps: never setuid, setgid or sticky, and never group- or
+/// world-writable, so no other user on the machine can change a verified release.
+const KEPT_MODE_BITS: u32 = 0o755;
+/// Directories an entry's path implies (no entry of their own) get what `updraft pack`
+/// would give them.
+const IMPLIED_DIR_MODE: u32 = 0o755;
 /// Decompressed bytes allowed after the end-of-archive marker (GNU tar pads to 10 KiB).
 const TRAILER_ALLOWANCE: u64 = 1 << 20;
 
@@ -86,6 +106,16 @@ pub fn unpack_tar_gz<R: Read>(
     dest: &Path,
     limits: &Limits,
 ) -> Result<Stats, UnpackError> {
+    unpack_counted(reader, dest, limits).map(|(stats, _)| stats)
+}
+
+/// [`unpack_tar_gz`], also returning how many bytes of path names the extractor's
+/// bookkeeping looked at: its cost, which must stay linear in the archive's path bytes.
+fn unpack_counted<R: Read>(
+    reader: R,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<(Stats, u64), UnpackError> {
     let input_error = Rc::new(RefCell::new(None));
     let tap = InputTap {
         inner: reader,
@@ -99,7 +129,11 @@ pub fn unpack_tar_gz<R: Read>(
     result
 }
 
-fn unpack_inner<R: Read>(reader: R, dest: &Path, limits: &Limits) -> Result<Stats, UnpackError> {
+fn unpack_inner<R: Read>(
+    reader: R,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<(Stats, u64), UnpackError> {
     let mut input = BufReader::with_capacity(READ_BUFFER, reader);
     check_gzip_magic(&mut input)?;
     let meter = Meter::new(flate2::bufread::MultiGzDecoder::new(input));
@@ -132,7 +166,7 @@ fn unpack_inner<R: Read>(reader: R, dest: &Path, limits: &Limits) -> Result<Stat
     })?;
     let mut rest = meter.inner.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(UnpackError::Read)?;
-    Ok(x.stats)
+    Ok((x.stats, x.path_work))
 }
 
 /// Keeps the underlying reader's own error, which the decoder would otherwise turn into
@@ -250,14 +284,20 @@ struct Extractor<'d> {
     stats: Stats,
     /// Printable name of the last entry seen, for errors about what follows it.
     last_entry: String,
-    /// Relative paths verified (or created) as real directories.
-    dirs: HashSet<PathBuf>,
+    /// The directories created so far, as a tree of names: a path is looked up one
+    /// component at a time, so the cost is linear in its length however deep it is.
+    dirs: DirTree,
+    /// Directories created because an entry's path implied them; they count against
+    /// `max_entries` like entries do.
+    implied_dirs: u64,
     /// Regular files extracted so far: the only valid hardlink targets.
     files: HashSet<EntryPath>,
     /// Directory modes and mtimes, applied last so a read-only directory does not block
     /// its own children and creating children does not bump its mtime.
     dir_meta: Vec<DirMeta>,
     buf: Vec<u8>,
+    /// Bytes of path names hashed or compared by the bookkeeping.
+    path_work: u64,
 }
 
 /// A link's validated target.
@@ -281,10 +321,12 @@ impl<'d> Extractor<'d> {
             limits,
             stats: Stats::default(),
             last_entry: "the start of the archive".into(),
-            dirs: HashSet::new(),
+            dirs: DirTree::default(),
+            implied_dirs: 0,
             files: HashSet::new(),
             dir_meta: Vec::new(),
             buf: vec![0; READ_BUFFER],
+            path_work: 0,
         }
     }
 
@@ -358,11 +400,13 @@ impl<'d> Extractor<'d> {
             Err(PathRefusal::ArchiveRoot) if matches!(kind, Kind::Dir) => return Ok(()),
             Err(e) => return Err(refuse(e.to_string())),
         };
+        self.check_path_limits(&shown, path.as_path().as_os_str().len(), path.depth())?;
         // Check link targets before creating anything for this entry.
         let link = match kind {
             Kind::Symlink => {
                 let target =
                     link_target(&entry).ok_or_else(|| refuse("symlink without a target".into()))?;
+                self.check_path_limits(&shown, target.len(), 0)?;
                 check_symlink_target(&path, &target).map_err(|e| {
                     refuse(format!("{e}: -> {:?}", String::from_utf8_lossy(&target)))
                 })?;
@@ -377,6 +421,7 @@ impl<'d> Extractor<'d> {
                 let is_file = fs::symlink_metadata(self.dest.join(target.as_path()))
                     .map(|m| m.file_type().is_file())
                     .unwrap_or(false);
+                self.path_work += target.as_path().as_os_str().len() as u64;
                 if !self.files.contains(&target) || !is_file {
                     return Err(refuse(format!(
                         "hardlink target {shown_target:?} is not a regular file extracted earlier from this archive"
@@ -386,7 +431,7 @@ impl<'d> Extractor<'d> {
             }
             _ => None,
         };
-        self.ensure_parents(&path, &shown)?;
+        let parent = self.ensure_parents(&path, &shown)?;
         let full = self.dest.join(path.as_path());
         let existing = match fs::symlink_metadata(&full) {
             Ok(m) => Some(m.file_type()),
@@ -416,7 +461,10 @@ impl<'d> Extractor<'d> {
                     .mode(0o700)
                     .create(&full)
                     .map_err(|e| io_err(&shown, e))?;
-                self.dirs.insert(path.as_path().to_path_buf());
+                if let Some(name) = path.as_path().file_name() {
+                    self.path_work += name.len() as u64;
+                    self.dirs.add(parent, name);
+                }
                 self.record_dir(path, mode, mtime);
             }
             Kind::File => {
@@ -433,12 +481,13 @@ impl<'d> Extractor<'d> {
                         "entry {shown:?} ends after {written} of its {size} bytes"
                     )));
                 }
-                f.set_permissions(fs::Permissions::from_mode(mode & 0o777))
+                f.set_permissions(fs::Permissions::from_mode(mode & KEPT_MODE_BITS))
                     .map_err(|e| io_err(&shown, e))?;
                 if let Some(t) = mtime.and_then(to_system_time) {
                     f.set_times(FileTimes::new().set_modified(t))
                         .map_err(|e| io_err(&shown, e))?;
                 }
+                self.path_work += path.as_path().as_os_str().len() as u64;
                 self.files.insert(path);
             }
             Kind::Symlink => {
@@ -458,46 +507,117 @@ impl<'d> Extractor<'d> {
         Ok(())
     }
 
+    /// Refuse a path (or link target) deeper or longer than the limits allow.
+    fn check_path_limits(
+        &self,
+        shown: &str,
+        bytes: usize,
+        depth: usize,
+    ) -> Result<(), UnpackError> {
+        let over = |limit: &'static str, value: u64| UnpackError::LimitExceeded {
+            entry: shown.chars().take(200).collect::<String>()
+                + if shown.len() > 200 { "…" } else { "" },
+            limit,
+            value,
+        };
+        if bytes as u64 > self.limits.max_path_bytes {
+            return Err(over("max_path_bytes", self.limits.max_path_bytes));
+        }
+        if depth as u64 > self.limits.max_path_depth {
+            return Err(over("max_path_depth", self.limits.max_path_depth));
+        }
+        Ok(())
+    }
+
     /// Make sure every parent of `path` is a real directory inside `dest`, creating
-    /// missing ones; a symlink or file in the way is refused, never followed.
-    fn ensure_parents(&mut self, path: &EntryPath, shown: &str) -> Result<(), UnpackError> {
-        for anc in path.ancestors() {
-            if self.dirs.contains(anc) {
-                continue;
+    /// missing ones; a symlink or file in the way is refused, never followed. Returns
+    /// the parent's node in the directory tree.
+    ///
+    /// Known directories are found in the tree by name, one component at a time; the
+    /// missing ones are created below the deepest known one with `mkdirat`/`openat` on
+    /// its descriptor, so neither the bookkeeping nor the kernel walks the whole path
+    /// again for each new level.
+    fn ensure_parents(&mut self, path: &EntryPath, shown: &str) -> Result<usize, UnpackError> {
+        let parents: Vec<&OsStr> = match path.as_path().parent() {
+            Some(p) => p.iter().collect(),
+            None => Vec::new(),
+        };
+        let mut node = DirTree::ROOT;
+        let mut known = 0;
+        for name in &parents {
+            self.path_work += name.len() as u64;
+            match self.dirs.child(node, name) {
+                Some(n) => {
+                    node = n;
+                    known += 1;
+                }
+                None => break,
             }
-            let full = self.dest.join(anc);
-            match fs::symlink_metadata(&full) {
-                Ok(m) if m.file_type().is_dir() => {}
-                Ok(m) => {
-                    let what = if m.file_type().is_symlink() {
+        }
+        if known == parents.len() {
+            return Ok(node);
+        }
+        let known_path: PathBuf = parents[..known].iter().collect();
+        let mut dir: std::os::fd::OwnedFd = open_dir(&self.dest.join(&known_path))
+            .map_err(|e| io_err(shown, e))?
+            .into();
+        for (i, name) in parents.iter().enumerate().skip(known) {
+            self.implied_dirs += 1;
+            if self.stats.entries + self.implied_dirs > self.limits.max_entries {
+                return Err(UnpackError::LimitExceeded {
+                    entry: shown.to_string(),
+                    limit: "max_entries",
+                    value: self.limits.max_entries,
+                });
+            }
+            let in_the_way = |what: &str| UnpackError::Refused {
+                entry: shown.to_string(),
+                why: format!(
+                    "its parent {:?} is {what}",
+                    parents[..=i]
+                        .iter()
+                        .collect::<PathBuf>()
+                        .display()
+                        .to_string()
+                ),
+            };
+            match rustix::fs::mkdirat(
+                &dir,
+                *name,
+                rustix::fs::Mode::from_raw_mode(IMPLIED_DIR_MODE),
+            ) {
+                Ok(()) => {}
+                Err(e) if e == rustix::io::Errno::EXIST => {
+                    // Not a directory we made (those are all in the tree).
+                    let st = rustix::fs::statat(&dir, *name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| io_err(shown, e.into()))?;
+                    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                    return Err(in_the_way(if ft == rustix::fs::FileType::Symlink {
                         "a symlink (writing through symlinks is refused)"
                     } else {
                         "not a directory"
-                    };
-                    return Err(UnpackError::Refused {
-                        entry: shown.to_string(),
-                        why: format!("its parent {:?} is {what}", anc.display().to_string()),
-                    });
+                    }));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    DirBuilder::new()
-                        .mode(0o700)
-                        .create(&full)
-                        .map_err(|e| io_err(shown, e))?;
-                    // Implicit parents get the mode `updraft pack` would have given them.
-                    if let Ok(p) = EntryPath::new(anc.as_os_str().as_bytes()) {
-                        self.dir_meta.push(DirMeta {
-                            path: p,
-                            mode: 0o755,
-                            mtime: None,
-                        });
-                    }
-                }
-                Err(e) => return Err(io_err(shown, e)),
+                Err(e) => return Err(io_err(shown, e.into())),
             }
-            self.dirs.insert(anc.to_path_buf());
+            let child = rustix::fs::openat(
+                &dir,
+                *name,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| io_err(shown, e.into()))?;
+            // The mode `updraft pack` would have given it, whatever the umask.
+            rustix::fs::fchmod(&child, rustix::fs::Mode::from_raw_mode(IMPLIED_DIR_MODE))
+                .map_err(|e| io_err(shown, e.into()))?;
+            self.path_work += name.len() as u64;
+            node = self.dirs.add(node, name);
+            dir = child;
         }
-        Ok(())
+        Ok(node)
     }
 
     fn record_dir(&mut self, path: EntryPath, mode: u32, mtime: Option<u64>) {
@@ -560,11 +680,47 @@ impl<'d> Extractor<'d> {
                 d.set_times(FileTimes::new().set_modified(t))
                     .map_err(|e| io_err(&shown, e))?;
             }
-            d.set_permissions(fs::Permissions::from_mode((m.mode & 0o777) | 0o700))
-                .map_err(|e| io_err(&shown, e))?;
+            d.set_permissions(fs::Permissions::from_mode(
+                (m.mode & KEPT_MODE_BITS) | 0o700,
+            ))
+            .map_err(|e| io_err(&shown, e))?;
         }
         Ok(())
     }
+}
+
+/// Directories by name under their parent: node 0 is `dest`. Each directory's name is
+/// stored once, so memory is linear in the names, not in their full paths.
+#[derive(Default)]
+struct DirTree {
+    children: Vec<HashMap<std::ffi::OsString, usize>>,
+}
+
+impl DirTree {
+    const ROOT: usize = 0;
+
+    fn child(&self, node: usize, name: &OsStr) -> Option<usize> {
+        self.children.get(node)?.get(name).copied()
+    }
+
+    fn add(&mut self, parent: usize, name: &OsStr) -> usize {
+        if self.children.is_empty() {
+            self.children.push(HashMap::new());
+        }
+        let id = self.children.len();
+        self.children.push(HashMap::new());
+        if let Some(c) = self.children.get_mut(parent) {
+            c.insert(name.to_os_string(), id);
+        }
+        id
+    }
+}
+
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
 }
 
 fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Option<Vec<u8>> {
@@ -602,5 +758,68 @@ fn io_err(entry: &str, source: io::Error) -> UnpackError {
 impl Classify for UnpackError {
     fn class(&self) -> ErrorClass {
         ErrorClass::Verify
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_bytes: 1 << 30,
+        max_entries: 100_000,
+        max_path_depth: 10_000,
+        max_path_bytes: 100_000,
+    };
+
+    fn tar_gz(paths: &[String]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        for p in paths {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(if p.ends_with('/') {
+                EntryType::Directory
+            } else {
+                EntryType::Regular
+            });
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, p, &[][..]).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    /// The bookkeeping looks at each path byte a bounded number of times, however deep
+    /// the tree: before issue 11 every entry re-hashed the full path of each of its
+    /// ancestors, quadratic in the depth (10 ms an entry at depth 1,800).
+    #[test]
+    fn path_bookkeeping_is_linear_in_path_bytes() {
+        for (what, paths) in [
+            (
+                "a chain of explicit directories",
+                (1..=400)
+                    .map(|d| format!("{}/", vec!["d"; d].join("/")))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "files at every level of an implied chain",
+                (1..=400)
+                    .map(|d| format!("{}/f", vec!["d"; d].join("/")))
+                    .collect(),
+            ),
+            (
+                "one deep file",
+                vec![format!("{}/f", vec!["dd"; 1300].join("/"))],
+            ),
+        ] {
+            let total: u64 = paths.iter().map(|p| p.len() as u64).sum();
+            let d = tempfile::tempdir().unwrap();
+            let (stats, work) = unpack_counted(&tar_gz(&paths)[..], d.path(), &LIMITS).unwrap();
+            assert_eq!(stats.entries, paths.len() as u64, "{what}");
+            assert!(
+                work <= 2 * total,
+                "{what}: looked at {work} bytes of names for {total} bytes of paths"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Handlers live in one file per area; this module only parses, resolves the config and
 //! root, runs the handler and turns its error into a message and an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -582,20 +582,30 @@ pub struct Ctx {
 
 impl Ctx {
     /// The app root: `--root`/`UPDRAFT_ROOT`, else `root` in the config, else /opt/<app>.
+    /// `/`, an empty path and system directories are refused (`disk::layout::check_root`).
     pub fn app_root(&self) -> anyhow::Result<AppRoot> {
-        if let Some(r) = &self.root_flag {
-            return Ok(AppRoot::new(r));
-        }
-        if let Some(r) = &self.config.root {
-            return Ok(AppRoot::new(r));
-        }
-        if let Some(app) = &self.config.app {
-            return Ok(AppRoot::new(format!("/opt/{app}")));
-        }
-        Err(UsageError(
-            "no app root given: pass --root DIR, set UPDRAFT_ROOT, or set `root` (or `app`) in the config file".into(),
-        )
-        .into())
+        let (root, from) = if let Some(r) = &self.root_flag {
+            (r.clone(), "--root or UPDRAFT_ROOT")
+        } else if let Some(r) = &self.config.root {
+            (r.clone(), "`root` in the config")
+        } else if let Some(app) = &self.config.app {
+            (PathBuf::from(format!("/opt/{app}")), "the app name")
+        } else {
+            return Err(UsageError(
+                "no app root given: pass --root DIR, set UPDRAFT_ROOT, or set `root` (or `app`) in the config file".into(),
+            )
+            .into());
+        };
+        let resolved = std::fs::canonicalize(if root.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &root
+        })
+        .ok();
+        crate::disk::layout::check_root(&root, resolved.as_deref()).map_err(|e| {
+            anyhow::Error::new(e).context(format!("refusing the app root from {from}"))
+        })?;
+        Ok(AppRoot::new(root))
     }
 }
 

@@ -18,6 +18,105 @@ use std::path::{Path, PathBuf};
 
 use crate::registry::names::Version;
 
+/// Why a directory cannot be an app root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RootRefusal {
+    #[error("the app root is empty: it would be the working directory, whatever that is")]
+    Empty,
+    #[error("the app root {0} is a system directory: a deploy would create releases/, config/, data/, logs/ and .updraft/ in it (use a directory of its own, such as /opt/<app>)")]
+    System(String),
+}
+
+impl crate::error::Classify for RootRefusal {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Usage
+    }
+}
+
+/// Directories that are never an app root: `/` and the system's own (the FHS ones and
+/// the usual merged-/usr and /var ones). An app root lives inside one of them.
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/local/lib",
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/usr/share",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/opt",
+    "/var/run",
+    "/var/spool",
+    "/var/tmp",
+];
+
+/// `path` with `.`, repeated slashes and `..` resolved by name (no filesystem access).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Refuse an empty root, `/` and system directories, by name and, when `resolved` (the
+/// root with its symlinks resolved, if it exists) is given, by what it really is.
+pub fn check_root(path: &Path, resolved: Option<&Path>) -> Result<(), RootRefusal> {
+    if path.as_os_str().is_empty() {
+        return Err(RootRefusal::Empty);
+    }
+    for p in [Some(lexically_normal(path)), resolved.map(lexically_normal)]
+        .into_iter()
+        .flatten()
+    {
+        if SYSTEM_DIRS.iter().any(|s| p == Path::new(s)) {
+            return Err(RootRefusal::System(if p == path {
+                p.display().to_string()
+            } else {
+                format!("{} (that is {})", path.display(), p.display())
+            }));
+        }
+    }
+    Ok(())
+}
+
 pub const STAGING_PREFIX: &str = ".staging-";
 /// Leftovers that could not be deleted, renamed out of the way; retried on every run.
 pub const TRASH_PREFIX: &str = ".trash-";
@@ -176,5 +275,35 @@ impl AppRoot {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_that_are_refused() {
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("/opt/app", None, true),
+            ("/srv/app/", None, true),
+            ("relative/app", Some("/home/me/relative/app"), true),
+            ("", None, false),
+            ("/", None, false),
+            ("//", None, false),
+            ("/usr/", None, false),
+            ("/usr/./local", None, false),
+            ("/tmp/../etc", None, false),
+            ("/opt/app/..", None, false),
+            ("/var", None, false),
+            ("/home", None, false),
+            ("/bin", Some("/usr/bin"), false),
+            (".", Some("/"), false),
+            ("/opt/link", Some("/etc"), false),
+        ];
+        for (path, resolved, ok) in cases {
+            let got = check_root(Path::new(path), resolved.map(Path::new));
+            assert_eq!(got.is_ok(), *ok, "{path:?} ({resolved:?}): {got:?}");
+        }
     }
 }

@@ -479,24 +479,9 @@ pub fn fallback_version(
         .map(|(v, _)| v.clone())
 }
 
-/// Escape control characters (and the escape character itself) so a hostile hostname
-/// or message cannot move the cursor, recolour or rewrite a terminal.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        // Controls, line separators and bidirectional overrides (which reorder what
-        // follows them on screen).
-        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' || bidi {
-            out.extend(c.escape_default());
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// Escapes what a terminal would act on (moved to `crate::text`, shared with the
+/// transports, which print what servers answer).
+pub use crate::text::printable;
 
 #[cfg(test)]
 mod tests;

@@ -117,6 +117,11 @@ impl PublicKey {
         let bytes = b64()
             .decode(line)
             .map_err(|e| bad(&format!("bad base64: {e}")))?;
+        if bytes.len() == SECRET_BOX_LEN {
+            return Err(bad(
+                "it is a minisign SECRET key: remove it from where it was pasted and treat it as leaked (make a new key pair); the public key is the second line of the .pub file",
+            ));
+        }
         if bytes.len() != PUBLIC_KEY_LEN {
             return Err(bad(&format!(
                 "decodes to {} bytes instead of {PUBLIC_KEY_LEN}",

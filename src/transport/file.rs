@@ -6,9 +6,10 @@
 //! one, never a torn one; files are 0644 and directories 0755 whatever the umask, so a
 //! web server running as another user can serve the tree.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -21,11 +22,12 @@ use super::{Body, FetchRequest, Fetched, Transport, TransportError, UpdateLock};
 
 /// How long a publisher waits for another one changing the same channel documents.
 const UPDATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-use crate::fsutil;
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 const CHUNK: usize = 64 * 1024;
+
+mod beneath;
 
 pub struct FileRegistry {
     pub root: PathBuf,
@@ -65,6 +67,22 @@ impl FileRegistry {
         Ok(p)
     }
 
+    /// The directory holding `key`, opened (and created) below the root without
+    /// following a symlink (see `beneath`), and the object's name in it.
+    fn dir_of(&self, key: &str) -> Result<(OwnedFd, String), TransportError> {
+        let k = Key::new(key)?;
+        let segments: Vec<&str> = k.segments().collect();
+        let Some((name, dirs)) = segments.split_last() else {
+            return Err(TransportError::InvalidUrl {
+                url: self.location(key),
+                why: "empty key".into(),
+            });
+        };
+        let fd =
+            beneath::open_dir(&self.root, dirs, true, DIR_MODE).map_err(|e| self.io_err(key, e))?;
+        Ok((fd, name.to_string()))
+    }
+
     /// [`TransportError::Conflict`] unless `key` has the ETag `expected` (None: unless it
     /// does not exist).
     async fn check_unchanged(
@@ -98,44 +116,6 @@ impl FileRegistry {
                 message: e.to_string(),
             }
         }
-    }
-
-    /// Create `dir` and any missing parents with mode 0755 (set explicitly: umask
-    /// must not decide whether a web server can traverse the registry).
-    fn make_dirs(&self, dir: &Path) -> io::Result<()> {
-        if dir.is_dir() {
-            return Ok(());
-        }
-        if let Some(parent) = dir.parent() {
-            self.make_dirs(parent)?;
-        }
-        match DirBuilder::new().mode(DIR_MODE).create(dir) {
-            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Copy `src` next to `dst`, fsync, set 0644, rename over `dst`.
-    fn copy_atomic(src: &Path, dst: &Path) -> io::Result<()> {
-        let tmp = fsutil::temp_sibling(dst, "tmp");
-        let result = (|| {
-            let mut input = File::open(src)?;
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE)
-                .open(&tmp)?;
-            io::copy(&mut input, &mut out)?;
-            out.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-            out.sync_all()?;
-            fs::rename(&tmp, dst)?;
-            fsutil::fsync_dir(dst.parent().unwrap_or(Path::new(".")))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
     }
 }
 
@@ -243,17 +223,18 @@ impl super::Store for FileRegistry {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TransportError> {
-        let path = self.path_of(key)?;
         let this = FileRegistry::new(self.root.clone());
         let k = key.to_string();
         tokio::task::spawn_blocking(move || {
-            if let Some(parent) = path.parent() {
-                this.make_dirs(parent).map_err(|e| this.io_err(&k, e))?;
-            }
-            let old = fs::metadata(&path).ok();
-            fsutil::write_atomic_with(&path, &bytes, FILE_MODE, |new| {
-                distinct_validators(old.as_ref(), new)
-            })
+            let (dir, name) = this.dir_of(&k)?;
+            let old = beneath::file_metadata(&dir, &name);
+            beneath::write_atomic_at(
+                &dir,
+                &name,
+                FILE_MODE,
+                |f| f.write_all(&bytes),
+                |new| distinct_validators(old.as_ref(), new),
+            )
             .map_err(|e| this.io_err(&k, e))
         })
         .await
@@ -264,15 +245,19 @@ impl super::Store for FileRegistry {
     }
 
     async fn put_file(&self, key: &str, src: &Path) -> Result<(), TransportError> {
-        let path = self.path_of(key)?;
         let this = FileRegistry::new(self.root.clone());
         let k = key.to_string();
         let src = src.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            if let Some(parent) = path.parent() {
-                this.make_dirs(parent).map_err(|e| this.io_err(&k, e))?;
-            }
-            FileRegistry::copy_atomic(&src, &path).map_err(|e| TransportError::Io {
+            let (dir, name) = this.dir_of(&k)?;
+            beneath::write_atomic_at(
+                &dir,
+                &name,
+                FILE_MODE,
+                |out| io::copy(&mut File::open(&src)?, out).map(drop),
+                |_| Ok(()),
+            )
+            .map_err(|e| TransportError::Io {
                 location: this.location(&k),
                 message: format!("copying {}: {e}", src.display()),
             })
@@ -292,8 +277,8 @@ impl super::Store for FileRegistry {
         let this = FileRegistry::new(self.root.clone());
         let k = key.to_string();
         tokio::task::spawn_blocking(move || {
-            this.make_dirs(&dir).map_err(|e| this.io_err(&k, e))?;
-            let f = File::open(&dir).map_err(|e| this.io_err(&k, e))?;
+            let (fd, _) = this.dir_of(&k)?;
+            let f = File::from(fd);
             match crate::disk::lock::lock_within(&f, UPDATE_LOCK_WAIT) {
                 Ok(true) => Ok(UpdateLock::holding(f)),
                 Ok(false) => Err(TransportError::Io {
@@ -425,6 +410,7 @@ fn distinct_validators(old: Option<&fs::Metadata>, new: &File) -> io::Result<()>
 mod tests {
     use super::*;
     use crate::transport::Store;
+    use std::os::unix::fs::PermissionsExt;
 
     /// What nginx would use as the ETag: whole-second mtime and size.
     fn nginx_etag(path: &Path) -> (i64, u64) {

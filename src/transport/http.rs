@@ -239,7 +239,9 @@ async fn status_detail(resp: reqwest::Response) -> String {
     }
     let buf = limits::read_capped(resp, DETAIL_CHARS * 4).await;
     let text = String::from_utf8_lossy(&buf);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Whitespace folded to one line; other control characters (a terminal's escape
+    // sequences) escaped: this text is printed and kept in the state for `status`.
+    let one_line = crate::text::printable(&text.split_whitespace().collect::<Vec<_>>().join(" "));
     if one_line.is_empty() {
         return String::new();
     }

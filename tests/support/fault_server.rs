@@ -29,6 +29,8 @@ pub enum Fault {
     ShortLength(usize),
     /// Answer with this status and a short text body.
     Status(u16),
+    /// Answer with this status and this text body (a hostile server's error page).
+    StatusBody(u16, &'static str),
     /// Like `Status`, with `Retry-After: <seconds>`.
     RetryAfter(u16, u64),
     /// Always answer 200 with the whole body, whatever Range says.
@@ -226,6 +228,13 @@ async fn handle(mut conn: TcpStream, fault: Fault, state: Arc<Shared>) {
             send(&mut conn, &head, part).await
         }
         Fault::Status(code) => status(&mut conn, code, "").await,
+        Fault::StatusBody(code, text) => {
+            let head = format!(
+                "HTTP/1.1 {code} Hostile\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                text.len()
+            );
+            send(&mut conn, &head, text.as_bytes()).await
+        }
         Fault::RetryAfter(code, secs) => {
             status(&mut conn, code, &format!("Retry-After: {secs}\r\n")).await
         }

@@ -28,11 +28,13 @@ impl ErrorInfo {
         doc: ErrorDocument,
         region_header: Option<String>,
     ) -> ErrorInfo {
+        // What the server wrote is printed and stored: escape a terminal's controls.
+        let printable = |s: String| crate::text::printable(&s);
         ErrorInfo {
             status,
-            code: doc.code,
-            message: doc.message,
-            region: doc.region.or(region_header),
+            code: doc.code.map(printable),
+            message: doc.message.map(printable),
+            region: doc.region.or(region_header).map(printable),
         }
     }
 
@@ -213,6 +215,17 @@ mod tests {
     use super::*;
     use crate::transport::s3::settings::tests::resolve;
     use crate::transport::S3Options;
+
+    /// A server's error document is printed and stored: a terminal's escape sequences in
+    /// it are escaped (issue 11).
+    #[test]
+    fn control_characters_in_error_documents_are_escaped() {
+        let body = "<Error><Code>Slow\u{1b}[2J</Code><Message>all\u{7} good\u{9b}31m</Message><Region>eu\u{1b}]0;x</Region></Error>";
+        let info = ErrorInfo::parse(500, body.as_bytes(), None);
+        let shown = info.describe();
+        assert_eq!(shown, "Slow\\u{1b}[2J: all\\u{7} good\\u{9b}31m");
+        assert!(!info.region.unwrap_or_default().contains('\u{1b}'));
+    }
 
     fn settings(creds: bool) -> Settings {
         let env: Vec<(&str, &str)> = if creds {
