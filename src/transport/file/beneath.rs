@@ -33,6 +33,14 @@ pub(crate) fn open_dir(
     create: bool,
     dir_mode: u32,
 ) -> io::Result<OwnedFd> {
+    if create {
+        // The root itself, as `updraft publish` to a new registry needs.
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(dir_mode)
+            .create(root)?;
+    }
     let mut dir = rustix::fs::open(
         root,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
