@@ -162,16 +162,31 @@ fn git_hash_versions_from_build_to_agent_and_back() {
     assert_eq!(listed(&app), [h1.clone(), h2.clone()], "install order");
 
     // A hand rollback goes to the release installed before (not the one before it in
-    // the alphabet); the agent then takes the channel's build again, as for SemVer.
+    // the alphabet) and sticks (issue 10): h2 is held back here until unblocked, then
+    // the agent takes the channel's build again, as for SemVer.
     let rb = json(&app.run(&["rollback", "--json"]));
     assert_eq!(rb["version"], h1.as_str(), "{rb}");
     assert_eq!(app.current().as_deref(), Some(h1.as_str()));
+    assert_eq!(decision(&app), "held-back");
+    ok(&app.run(&["update"]));
+    assert_eq!(
+        app.current().as_deref(),
+        Some(h1.as_str()),
+        "the rollback sticks"
+    );
+    ok(&app.run(&["unblock", &h2]));
     assert_eq!(decision(&app), "update");
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some(h2.as_str()));
     ok(&app.run(&["rollback", "--version", &h1]));
     assert_eq!(app.current().as_deref(), Some(h1.as_str()));
     ok(&app.run(&["update"]));
+    assert_eq!(
+        app.current().as_deref(),
+        Some(h1.as_str()),
+        "held back again"
+    );
+    ok(&app.run(&["unblock", &h2]));
 
     // A third build, then the operator moves prod back to h2: followed at once.
     let h3 = repo.commit("third");

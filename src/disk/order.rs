@@ -62,11 +62,30 @@ pub fn oldest_first(releases: Vec<Dated>) -> Vec<Version> {
 /// (unreadable) the epoch, which sorts it as the oldest.
 pub fn installed_at(root: &AppRoot, state: &State, v: &Version) -> SystemTime {
     if let Some(rec) = state.releases.get(v) {
-        return rec.installed_at.system_time();
+        let at = rec.installed_at.system_time();
+        // The record keeps whole seconds, so two releases installed within one second
+        // would tie and fall back to name order, which says nothing for labels. The
+        // directory's ctime, set in nanoseconds when it was renamed into place, orders
+        // them when it lies within the record's second.
+        if let Some(ctime) = changed_at(&root.release_dir(v)) {
+            if ctime >= at && ctime < at + std::time::Duration::from_secs(1) {
+                return ctime;
+            }
+        }
+        return at;
     }
     std::fs::metadata(root.release_dir(v))
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The inode change time of `path` (ctime), to the nanosecond.
+fn changed_at(path: &std::path::Path) -> Option<SystemTime> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let secs = u64::try_from(m.ctime()).ok()?;
+    let nanos = u32::try_from(m.ctime_nsec()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
 }
 
 /// The installed releases of `root`, oldest first.
