@@ -663,6 +663,12 @@ async fn network_errors_name_their_cause() {
     let msg = err.to_string();
     assert!(msg.to_lowercase().contains("refused"), "{msg}");
     assert_eq!(msg.matches("127.0.0.1").count(), 1, "URL said once: {msg}");
+    // The reqwest error is kept as the source, not only quoted.
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(
+        source.downcast_ref::<reqwest::Error>().is_some(),
+        "{source:?}"
+    );
 }
 
 #[test]

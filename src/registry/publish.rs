@@ -87,6 +87,7 @@ pub async fn hash_object(
             return Err(TransportError::Io {
                 location: t.location(key),
                 message: "answered Not Modified to an unconditional request".into(),
+                source: None,
             })
         }
         Err(TransportError::NotFound { .. }) => return Ok(None),

@@ -111,10 +111,7 @@ impl FileRegistry {
                 location: self.location(key),
             }
         } else {
-            TransportError::Io {
-                location: self.location(key),
-                message: e.to_string(),
-            }
+            TransportError::io(self.location(key), e)
         }
     }
 }
@@ -155,10 +152,10 @@ impl Transport for FileRegistry {
             (file, location.clone()),
             |(mut f, location)| async move {
                 let mut buf = vec![0u8; CHUNK];
-                let n = f.read(&mut buf).await.map_err(|e| TransportError::Io {
-                    location: location.clone(),
-                    message: e.to_string(),
-                })?;
+                let n = f
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| TransportError::io(location.clone(), e))?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -238,10 +235,7 @@ impl super::Store for FileRegistry {
             .map_err(|e| this.io_err(&k, e))
         })
         .await
-        .map_err(|e| TransportError::Io {
-            location: self.location(key),
-            message: e.to_string(),
-        })?
+        .map_err(|e| TransportError::io(self.location(key), e))?
     }
 
     async fn put_file(&self, key: &str, src: &Path) -> Result<(), TransportError> {
@@ -259,14 +253,12 @@ impl super::Store for FileRegistry {
             )
             .map_err(|e| TransportError::Io {
                 location: this.location(&k),
-                message: format!("copying {}: {e}", src.display()),
+                message: format!("copying {}", src.display()),
+                source: Some(e.into()),
             })
         })
         .await
-        .map_err(|e| TransportError::Io {
-            location: self.location(key),
-            message: e.to_string(),
-        })?
+        .map_err(|e| TransportError::io(self.location(key), e))?
     }
 
     /// An flock on the directory holding `key`: no lock file appears in the web root,
@@ -288,6 +280,7 @@ impl super::Store for FileRegistry {
                         dir.display(),
                         UPDATE_LOCK_WAIT.as_secs()
                     ),
+                    source: None,
                 }),
                 // NFS emulates flock with fcntl, which refuses a read-only descriptor
                 // (a directory cannot be opened for writing): go on unlocked there, as
@@ -308,10 +301,7 @@ impl super::Store for FileRegistry {
             }
         })
         .await
-        .map_err(|e| TransportError::Io {
-            location: self.location(key),
-            message: e.to_string(),
-        })?
+        .map_err(|e| TransportError::io(self.location(key), e))?
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
@@ -336,27 +326,18 @@ impl super::Store for FileRegistry {
                 let entries = match fs::read_dir(&d) {
                     Ok(e) => e,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        return Err(TransportError::Io {
-                            location: d.display().to_string(),
-                            message: e.to_string(),
-                        })
-                    }
+                    Err(e) => return Err(TransportError::io(d.display().to_string(), e)),
                 };
                 for entry in entries {
-                    let entry = entry.map_err(|e| TransportError::Io {
-                        location: location.clone(),
-                        message: e.to_string(),
-                    })?;
+                    let entry = entry.map_err(|e| TransportError::io(location.clone(), e))?;
                     let name = entry.file_name().to_string_lossy().into_owned();
                     // In-flight temporaries (".name.tmp-...") are not objects.
                     if name.starts_with('.') {
                         continue;
                     }
-                    let ft = entry.file_type().map_err(|e| TransportError::Io {
-                        location: entry.path().display().to_string(),
-                        message: e.to_string(),
-                    })?;
+                    let ft = entry
+                        .file_type()
+                        .map_err(|e| TransportError::io(entry.path().display().to_string(), e))?;
                     if ft.is_dir() {
                         stack.push(entry.path());
                     } else if ft.is_file() {
@@ -379,10 +360,7 @@ impl super::Store for FileRegistry {
             Ok(out)
         })
         .await
-        .map_err(|e| TransportError::Io {
-            location: self.location(""),
-            message: e.to_string(),
-        })?
+        .map_err(|e| TransportError::io(self.location(""), e))?
     }
 }
 

@@ -148,7 +148,7 @@ impl HttpRegistry {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| network_error(&e, &location, &self.opts))?;
+            .map_err(|e| network_error(e, &location, &self.opts))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
@@ -167,10 +167,10 @@ impl HttpRegistry {
 
 /// A failed request or body read as a [`TransportError`], for every scheme that speaks
 /// HTTP (http(s):// and s3://): a timeout names the timeout that expired, anything else
-/// is a network error with the whole cause chain, without reqwest's copy of the URL,
-/// which the error already names.
+/// is a network error keeping reqwest's error as its source, without reqwest's copy of
+/// the URL, which the error already names.
 pub(crate) fn network_error(
-    e: &reqwest::Error,
+    e: reqwest::Error,
     location: &str,
     opts: &TransportOptions,
 ) -> TransportError {
@@ -187,7 +187,8 @@ pub(crate) fn network_error(
     }
     TransportError::Network {
         location: location.to_string(),
-        message: error_chain(e).replacen(&format!(" for url ({location})"), "", 1),
+        message: String::new(),
+        source: Some(e.without_url().into()),
     }
 }
 
@@ -200,7 +201,7 @@ pub(crate) fn body_stream(
     let (location, opts) = (location.to_string(), opts.clone());
     Box::pin(
         resp.bytes_stream()
-            .map(move |r| r.map_err(|e| network_error(&e, &location, &opts))),
+            .map(move |r| r.map_err(|e| network_error(e, &location, &opts))),
     )
 }
 
@@ -270,7 +271,7 @@ impl Transport for HttpRegistry {
         let resp = r
             .send()
             .await
-            .map_err(|e| network_error(&e, &location, &self.opts))?;
+            .map_err(|e| network_error(e, &location, &self.opts))?;
         let status = resp.status().as_u16();
         match status {
             200 | 206 => {}
@@ -333,6 +334,7 @@ impl Transport for HttpRegistry {
                         req.offset,
                         header(CONTENT_RANGE).unwrap_or_else(|| "(no Content-Range)".into())
                     ),
+                    source: None,
                 });
             }
             req.offset

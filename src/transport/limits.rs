@@ -75,6 +75,7 @@ impl Limited {
             return Err(TransportError::Io {
                 location: self.location.clone(),
                 message: format!("the server sent more than the {n} bytes it announced"),
+                source: None,
             });
         }
         Ok(chunk)
@@ -85,6 +86,7 @@ impl Limited {
         Some(TransportError::Network {
             location: self.location.clone(),
             message: format!("connection closed after {} of {n} bytes", self.received),
+            source: None,
         })
     }
 }

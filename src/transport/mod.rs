@@ -51,8 +51,16 @@ pub enum TransportError {
     /// A conditional write found the object changed since it was read.
     #[error("{location} was changed by someone else while this command was changing it")]
     Conflict { location: String },
-    #[error("network error fetching {location}: {message}")]
-    Network { location: String, message: String },
+    /// `message` says what went wrong in our words (may be empty); the text of every
+    /// cause of `source` follows it, so the operator sees the "connection refused" at
+    /// the bottom of a reqwest error.
+    #[error("network error fetching {location}: {}", detail(message, source))]
+    Network {
+        location: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("timed out fetching {location} after {after:?}")]
     Timeout { location: String, after: Duration },
     /// An artifact download used up its total bounds (time or attempts) while still
@@ -70,16 +78,29 @@ pub enum TransportError {
     },
     #[error("{location} is larger than the limit of {limit} bytes (raise limits.max_document_bytes or limits.max_artifact_bytes if this is expected)")]
     TooLarge { location: String, limit: u64 },
-    #[error("{location}: {message}")]
-    Io { location: String, message: String },
+    /// A local I/O failure, or a server that broke the protocol; `message` and
+    /// `source` as for [`TransportError::Network`].
+    #[error("{location}: {}", detail(message, source))]
+    Io {
+        location: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("{location}: the server has {total} bytes but the release says {want}: the object was replaced or the release document is wrong")]
     SizeMismatch {
         location: String,
         total: u64,
         want: u64,
     },
+    /// `why` quotes `source` where there is one (the credentials file's read error
+    /// comes before the advice); the source is kept for callers that inspect it.
     #[error("S3 credentials: {why}")]
-    Credentials { why: String },
+    Credentials {
+        why: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
     #[error(transparent)]
     BadKey(#[from] key::BadKey),
     #[error("invalid registry URL {url:?}: {why}")]
@@ -92,7 +113,30 @@ pub enum TransportError {
     },
 }
 
+/// The error underneath a [`TransportError::Network`] or [`TransportError::Io`]: an
+/// `io::Error`, a reqwest error, a parser's error. Kept as the source so a caller can
+/// inspect it; its text is also part of the message.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `message`, then the text of `source` and its causes, joined by ": ".
+fn detail(message: &str, source: &Option<Cause>) -> String {
+    match source {
+        None => message.to_string(),
+        Some(source) if message.is_empty() => http::error_chain(source.as_ref()),
+        Some(source) => format!("{message}: {}", http::error_chain(source.as_ref())),
+    }
+}
+
 impl TransportError {
+    /// A local I/O failure on `location` that needs no words beyond its cause's.
+    pub(crate) fn io(location: impl Into<String>, source: impl Into<Cause>) -> TransportError {
+        TransportError::Io {
+            location: location.into(),
+            message: String::new(),
+            source: Some(source.into()),
+        }
+    }
+
     /// Transient faults worth another attempt: the network, timeouts, 5xx, throttling.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -266,6 +310,7 @@ pub(crate) async fn whole_object(
         Ok(Fetched::NotModified) => Err(TransportError::Io {
             location,
             message: "answered 304 Not Modified to an unconditional GET".into(),
+            source: None,
         }),
         Err(TransportError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
@@ -359,6 +404,46 @@ impl Classify for TransportError {
             }
             TransportError::InvalidUrl { .. } => ErrorClass::Usage,
             _ => ErrorClass::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn io_errors_keep_their_cause_and_quote_it() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let cases = [
+            (
+                TransportError::io("a/b.json", denied()),
+                "a/b.json: permission denied",
+            ),
+            (
+                TransportError::Io {
+                    location: "a/b.json".into(),
+                    message: "copying /tmp/x".into(),
+                    source: Some(denied().into()),
+                },
+                "a/b.json: copying /tmp/x: permission denied",
+            ),
+            (
+                TransportError::Network {
+                    location: "a/b.json".into(),
+                    message: "connection closed after 1 of 2 bytes".into(),
+                    source: None,
+                },
+                "network error fetching a/b.json: connection closed after 1 of 2 bytes",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+            if let Some(s) = e.source() {
+                let io = s.downcast_ref::<std::io::Error>().expect("the io::Error");
+                assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+            }
         }
     }
 }

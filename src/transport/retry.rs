@@ -122,6 +122,7 @@ pub async fn fetch_document(
                     return Err(TransportError::Network {
                         location: location.clone(),
                         message: format!("body ended after {} of {n} bytes", bytes.len()),
+                        source: None,
                     });
                 }
                 Ok(Document::Fresh {
@@ -305,6 +306,7 @@ impl Resume {
                     location: self.location.clone(),
                     message: "the server answered 304 Not Modified to an unconditional request"
                         .into(),
+                    source: None,
                 })
             }
         };
@@ -315,6 +317,7 @@ impl Resume {
                     "asked to resume at byte {} but the response starts at byte {}",
                     self.yielded, body.offset
                 ),
+                source: None,
             });
         }
         if let (None, Some(len)) = (self.expected_len, body.len) {
@@ -344,6 +347,7 @@ impl Resume {
                     message: format!(
                         "the object changed while it was being downloaded (ETag {first} became {now}); try again"
                     ),
+                    source: None,
                 });
             }
             (None, Some(now)) if self.yielded == 0 => self.etag = Some(now.clone()),
@@ -385,6 +389,7 @@ impl Resume {
                 message: format!(
                     "more data than the {want} bytes the release announces: the object was replaced or the release document is wrong"
                 ),
+                source: None,
             });
         }
         self.yielded = after;
@@ -397,6 +402,7 @@ impl Resume {
             Some(want) if self.yielded < want => Err(TransportError::Network {
                 location: self.location.clone(),
                 message: format!("transfer ended after {} of {want} bytes", self.yielded),
+                source: None,
             }),
             _ => {
                 self.finished = true;
@@ -469,6 +475,7 @@ mod tests {
         let plain = TransportError::Network {
             location: "x".into(),
             message: "reset".into(),
+            source: None,
         };
         assert_eq!(delay_for(Some(ms(300)), &plain, cap), Some(ms(300)));
         assert_eq!(delay_for(Some(ms(300)), &throttled(2), cap), Some(ms(2000)));

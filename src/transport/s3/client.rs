@@ -31,7 +31,7 @@ impl S3Registry {
     }
 
     pub(super) fn network_error(&self, e: reqwest::Error, location: &str) -> TransportError {
-        network_error(&e, location, &self.opts)
+        network_error(e, location, &self.opts)
     }
 
     /// Turn a failed response into a typed error, reading the S3 error document.
@@ -64,7 +64,8 @@ impl S3Registry {
             .await
             .map_err(|e| TransportError::Io {
                 location: location.clone(),
-                message: format!("cannot read {} to upload it: {e}", path.display()),
+                message: format!("cannot read {} to upload it", path.display()),
+                source: Some(e.into()),
             })?
             .len();
         if size <= self.part_size {
@@ -72,7 +73,8 @@ impl S3Registry {
                 .await
                 .map_err(|e| TransportError::Io {
                     location,
-                    message: format!("cannot read {} to upload it: {e}", path.display()),
+                    message: format!("cannot read {} to upload it", path.display()),
+                    source: Some(e.into()),
                 })?;
             let bytes = Bytes::from(bytes);
             let condition = if_absent.then_some(None);
@@ -167,6 +169,7 @@ impl S3Registry {
                     location: location.clone(),
                     message: "answered 206 Partial Content without a usable Content-Range header"
                         .into(),
+                    source: None,
                 })?,
             _ => return Err(self.failure(resp, self.ctx(&req.key, op)).await),
         };
@@ -206,7 +209,8 @@ impl S3Registry {
             let page = read_body(resp, LIST_PAGE_LIMIT, &location, &self.opts).await?;
             let page = parse_list_page(&page).map_err(|e| TransportError::Io {
                 location: location.clone(),
-                message: format!("unreadable ListObjectsV2 answer: {e}"),
+                message: "unreadable ListObjectsV2 answer".into(),
+                source: Some(e.into()),
             })?;
             for key in page.keys {
                 if let Some(rel) = key.strip_prefix(&self.settings.prefix) {

@@ -183,6 +183,7 @@ pub(super) fn resolve(
                                 why: format!(
                                     "cannot read the credentials file {p}: {e}; make it readable by this user or point AWS_SHARED_CREDENTIALS_FILE at another"
                                 ),
+                                source: Some(e),
                             });
                         }
                         Err(e) => {
@@ -216,12 +217,14 @@ pub(super) fn resolve(
                                     why: format!(
                                         "AWS_PROFILE={name}, but {path} has no [{name}] section: add it, or pick another profile"
                                     ),
+                                    source: None,
                                 })
                             }
                             Ok(None) => (None, CredsFrom::None),
                             Err(why) => {
                                 return Err(TransportError::Credentials {
                                     why: format!("{path}: {why}"),
+                                    source: None,
                                 })
                             }
                         }
@@ -233,6 +236,7 @@ pub(super) fn resolve(
                                 env("AWS_SHARED_CREDENTIALS_FILE")
                                     .unwrap_or_else(|| "~/.aws/credentials".into())
                             ),
+                            source: None,
                         })
                     }
                     _ => (None, CredsFrom::None),

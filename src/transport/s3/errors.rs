@@ -117,6 +117,7 @@ pub(super) fn classify(info: &ErrorInfo, ctx: &Ctx<'_>) -> TransportError {
             return TransportError::Network {
                 location,
                 message: format!("the server timed out reading the request ({})", info.describe()),
+                source: None,
             }
         }
         "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" => {

@@ -70,7 +70,8 @@ impl S3Registry {
             .build()
             .map_err(|e| TransportError::Io {
                 location: url.to_string(),
-                message: format!("cannot set up the HTTP client: {e}"),
+                message: "cannot set up the HTTP client".into(),
+                source: Some(e.into()),
             })?;
         Ok(S3Registry {
             settings,

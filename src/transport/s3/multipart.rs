@@ -76,7 +76,8 @@ impl S3Registry {
         let parsed =
             CreateMultipartUpload::parse_response(&body).map_err(|e| TransportError::Io {
                 location,
-                message: format!("unreadable CreateMultipartUpload answer: {e}"),
+                message: "unreadable CreateMultipartUpload answer".into(),
+                source: Some(e.into()),
             })?;
         Ok(parsed.upload_id().to_string())
     }
@@ -93,7 +94,8 @@ impl S3Registry {
         let location = self.location(key);
         let io_err = |e: std::io::Error| TransportError::Io {
             location: location.clone(),
-            message: format!("reading {} to upload it: {e}", path.display()),
+            message: format!("reading {} to upload it", path.display()),
+            source: Some(e.into()),
         };
         let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
         let mut etags = Vec::new();
@@ -120,6 +122,7 @@ impl S3Registry {
             number = number.checked_add(1).ok_or_else(|| TransportError::Io {
                 location: location.clone(),
                 message: "more than 65535 parts; the file grew while uploading".into(),
+                source: None,
             })?;
         }
         if sent != size {
@@ -129,6 +132,7 @@ impl S3Registry {
                     "{} changed while uploading ({size} bytes before, {sent} read): publish from a file nothing else writes",
                     path.display()
                 ),
+                source: None,
             });
         }
         Ok(etags)
@@ -153,6 +157,7 @@ impl S3Registry {
         header_str(resp.headers(), "etag").ok_or_else(|| TransportError::Io {
             location: self.location(key),
             message: format!("UploadPart {number} answered without an ETag"),
+            source: None,
         })
     }
 
