@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::health::HealthError;
+use super::restarts::CrashLoop;
+use super::services::ServiceError;
 use crate::archive::unpack::UnpackError;
 use crate::disk::lock::LockError;
 use crate::disk::state::StateError;
@@ -69,18 +72,24 @@ pub enum DeployError {
     NotFound { version: Version, available: String },
     #[error("no release to roll back to (installed: {available}); pass --version to choose one")]
     NoPrevious { available: String },
-    #[error("pre-activation check failed for {version}: {message}; the release was not activated")]
-    PreActivate { version: Version, message: String },
+    #[error("pre-activation check failed for {version}: {reason}; the release was not activated")]
+    PreActivate {
+        version: Version,
+        #[source]
+        reason: HookFailure,
+    },
     #[error("release {version} failed after activation: {reason}; {restored} and {version} is now blocked (`updraft unblock {version}` to allow it again)")]
     RolledBack {
         version: Version,
-        reason: String,
+        #[source]
+        reason: ActivationFailure,
         restored: String,
     },
     #[error("rollback to {version} failed: {reason}; switched back to {restored}")]
     RollbackFailed {
         version: Version,
-        reason: String,
+        #[source]
+        reason: ActivationFailure,
         restored: String,
     },
     #[error("config error, {version} was not activated: {problems}; nothing was blocked and `current` is unchanged: fix the config (or the release) and run again")]
@@ -89,6 +98,49 @@ pub enum DeployError {
     BadSha(String),
     #[error(transparent)]
     VersionMismatch(#[from] crate::archive::version_file::Mismatch),
+}
+
+/// Why the pre-activation hook refused a release.
+#[derive(Debug, thiserror::Error)]
+pub enum HookFailure {
+    #[error("`{command}` timed out")]
+    TimedOut { command: String },
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `stderr` is the last lines of what the hook wrote, on one line.
+    #[error("`{command}` exited with {status}: {stderr}")]
+    Exited {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+/// Why a release that was switched to failed before it was committed: kept typed as
+/// the source of [`DeployError::RolledBack`] and [`DeployError::RollbackFailed`].
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationFailure {
+    /// Copying its service commands, or saving the state, failed.
+    #[error(transparent)]
+    Deploy(Box<DeployError>),
+    #[error(transparent)]
+    Services(#[from] ServiceError),
+    #[error(transparent)]
+    Health(#[from] HealthError),
+    #[error(transparent)]
+    CrashLoop(#[from] CrashLoop),
+    #[error("during the bake period: {0}")]
+    Bake(#[source] HealthError),
+}
+
+impl From<DeployError> for ActivationFailure {
+    fn from(e: DeployError) -> Self {
+        ActivationFailure::Deploy(Box::new(e))
+    }
 }
 
 impl Classify for DeployError {

@@ -1,6 +1,6 @@
 //! The pre-activation hook, and the environment every command of an activation sees.
 
-use super::error::DeployError;
+use super::error::{DeployError, HookFailure};
 use super::Pipeline;
 use crate::registry::names::Version;
 
@@ -32,10 +32,11 @@ impl Pipeline<'_> {
             .iter()
             .map(|a| a.replace("{release}", &dir_s))
             .collect();
-        let fail = |message: String| DeployError::PreActivate {
+        let fail = |reason: HookFailure| DeployError::PreActivate {
             version: version.clone(),
-            message,
+            reason,
         };
+        let command = || argv.join(" ");
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .current_dir(&dir)
@@ -44,15 +45,19 @@ impl Pipeline<'_> {
             .kill_on_drop(true);
         let out = tokio::time::timeout(self.config.services.timeout.0, cmd.output())
             .await
-            .map_err(|_| fail(format!("`{}` timed out", argv.join(" "))))?
-            .map_err(|e| fail(format!("cannot run `{}`: {e}", argv.join(" "))))?;
+            .map_err(|_| fail(HookFailure::TimedOut { command: command() }))?
+            .map_err(|source| {
+                fail(HookFailure::Spawn {
+                    command: command(),
+                    source,
+                })
+            })?;
         if !out.status.success() {
-            return Err(fail(format!(
-                "`{}` exited with {}: {}",
-                argv.join(" "),
-                out.status,
-                tail(&out.stderr)
-            )));
+            return Err(fail(HookFailure::Exited {
+                command: command(),
+                status: out.status,
+                stderr: tail(&out.stderr),
+            }));
         }
         Ok(())
     }

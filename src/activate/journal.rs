@@ -147,7 +147,11 @@ mod tests {
         let v2: Version = "1.1.0".parse().unwrap();
         let refusal = DeployError::PreActivate {
             version: v2.clone(),
-            message: "`./check` exited with exit status: 1: bad".into(),
+            reason: super::super::error::HookFailure::Exited {
+                command: "./check".into(),
+                status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                stderr: "bad".into(),
+            },
         };
         let cases: Vec<(LogLine<'_>, &str)> = vec![
             (

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::error::{io_err, DeployError};
+use super::error::{io_err, ActivationFailure, DeployError};
 use super::journal::LogLine;
 use super::restarts::RestartWatch;
 use super::services::{self, ServiceOutcome};
@@ -211,7 +211,8 @@ impl Pipeline<'_> {
                     pruned: Vec::new(),
                 })
             }
-            Err(reason) => {
+            Err(failure) => {
+                let reason = failure.to_string();
                 warn!(%version, "activation failed: {reason}; switching back to {}", show(previous.as_ref()));
                 // Blocked, and marked as an undo, before `current` moves back.
                 state.activation_failed(kind, version, &reason);
@@ -241,13 +242,13 @@ impl Pipeline<'_> {
                 if kind.blocks_on_failure() {
                     Err(DeployError::RolledBack {
                         version: version.clone(),
-                        reason,
+                        reason: failure,
                         restored,
                     })
                 } else {
                     Err(DeployError::RollbackFailed {
                         version: version.clone(),
-                        reason,
+                        reason: failure,
                         restored: show(previous.as_ref()),
                     })
                 }
@@ -284,30 +285,24 @@ impl Pipeline<'_> {
         version: &Version,
         env: &[(String, String)],
         state: &mut State,
-    ) -> Result<ServiceOutcome, String> {
-        self.copy_commands(version)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<ServiceOutcome, ActivationFailure> {
+        self.copy_commands(version).await?;
         failpoint::hit("activate.commands");
-        let outcome = services::restart(&self.config.services, env)
-            .await
-            .map_err(|e| e.to_string())?;
+        let outcome = services::restart(&self.config.services, env).await?;
         failpoint::hit("activate.restarted");
         let restarts = match outcome {
             ServiceOutcome::Skipped => None,
             _ => RestartWatch::start(&self.config.services, env).await,
         };
-        health::run_checks(&self.config.health, env)
-            .await
-            .map_err(|e| e.to_string())?;
+        health::run_checks(&self.config.health, env).await?;
         if let Some(r) = &restarts {
-            r.check(env).await.map_err(|e| e.to_string())?;
+            r.check(env).await?;
         }
         failpoint::hit("activate.healthy");
         let bake = self.config.bake.0;
         if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
             state.baking_until(Timestamp::from(std::time::SystemTime::now() + bake));
-            self.save_state(state).await.map_err(|e| e.to_string())?;
+            self.save_state(state).await?;
             failpoint::hit("activate.baking");
             info!(%version, ?bake, "baking: health checks keep running");
             let every = self
@@ -319,7 +314,7 @@ impl Pipeline<'_> {
                 .unwrap_or(Duration::from_secs(1));
             health::watch(&self.config.health, restarts.as_ref(), env, bake, every)
                 .await
-                .map_err(|e| format!("during the bake period: {e}"))?;
+                .map_err(ActivationFailure::Bake)?;
             failpoint::hit("activate.baked");
         }
         Ok(outcome)
