@@ -82,14 +82,14 @@ pub enum DeployError {
     RolledBack {
         version: Version,
         #[source]
-        reason: ActivationFailure,
+        reason: Box<ActivationFailure>,
         restored: String,
     },
     #[error("rollback to {version} failed: {reason}; switched back to {restored}")]
     RollbackFailed {
         version: Version,
         #[source]
-        reason: ActivationFailure,
+        reason: Box<ActivationFailure>,
         restored: String,
     },
     #[error("config error, {version} was not activated: {problems}; nothing was blocked and `current` is unchanged: fix the config (or the release) and run again")]

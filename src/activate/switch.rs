@@ -242,13 +242,13 @@ impl Pipeline<'_> {
                 if kind.blocks_on_failure() {
                     Err(DeployError::RolledBack {
                         version: version.clone(),
-                        reason: failure,
+                        reason: Box::new(failure),
                         restored,
                     })
                 } else {
                     Err(DeployError::RollbackFailed {
                         version: version.clone(),
-                        reason: failure,
+                        reason: Box::new(failure),
                         restored: show(previous.as_ref()),
                     })
                 }
