@@ -42,8 +42,13 @@ pub enum AgentError {
     Missing(&'static str),
     #[error("config: no trusted public keys: set `public_keys` or `public_key_files`")]
     NoKeys,
-    #[error("config: {0}")]
-    BadKey(String),
+    /// `what` names the `public_keys` entry or the `public_key_files` file.
+    #[error("config: {what}: {source}")]
+    BadKey {
+        what: String,
+        #[source]
+        source: crate::registry::keys::KeyError,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
@@ -57,7 +62,7 @@ pub enum AgentError {
         available: String,
     },
     #[error("cannot read machine id: {0}")]
-    MachineId(String),
+    MachineId(#[source] std::io::Error),
     /// A pinned version failed to activate: the pin is gone, so the machine follows its
     /// channel again instead of retrying (or standing still) on every poll.
     #[error("switching to the pinned {version} failed, so the pin was cleared (this machine follows its channel again; `updraft pin {version}` to try again): {source}")]
@@ -71,7 +76,7 @@ pub enum AgentError {
 impl Classify for AgentError {
     fn class(&self) -> ErrorClass {
         match self {
-            AgentError::Missing(_) | AgentError::NoKeys | AgentError::BadKey(_) => {
+            AgentError::Missing(_) | AgentError::NoKeys | AgentError::BadKey { .. } => {
                 ErrorClass::Usage
             }
             AgentError::Manifest(_) => ErrorClass::Verify,
@@ -143,14 +148,19 @@ impl Agent {
         for (i, k) in config.public_keys.iter().enumerate() {
             // Named by position, never quoted: a secret key pasted by mistake must not
             // end up in logs.
-            keys.push(PublicKey::from_base64_line(k).map_err(|e| {
-                AgentError::BadKey(format!("public_keys entry {} of {n}: {e}", i + 1))
-            })?);
+            keys.push(
+                PublicKey::from_base64_line(k).map_err(|source| AgentError::BadKey {
+                    what: format!("public_keys entry {} of {n}", i + 1),
+                    source,
+                })?,
+            );
         }
         for f in &config.public_key_files {
             keys.push(
-                PublicKey::from_file(f)
-                    .map_err(|e| AgentError::BadKey(format!("{}: {e}", f.display())))?,
+                PublicKey::from_file(f).map_err(|source| AgentError::BadKey {
+                    what: f.display().to_string(),
+                    source,
+                })?,
             );
         }
         if keys.is_empty() {
@@ -162,7 +172,7 @@ impl Agent {
             config.machine_id.as_deref(),
             config.machine_id_file.as_deref(),
         )
-        .map_err(|e| AgentError::MachineId(e.to_string()))?;
+        .map_err(AgentError::MachineId)?;
         Ok(Agent {
             root,
             app,

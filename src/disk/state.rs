@@ -37,6 +37,13 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// Serialising the state failed: a bug, but the message says which file it was for.
+    #[error("cannot write state file {path}: {source}")]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -287,7 +294,10 @@ impl State {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(write_err)?;
         }
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| write_err(e.into()))?;
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|source| StateError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
         bytes.push(b'\n');
         fsutil::write_atomic(path, &bytes, 0o644).map_err(write_err)
     }
