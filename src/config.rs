@@ -81,6 +81,9 @@ pub struct Config {
     /// is replaced by the staged release directory).
     #[serde(default)]
     pub pre_activate: Vec<String>,
+    /// Lifecycle hooks after activation and around rollbacks (README "Lifecycle hooks").
+    #[serde(default)]
+    pub hooks: Hooks,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -122,6 +125,31 @@ pub struct ReportConfig {
     pub report_s3_access_key_id: Option<String>,
     pub report_s3_secret_access_key: Option<String>,
     pub report_s3_session_token: Option<String>,
+}
+
+/// `[hooks]`: commands (argv) run at the phases of an activation and of a rollback,
+/// each bounded by `services.timeout`. `{release}` in an argument is replaced by the
+/// release directory the phase is about.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// After the services restarted and the health checks passed, before the bake: a
+    /// failure fails the activation (rolled back, blocked).
+    #[serde(default)]
+    pub post_activate: Vec<String>,
+    /// Before `current` moves back (a failed activation, recovery, `rollback`).
+    #[serde(default)]
+    pub pre_rollback: Vec<String>,
+    /// After the release rolled back to was restarted.
+    #[serde(default)]
+    pub post_rollback: Vec<String>,
+    /// After a failed activation was undone, with the reason.
+    #[serde(default)]
+    pub on_failure: Vec<String>,
+    /// Also run the executables a release ships as `hooks/<phase>` (`hooks/post-activate`,
+    /// ...). Off by default: a release then runs code before any health check vouched for it.
+    #[serde(default)]
+    pub release_hooks: bool,
 }
 
 fn default_report_every() -> HumanDuration {
@@ -605,6 +633,34 @@ interval = "200ms"
                 .to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn hooks_table() {
+        let c = Config::parse(
+            "[hooks]\npost_activate = [\"a\", \"{release}\"]\npre_rollback = [\"b\"]\npost_rollback = [\"c\"]\non_failure = [\"d\"]\nrelease_hooks = true\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.hooks.post_activate, ["a", "{release}"]);
+        assert_eq!(
+            (
+                c.hooks.pre_rollback,
+                c.hooks.post_rollback,
+                c.hooks.on_failure
+            ),
+            (
+                vec!["b".to_string()],
+                vec!["c".to_string()],
+                vec!["d".to_string()]
+            )
+        );
+        assert!(c.hooks.release_hooks);
+        assert_eq!(Config::default().hooks, Hooks::default());
+        let err = Config::parse("[hooks]\npost_activat = []\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("post_activat"), "{err}");
     }
 
     #[test]

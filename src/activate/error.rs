@@ -100,7 +100,8 @@ pub enum DeployError {
     VersionMismatch(#[from] crate::archive::version_file::Mismatch),
 }
 
-/// Why the pre-activation hook refused a release.
+/// Why a lifecycle hook failed (the pre-activation check refusing a release, a
+/// post_activate failing an activation, a rollback hook reported).
 #[derive(Debug, thiserror::Error)]
 pub enum HookFailure {
     #[error("`{command}` timed out")]
@@ -135,6 +136,8 @@ pub enum ActivationFailure {
     CrashLoop(#[from] CrashLoop),
     #[error("during the bake period: {0}")]
     Bake(#[source] HealthError),
+    #[error("post_activate hook failed: {0}")]
+    PostActivate(#[source] HookFailure),
 }
 
 impl From<DeployError> for ActivationFailure {

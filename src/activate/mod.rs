@@ -12,7 +12,7 @@
 //! (before `current` moves), when it starts baking, when it ends, and after recovery.
 //!
 //! One concern per module: [`install`] (staging, unpack, rename into `releases/`),
-//! [`hooks`] (the pre-activation check), [`switch`] (the activate / switch-back / bake
+//! [`hooks`] (the pre-activation check and the lifecycle hooks), [`switch`] (the activate / switch-back / bake
 //! state machine), [`recover`] (a killed run's leftovers), [`prune`], [`journal`]
 //! (`logs/releases.log` and the history), [`error`]. This file holds the [`Pipeline`]
 //! they all extend and the push-mode `deploy` and `rollback`.
@@ -210,7 +210,19 @@ pub async fn rollback(
         state.previous.as_ref(),
         version,
     )?;
+    let reason = "rollback requested by the operator";
+    let hook = |phase| hooks::HookRun {
+        phase,
+        version: Some(&target),
+        previous: current.as_ref(),
+        reason: Some(reason),
+        shipped_by: current.as_ref(),
+    };
+    // Rollback hooks are reported (log, history) and never stop the rollback.
+    p.run_hooks_reported(&hook(hooks::Phase::PreRollback)).await;
     let activated = p.activate(&mut state, &target, Kind::Rollback).await?;
+    p.run_hooks_reported(&hook(hooks::Phase::PostRollback))
+        .await;
     let held_back = p.hold_back(&mut state, current.as_ref(), &target).await?;
     Ok(RolledBack {
         activated,

@@ -3,8 +3,8 @@
 //! A health script that is missing or not executable used to fail the health checks
 //! after the switch: the release was rolled back and blocked although nothing was wrong
 //! with it, and on a first install `current` was removed. Before switching, every
-//! command the activation will run (`pre_activate`, `services.reload`/`restart`, the
-//! health commands) must exist and be executable; a program under
+//! command the activation will run (`pre_activate`, the `[hooks]`, `services.reload`/
+//! `restart`, the health commands) must exist and be executable; a program under
 //! `releases/current/` is looked up in the staged release, where `current` is about to
 //! point. A problem is a config error: nothing is blocked and `current` stays.
 
@@ -38,6 +38,17 @@ pub fn commands(config: &Config) -> Vec<(String, &[String])> {
     let mut out: Vec<(String, &[String])> = Vec::new();
     if !config.pre_activate.is_empty() {
         out.push(("pre_activate".into(), &config.pre_activate));
+    }
+    let h = &config.hooks;
+    for (key, argv) in [
+        ("hooks.post_activate", &h.post_activate),
+        ("hooks.pre_rollback", &h.pre_rollback),
+        ("hooks.post_rollback", &h.post_rollback),
+        ("hooks.on_failure", &h.on_failure),
+    ] {
+        if !argv.is_empty() {
+            out.push((key.into(), argv));
+        }
     }
     if !config.services.reload.is_empty() {
         out.push(("services.reload".into(), &config.services.reload));

@@ -122,8 +122,22 @@ pub async fn run(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<Finished, RunError> {
+    run_in(argv, env, timeout, None).await
+}
+
+/// [`run`], in the directory `cwd` (None: updraft's own).
+pub async fn run_in(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    cwd: Option<&std::path::Path>,
+) -> Result<Finished, RunError> {
     let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
-    let mut child = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

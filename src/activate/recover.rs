@@ -16,6 +16,7 @@
 use tracing::{info, warn};
 
 use super::error::{io_err, DeployError};
+use super::hooks::{HookRun, Phase};
 use super::journal::LogLine;
 use super::switch::Activated;
 use super::Pipeline;
@@ -165,11 +166,20 @@ impl Pipeline<'_> {
                 } else {
                     warn!(%version, "undoing the activation of {version} was interrupted; finishing the undo");
                 }
+                let hook = |phase| HookRun {
+                    phase,
+                    version: pending.previous.as_ref(),
+                    previous: Some(&version),
+                    reason: Some(&reason),
+                    shipped_by: Some(&version),
+                };
                 let mut what = String::new();
                 if current.as_ref() == Some(&version) {
+                    let note = self.run_hooks_reported(&hook(Phase::PreRollback)).await;
                     what = self
                         .switch_back(pending.previous.as_ref(), pending.previous_link.as_deref())
                         .await?;
+                    what.push_str(&note);
                     failpoint::hit("recover.switched-back");
                 }
                 let how = self
@@ -180,7 +190,16 @@ impl Pipeline<'_> {
                     )
                     .await;
                 failpoint::hit("recover.brought-back");
-                info!("{what}{how}");
+                let mut notes = self.run_hooks_reported(&hook(Phase::PostRollback)).await;
+                let failed = HookRun {
+                    phase: Phase::OnFailure,
+                    version: Some(&version),
+                    previous: pending.previous.as_ref(),
+                    reason: Some(&reason),
+                    shipped_by: Some(&version),
+                };
+                notes += &self.run_hooks_reported(&failed).await;
+                info!("{what}{how}{notes}");
                 self.log(LogLine::Recovered {
                     version: &version,
                     restored: pending.previous.as_ref(),

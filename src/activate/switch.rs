@@ -11,6 +11,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::error::{io_err, ActivationFailure, DeployError};
+use super::hooks::{HookRun, Phase};
 use super::journal::LogLine;
 use super::restarts::RestartWatch;
 use super::services::{self, ServiceOutcome};
@@ -186,7 +187,7 @@ impl Pipeline<'_> {
         previous_link: Option<String>,
     ) -> Result<Activated, DeployError> {
         let env = self.env(Some(version), previous.as_ref());
-        let result = self.bring_up(version, &env, state).await;
+        let result = self.bring_up(version, &previous, &env, state).await;
         match result {
             Ok(outcome) => {
                 let msg = format!(
@@ -218,6 +219,14 @@ impl Pipeline<'_> {
                 state.activation_failed(kind, version, &reason);
                 self.save_state(state).await?;
                 failpoint::hit("activate.undo");
+                let back = |phase| HookRun {
+                    phase,
+                    version: previous.as_ref(),
+                    previous: Some(version),
+                    reason: Some(&reason),
+                    shipped_by: Some(version),
+                };
+                let mut notes = self.run_hooks_reported(&back(Phase::PreRollback)).await;
                 let mut restored = self
                     .switch_back(previous.as_ref(), previous_link.as_deref())
                     .await?;
@@ -228,6 +237,16 @@ impl Pipeline<'_> {
                         .await,
                 );
                 failpoint::hit("activate.brought-back");
+                notes.push_str(&self.run_hooks_reported(&back(Phase::PostRollback)).await);
+                let failed = HookRun {
+                    phase: Phase::OnFailure,
+                    version: Some(version),
+                    previous: previous.as_ref(),
+                    reason: Some(&reason),
+                    shipped_by: Some(version),
+                };
+                notes.push_str(&self.run_hooks_reported(&failed).await);
+                restored.push_str(&notes);
                 self.log(LogLine::Failed {
                     kind,
                     version,
@@ -283,6 +302,7 @@ impl Pipeline<'_> {
     async fn bring_up(
         &self,
         version: &Version,
+        previous: &Option<Version>,
         env: &[(String, String)],
         state: &mut State,
     ) -> Result<ServiceOutcome, ActivationFailure> {
@@ -299,6 +319,16 @@ impl Pipeline<'_> {
             r.check(env).await?;
         }
         failpoint::hit("activate.healthy");
+        let hook = HookRun {
+            phase: Phase::PostActivate,
+            version: Some(version),
+            previous: previous.as_ref(),
+            reason: None,
+            shipped_by: Some(version),
+        };
+        self.run_hooks(&hook)
+            .await
+            .map_err(ActivationFailure::PostActivate)?;
         let bake = self.config.bake.0;
         if bake > Duration::ZERO && (!self.config.health.is_empty() || restarts.is_some()) {
             state.baking_until(Timestamp::from(std::time::SystemTime::now() + bake));

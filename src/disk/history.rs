@@ -34,6 +34,8 @@ pub enum Event {
     Blocked,
     /// `current` was found moved by another tool.
     Moved,
+    /// A lifecycle hook ran (its phase, command, outcome and output).
+    Hook,
     Other(String),
 }
 
@@ -52,6 +54,7 @@ impl Event {
             Event::Decision => "decision",
             Event::Blocked => "blocked",
             Event::Moved => "moved",
+            Event::Hook => "hook",
             Event::Other(s) => s,
         }
     }
@@ -72,6 +75,7 @@ impl From<String> for Event {
             Event::Decision,
             Event::Blocked,
             Event::Moved,
+            Event::Hook,
         ];
         known
             .into_iter()
