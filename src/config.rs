@@ -81,6 +81,13 @@ pub struct Config {
     /// is replaced by the staged release directory).
     #[serde(default)]
     pub pre_activate: Vec<String>,
+    /// Maintenance windows: outside them the agent does not activate updates (README
+    /// "Maintenance windows"). Empty: any time.
+    #[serde(default)]
+    pub window: Vec<crate::window::Window>,
+    /// Outside a window, still download and install (stage) the update.
+    #[serde(default)]
+    pub stage_outside_window: bool,
     /// Lifecycle hooks after activation and around rollbacks (README "Lifecycle hooks").
     #[serde(default)]
     pub hooks: Hooks,
@@ -661,6 +668,27 @@ interval = "200ms"
             .unwrap_err()
             .to_string();
         assert!(err.contains("post_activat"), "{err}");
+    }
+
+    #[test]
+    fn windows_parse_and_a_bad_one_names_itself() {
+        let c = Config::parse(
+            "window = [\"Sat 02:00-04:00 UTC\", \"daily 23:00-01:00 Europe/Berlin\"]\nstage_outside_window = true\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.window.len(), 2);
+        assert_eq!(c.window[1].to_string(), "daily 23:00-01:00 Europe/Berlin");
+        assert!(c.stage_outside_window);
+        let d = Config::default();
+        assert!(d.window.is_empty() && !d.stage_outside_window);
+        let err = Config::parse(
+            "window = [\"Sat 02:00-04:00 Mars/Base\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("Mars/Base"), "{err}");
     }
 
     #[test]

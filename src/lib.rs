@@ -22,6 +22,7 @@ pub mod registry;
 pub mod text;
 pub mod time;
 pub mod transport;
+pub mod window;
 
 // The small facade: the names other tools and tests reach for most, at the crate root.
 pub use error::{classify, ErrorClass};

@@ -759,6 +759,7 @@ fn why_json_keeps_its_shape() {
             "rollout",
             "schema_version",
             "state",
+            "window",
             "yanked"
         ],
         "{w}"

@@ -1,8 +1,10 @@
-//! Releases that respect data and schedules (issue 15): lifecycle hooks, through the
-//! real binary with the fixture app's real server restarted and health-checked.
+//! Releases that respect data and schedules (issue 15): lifecycle hooks and maintenance
+//! windows, through the real binary with the fixture app's real server restarted and
+//! health-checked, and a real registry served by `updraft serve`.
 
 mod support;
 use support::app::*;
+use support::registry::{agent_app, Registry};
 
 /// A hook command that appends its phase and `UPDRAFT_*` environment to
 /// `<root>/hooks.log` (one line per run) and prints `said <phase>`.
@@ -161,4 +163,140 @@ fn release_hooks_run_only_when_enabled() {
     let on = App::new("[hooks]\nrelease_hooks = true\n");
     ok(&on.deploy("1.0.0", &release_with_hook(&on, "1.0.0")));
     assert_eq!(hook_lines(&on), ["shipped post_activate 1.0.0"]);
+}
+
+/// A daily window that starts twelve hours from now's hour (UTC): closed now, whatever
+/// the time the test runs.
+fn closed_window() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hour = (secs / 3600 + 12) % 24;
+    format!("daily {hour:02}:00-{hour:02}:30 UTC")
+}
+
+fn yank(reg: &Registry, version: &str) {
+    ok(&reg.cli(&[
+        "yank",
+        "--registry",
+        &reg.url,
+        "--app",
+        "demo",
+        "--channel",
+        "prod",
+        "--version",
+        version,
+        "--secret-key",
+        reg.secret.to_str().unwrap(),
+    ]));
+}
+
+#[test]
+fn outside_the_window_an_update_is_staged_not_activated_and_a_yank_is_still_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let window = closed_window();
+    let app = agent_app(
+        &reg,
+        "prod",
+        &format!("window = [\"{window}\"]\nstage_outside_window = true\n"),
+    );
+    // A first install disturbs nothing: not delayed.
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+
+    reg.ship("1.1.0", "", Some("prod"), &[]);
+    let out = app.run(&["update"]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains("outside the maintenance window")
+            && stdout(&out).contains("staged it"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    assert!(
+        app.root.join("releases/1.1.0/VERSION").is_file(),
+        "not staged"
+    );
+    let why = json(&app.run(&["why", "--json"]));
+    assert_eq!(why["decision"], "outside-window", "{why}");
+    assert_eq!(why["window"]["open"], false, "{why}");
+    assert_eq!(why["window"]["windows"][0], window.as_str(), "{why}");
+    let opens = why["window"]["opens_at"].as_str().unwrap_or_default();
+    assert!(
+        why["explanation"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(opens)
+            && !opens.is_empty(),
+        "{why}"
+    );
+    assert_valid("why", &why);
+    let said = stdout(&app.run(&["why"]));
+    assert!(
+        said.contains(&format!("the next opens at {opens}")),
+        "{said}"
+    );
+
+    // The running version is yanked: leaving it is never delayed.
+    yank(&reg, "1.0.0");
+    ok(&app.run(&["update"]));
+    assert_eq!(app.current().as_deref(), Some("1.1.0"));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+}
+
+#[test]
+fn without_stage_outside_window_nothing_is_downloaded_and_an_open_window_activates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let closed = agent_app(
+        &reg,
+        "prod",
+        &format!("window = [\"{}\"]\n", closed_window()),
+    );
+    // The whole of every day: always open.
+    let open = agent_app(&reg, "prod", "window = [\"daily 00:00-00:00 UTC\"]\n");
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    ok(&closed.run(&["update"]));
+    ok(&open.run(&["update"]));
+    reg.ship("1.1.0", "", Some("prod"), &[]);
+    let out = closed.run(&["update"]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains("outside the maintenance window"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !closed.root.join("releases/1.1.0").exists(),
+        "downloaded outside the window"
+    );
+    assert_eq!(closed.current().as_deref(), Some("1.0.0"));
+    ok(&open.run(&["update"]));
+    assert_eq!(open.current().as_deref(), Some("1.1.0"));
+    let why = json(&open.run(&["why", "--json"]));
+    assert_eq!(why["window"]["open"], true, "{why}");
+}
+
+/// `doc` validates against `docs/json/<schema>.schema.json` (Python's jsonschema, as in
+/// tests/contract.rs).
+fn assert_valid(schema: &str, doc: &serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.to_string()).unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("docs/json/{schema}.schema.json"));
+    let v = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema; jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))",
+        ])
+        .arg(&schema)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", text(&v));
 }

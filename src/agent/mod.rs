@@ -34,6 +34,7 @@ use crate::transport::http::HttpRegistry;
 use crate::transport::retry::{self, Document, RetryPolicy};
 use crate::transport::source::Source;
 use crate::transport::{self, FetchRequest, Transport, TransportError};
+use crate::window::{self, WindowState};
 use decide::Decision;
 
 #[derive(Debug, thiserror::Error)]
@@ -544,14 +545,58 @@ impl Agent {
                 explanation,
                 activated: None,
                 current,
+                window_opens: None,
             });
         };
+        // Outside a maintenance window an update waits (a yank never does).
+        let delayed = self.window_delay(&decision, SystemTime::now());
+        if let Some(opens) = delayed {
+            return self
+                .outside_window(p, state, &installed, current, &target, opens, explanation)
+                .await;
+        }
         // The accepted document (the anti-rollback floor) is on disk before the apply.
         p.save_state(state).await?;
         crate::failpoint::hit("update.decided");
         info!("{explanation}");
         self.note(p, Event::Decision, Some(&target), &explanation);
-        let release = self.fetch_release(&target).await?;
+        self.stage(p, state, &target).await?;
+        // A config mistake is not the release's fault: refused, and not blocked.
+        p.preflight(&target)?;
+        let to_pin = matches!(decision, Decision::SwitchToPin { .. });
+        if let Err(e) = p.pre_activate(&target).await {
+            state.block(&target, e.to_string());
+            p.save_state(state).await?;
+            self.note(p, Event::Blocked, Some(&target), &e.to_string());
+            return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await);
+        }
+        let activated = match p.activate(state, &target, Kind::Update).await {
+            Ok(a) => a,
+            Err(e) => return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await),
+        };
+        let pruned = p.prune(state, self.config.keep, false).await?;
+        for v in &pruned {
+            info!(version = %v, "pruned");
+        }
+        // Saved by `update` with how the run ended.
+        state.mark_followed(view.doc.sequence);
+        Ok(UpdateOutcome {
+            decision: decision.name().into(),
+            explanation,
+            current: Some(activated.version.clone()),
+            activated: Some(activated.version),
+            window_opens: None,
+        })
+    }
+
+    /// Download, verify and install `target` (not yet activated).
+    async fn stage(
+        &self,
+        p: &Pipeline<'_>,
+        state: &mut State,
+        target: &Version,
+    ) -> Result<(), AgentError> {
+        let release = self.fetch_release(target).await?;
         let (location, artifact) =
             release
                 .artifact_location(&self.target)
@@ -614,30 +659,71 @@ impl Agent {
             allow_version_mismatch: true,
         };
         p.install(state, req).await?;
-        // A config mistake is not the release's fault: refused, and not blocked.
-        p.preflight(&target)?;
-        let to_pin = matches!(decision, Decision::SwitchToPin { .. });
-        if let Err(e) = p.pre_activate(&target).await {
-            state.block(&target, e.to_string());
-            p.save_state(state).await?;
-            self.note(p, Event::Blocked, Some(&target), &e.to_string());
-            return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await);
+        Ok(())
+    }
+
+    /// When `decision` must wait for a maintenance window: the next opening (None: the
+    /// windows allow it now, or it is never delayed). Leaving a yanked version, a first
+    /// install (nothing runs to disturb) and an operator's pin are never delayed.
+    pub fn window_delay(
+        &self,
+        decision: &Decision,
+        now: SystemTime,
+    ) -> Option<Option<jiff::Timestamp>> {
+        if !matches!(
+            decision,
+            Decision::Update { .. } | Decision::FollowBack { .. }
+        ) {
+            return None;
         }
-        let activated = match p.activate(state, &target, Kind::Update).await {
-            Ok(a) => a,
-            Err(e) => return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await),
+        let now = jiff::Timestamp::try_from(now).ok()?;
+        match window::state(&self.config.window, now) {
+            WindowState::Closed { opens } => Some(opens),
+            WindowState::Always | WindowState::Open { .. } => None,
+        }
+    }
+
+    /// Outside every maintenance window: stage the release when allowed
+    /// (`stage_outside_window`), activate nothing, and say when the next window opens.
+    #[allow(clippy::too_many_arguments)]
+    async fn outside_window(
+        &self,
+        p: &Pipeline<'_>,
+        state: &mut State,
+        installed: &[Version],
+        current: Option<Version>,
+        target: &Version,
+        opens: Option<jiff::Timestamp>,
+        explanation: String,
+    ) -> Result<UpdateOutcome, AgentError> {
+        let staged = if self.config.stage_outside_window && !installed.contains(target) {
+            self.stage(p, state, target).await?;
+            "; staged it"
+        } else if installed.contains(target) {
+            "; it is on disk"
+        } else {
+            ""
         };
-        let pruned = p.prune(state, self.config.keep, false).await?;
-        for v in &pruned {
-            info!(version = %v, "pruned");
-        }
-        // Saved by `update` with how the run ended.
-        state.mark_followed(view.doc.sequence);
+        let explanation = format!(
+            "{explanation}; outside the maintenance window ({}){staged}, activating it {}",
+            self.config
+                .window
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            window::opens_text(opens)
+        );
+        state.decided(OUTSIDE_WINDOW);
+        p.save_state(state).await?;
+        info!("{explanation}");
+        self.note(p, Event::Decision, Some(target), &explanation);
         Ok(UpdateOutcome {
-            decision: decision.name().into(),
+            decision: OUTSIDE_WINDOW.into(),
             explanation,
-            current: Some(activated.version.clone()),
-            activated: Some(activated.version),
+            activated: None,
+            current,
+            window_opens: opens.map(|t| Timestamp::from(SystemTime::from(t))),
         })
     }
 
@@ -734,4 +820,9 @@ pub struct UpdateOutcome {
     pub explanation: String,
     pub current: Option<Version>,
     pub activated: Option<Version>,
+    /// Outside a maintenance window: when the next one opens (the daemon polls then).
+    pub window_opens: Option<Timestamp>,
 }
+
+/// The outcome's decision when an update waits for a maintenance window.
+pub const OUTSIDE_WINDOW: &str = "outside-window";

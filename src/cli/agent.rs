@@ -153,8 +153,10 @@ pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
                 }
             }
         };
+        let mut window_opens = None;
         match result {
             Ok(out) => {
+                window_opens = out.window_opens;
                 let status = out.explanation.clone();
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
             }
@@ -168,7 +170,16 @@ pub async fn daemon(ctx: &Ctx) -> anyhow::Result<u8> {
             break 'polls;
         }
         let jitter = agent.config.jitter.0.as_millis() as u64;
-        let wait = agent.config.interval.0 + Duration::from_millis(fastrand::u64(0..=jitter));
+        let mut wait = agent.config.interval.0 + Duration::from_millis(fastrand::u64(0..=jitter));
+        // An update waiting for a maintenance window is applied when it opens, not up
+        // to an interval later (with the jitter, so a fleet does not move at once).
+        if let Some(opens) = window_opens.and_then(|t| {
+            t.system_time()
+                .duration_since(std::time::SystemTime::now())
+                .ok()
+        }) {
+            wait = wait.min(opens + Duration::from_millis(fastrand::u64(0..=jitter)));
+        }
         let next = tokio::time::Instant::now() + wait;
         loop {
             watchdog.pet();
@@ -382,8 +393,40 @@ struct WhyReport {
     last_health: Option<crate::disk::state::Operation>,
     last_operation: Option<crate::disk::state::Operation>,
     history: Vec<history::Entry>,
+    /// Maintenance windows (None: none configured, activations any time).
+    window: Option<WindowFacts>,
     #[serde(flatten)]
     machine: MachineFacts,
+}
+
+/// `why --json`'s `window`: the configured maintenance windows and where now stands.
+#[derive(Debug, Clone, Serialize)]
+struct WindowFacts {
+    windows: Vec<String>,
+    open: bool,
+    /// When the open window closes.
+    closes_at: Option<Timestamp>,
+    /// When the next window opens, while none is open.
+    opens_at: Option<Timestamp>,
+}
+
+impl WindowFacts {
+    fn of(windows: &[crate::window::Window], now: std::time::SystemTime) -> Option<WindowFacts> {
+        use crate::window::WindowState;
+        let at = |t: jiff::Timestamp| Timestamp::from(std::time::SystemTime::from(t));
+        let state = crate::window::state(windows, jiff::Timestamp::try_from(now).ok()?);
+        let (open, closes_at, opens_at) = match state {
+            WindowState::Always => return None,
+            WindowState::Open { closes } => (true, Some(at(closes)), None),
+            WindowState::Closed { opens } => (false, None, opens.map(at)),
+        };
+        Some(WindowFacts {
+            windows: windows.iter().map(ToString::to_string).collect(),
+            open,
+            closes_at,
+            opens_at,
+        })
+    }
 }
 
 pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
@@ -402,8 +445,20 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         match agent.cached_view(&state) {
             Ok(Some(view)) => {
                 let d = agent.decide(&state, current.as_ref(), &installed, &view);
-                decision = Some(d.name().to_string());
-                explanation = Some(d.explain());
+                match agent.window_delay(&d, std::time::SystemTime::now()) {
+                    Some(opens) => {
+                        decision = Some(crate::agent::OUTSIDE_WINDOW.to_string());
+                        explanation = Some(format!(
+                            "{}; outside the maintenance window, activating it {}",
+                            d.explain(),
+                            crate::window::opens_text(opens)
+                        ));
+                    }
+                    None => {
+                        decision = Some(d.name().to_string());
+                        explanation = Some(d.explain());
+                    }
+                }
                 rollout = Some(agent.rollout_summary(&view));
             }
             Ok(None) => {
@@ -437,6 +492,7 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         last_health: state.last_health.clone(),
         last_operation: state.last_operation.clone(),
         history,
+        window: WindowFacts::of(&ctx.config.window, std::time::SystemTime::now()),
         machine: MachineFacts::of(&ctx.config),
     };
     if a.json {
@@ -461,6 +517,16 @@ pub async fn why(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
     }
     if let Some(e) = &report.explanation {
         outln!("Decision: {e}")?;
+    }
+    if let Some(w) = &report.window {
+        let list = w.windows.join(", ");
+        match (w.open, &w.closes_at, &w.opens_at) {
+            (true, Some(c), _) => outln!("Maintenance window open ({list}) until {c}.")?,
+            (_, _, Some(o)) => {
+                outln!("Outside the maintenance windows ({list}); the next opens at {o}.")?
+            }
+            _ => outln!("Maintenance windows: {list}.")?,
+        }
     }
     match &report.pinned {
         Some(p) => outln!("Pinned to {p} by an operator (`updraft unpin` to follow the channel).")?,
