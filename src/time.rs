@@ -32,6 +32,17 @@ impl Timestamp {
         if !s.ends_with('Z') {
             return Err(TimeError::NotUtc(s.to_string()));
         }
+        // Spec §4: a fraction has 1 to 9 digits (nanoseconds), so two readers never
+        // round one time differently; humantime alone would drop extra digits.
+        if let Some(frac) = s.get(19..s.len() - 1).filter(|f| !f.is_empty()) {
+            let digits = frac.strip_prefix('.').unwrap_or("");
+            if !(1..=9).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(TimeError::Invalid {
+                    value: s.to_string(),
+                    reason: "a fraction of a second must be '.' and 1 to 9 digits".into(),
+                });
+            }
+        }
         humantime::parse_rfc3339(s)
             .map(Timestamp)
             .map_err(|e| TimeError::Invalid {
@@ -102,6 +113,17 @@ mod tests {
             ("1970-01-01T00:00:00Z", Ok("1970-01-01T00:00:00Z")),
             // Fractions are read (other tools write them) and written as whole seconds.
             ("2026-11-30T05:19:45.999Z", Ok("2026-11-30T05:19:45Z")),
+            ("2026-11-30T05:19:45.123456789Z", Ok("2026-11-30T05:19:45Z")),
+            // A leap second reads as the last second of its minute (spec §4).
+            ("2016-12-31T23:59:60Z", Ok("2016-12-31T23:59:59Z")),
+            (
+                "2026-11-30T05:19:45.1234567891Z",
+                Err("time \"2026-11-30T05:19:45.1234567891Z\" is not RFC 3339: a fraction"),
+            ),
+            (
+                "2026-11-30T05:19:45.Z",
+                Err("time \"2026-11-30T05:19:45.Z\" is not RFC 3339: a fraction"),
+            ),
             (
                 "2026-11-30T05:19:45+01:00",
                 Err("time \"2026-11-30T05:19:45+01:00\" must be RFC 3339 in UTC ending in 'Z'"),

@@ -85,7 +85,25 @@ async fn check_static_server(base: &str, dir: &Path) {
     std::fs::create_dir_all(dir.join("demo/channels")).unwrap();
     std::fs::write(dir.join("demo/channels/prod.json"), &doc).unwrap();
     std::fs::write(dir.join("demo/blob 1.bin"), &blob).unwrap();
+    // Written a minute ago: its Last-Modified is a strong validator (spec §11).
+    let set_mtime = |key: &str, t: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join(key))
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    let now = std::time::SystemTime::now();
+    set_mtime("demo/channels/prod.json", now - Duration::from_secs(60));
     let r = HttpRegistry::new(&format!("{base}/"), &opts()).unwrap();
+
+    // A Last-Modified not at least a second before the response's Date is weak and
+    // not offered as a validator (it could stay the same over a rewrite).
+    std::fs::write(dir.join("demo/channels/new.json"), &doc).unwrap();
+    set_mtime("demo/channels/new.json", now + Duration::from_secs(3600));
+    let b = body(r.fetch(&req("demo/channels/new.json")).await.unwrap());
+    assert_eq!(b.last_modified, None);
 
     // 200 with validators.
     let b = body(r.fetch(&req("demo/channels/prod.json")).await.unwrap());

@@ -821,3 +821,74 @@ fn refresh_keeps_the_channel_content_including_unknown_fields() {
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert_fails_with(&out, "updraft refresh --channel prod");
 }
+
+/// Spec §8.6: every channel-changing command writes the next document from the current
+/// one and carries over every member it does not own, including members this version of
+/// updraft does not know (an older publisher never deletes a newer publisher's fields),
+/// and re-signing (`promote --from prod --channel prod`) keeps the rollout and notes.
+#[test]
+fn every_channel_change_carries_over_what_it_does_not_own() {
+    let r = Reg::new();
+    for v in ["1.0.0", "1.0.1", "1.1.0"] {
+        let art = tarball_with_version(&r, &format!("{v}.tar.gz"), v);
+        assert_ok(&r.publish(v, &art, &["--channel", "prod", "--notes", "n1"]));
+    }
+    assert_ok(&r.signed(
+        "promote",
+        &[
+            "--version",
+            "1.1.0",
+            "--channel",
+            "prod",
+            "--waves",
+            "0s=10,1h=50",
+        ],
+    ));
+    assert_ok(&r.signed(
+        "yank",
+        &["--channel", "prod", "--version", "1.0.0", "--reason", "bad"],
+    ));
+    // What a newer publisher wrote: a top-level member and one in a yanked entry.
+    let doc_path = r.reg.join("demo/channels/prod.json");
+    let mut doc = r.channel("prod");
+    doc["mirror_hint"] = serde_json::json!({"region": "eu-west-1"});
+    doc["yanked"][0]["ticket"] = "INC-231".into();
+    doc["notes"] = "keep me".into();
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+    let sk = updraft::registry::keys::SecretKey::load_from_file(&r.p("k.key"), None).unwrap();
+    fs::write(&doc_path, &bytes).unwrap();
+    fs::write(
+        r.reg.join("demo/channels/prod.json.minisig"),
+        sk.sign(&bytes, "newer publisher").unwrap(),
+    )
+    .unwrap();
+    let rollout = doc["rollout"].clone();
+    assert!(rollout["waves"].is_array(), "{doc}");
+
+    let same_version: [(&str, Vec<&str>); 4] = [
+        ("promote", vec!["--from", "prod", "--channel", "prod"]),
+        ("promote", vec!["--version", "1.1.0", "--channel", "prod"]),
+        ("yank", vec!["--channel", "prod", "--version", "1.0.1"]),
+        ("unyank", vec!["--channel", "prod", "--version", "1.0.1"]),
+    ];
+    let mut sequence = doc["sequence"].as_u64().unwrap();
+    for (cmd, args) in same_version {
+        assert_ok(&r.signed(cmd, &args));
+        let after = r.channel("prod");
+        let what = format!("{cmd} {args:?}: {after}");
+        sequence += 1;
+        assert_eq!(after["sequence"].as_u64(), Some(sequence), "{what}");
+        assert_eq!(after["mirror_hint"]["region"], "eu-west-1", "{what}");
+        assert_eq!(after["yanked"][0]["ticket"], "INC-231", "{what}");
+        assert_eq!(after["version"], "1.1.0", "{what}");
+        assert_eq!(after["rollout"], rollout, "{what}");
+        assert_eq!(after["notes"], "keep me", "{what}");
+    }
+    // A new version owns its rollout and notes; the rest is still carried over.
+    assert_ok(&r.signed("promote", &["--version", "1.0.1", "--channel", "prod"]));
+    let after = r.channel("prod");
+    assert_eq!(after["version"], "1.0.1", "{after}");
+    assert_eq!(after["mirror_hint"]["region"], "eu-west-1", "{after}");
+    assert_eq!(after["yanked"][0]["ticket"], "INC-231", "{after}");
+    assert!(after.get("rollout").is_none(), "{after}");
+}

@@ -81,6 +81,8 @@ impl Classify for AgentError {
                 ErrorClass::Usage
             }
             AgentError::Manifest(_) => ErrorClass::Verify,
+            // Spec §9 step 8: a release without this machine's target is "not found".
+            AgentError::NoArtifact { .. } => ErrorClass::NotFound,
             AgentError::Deploy(d) => d.class(),
             AgentError::PinCleared { source, .. } => source.class(),
             AgentError::Transport(t) => t.class(),

@@ -84,7 +84,7 @@ pub mod exit {
         release that fails is rolled back and blocked.\n\n\
         Operators: deploy, rollback, list, status, prune, pin, unblock, why.\n\
         Agents: check, update (for a systemd timer), agent (daemon).\n\
-        CI: keygen, pack, publish, promote, yank, refresh, registry verify, fleet status, guard, rollout resume.\n\
+        CI: keygen, pack, publish, promote, yank, unyank, refresh, registry verify, fleet status, guard, rollout resume.\n\
         Try it: updraft demo"
 )]
 pub struct Cli {
@@ -143,6 +143,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Quarantine a version fleet-wide by listing it as yanked in a channel.
     Yank(YankArgs),
+    /// Take a version off a channel's yanked list (machines may run it again).
+    Unyank(UnyankArgs),
     /// Re-sign a channel document unchanged with a new expiry (run it on a schedule).
     Refresh(RefreshArgs),
     /// Registry maintenance.
@@ -189,6 +191,7 @@ impl Command {
             | Command::Publish(_)
             | Command::Promote(_)
             | Command::Yank(_)
+            | Command::Unyank(_)
             | Command::Rollout(_)
             | Command::Serve(_)
             | Command::Completions(_)
@@ -414,6 +417,27 @@ pub struct YankArgs {
     /// Why it is yanked (shown by `updraft why` on every machine).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub key: SecretKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnyankArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    /// App name, as in the registry layout (<app>/channels/, <app>/releases/).
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// Channel whose yanked list holds the version.
+    #[arg(long, value_name = "C")]
+    pub channel: Channel,
+    /// Version machines on the channel may run again.
+    #[arg(long, value_name = "V")]
+    pub version: Version,
     /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
@@ -706,6 +730,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Publish(a) => publish::publish(ctx, a).await,
         Command::Promote(a) => publish::promote(ctx, a).await,
         Command::Yank(a) => publish::yank(ctx, a).await,
+        Command::Unyank(a) => publish::unyank(ctx, a).await,
         Command::Refresh(a) => publish::refresh(ctx, a).await,
         Command::Registry(RegistryCommand::Verify(a)) => publish::verify(ctx, a).await,
         Command::Serve(a) => publish::serve(ctx, a).await,

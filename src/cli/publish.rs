@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use super::{
     exit, Ctx, KeygenArgs, PromoteArgs, PublishArgs, RefreshArgs, RegistryVerifyArgs,
-    SecretKeyArgs, ServeArgs, YankArgs,
+    SecretKeyArgs, ServeArgs, UnyankArgs, YankArgs,
 };
 use crate::archive::version_file;
 use crate::registry::audit::{self, AuditStatus};
@@ -332,6 +332,39 @@ pub async fn yank(ctx: &Ctx, a: YankArgs) -> anyhow::Result<u8> {
         doc.sequence,
         a.version
     )?;
+    Ok(exit::OK)
+}
+
+pub async fn unyank(ctx: &Ctx, a: UnyankArgs) -> anyhow::Result<u8> {
+    let key = load_secret_key(&a.key)?;
+    let signer = Signer::new(&key, load_public_keys(&a.key.trusted_key)?);
+    let store = open_store(ctx, &a.registry)?;
+    let doc = channel::unyank(
+        store.as_ref(),
+        &signer,
+        channel::UnyankRequest {
+            app: a.app.clone(),
+            channel: a.channel.clone(),
+            version: a.version.clone(),
+            expires_in: expires_in(&a.expires_in)?,
+        },
+        SystemTime::now(),
+    )
+    .await?;
+    match doc {
+        Some(doc) => outln!(
+            "unyanked {} on channel {} (sequence {}); machines on it may run {} again",
+            a.version,
+            doc.channel,
+            doc.sequence,
+            a.version
+        )?,
+        None => outln!(
+            "{} is not yanked on channel {}: nothing written",
+            a.version,
+            a.channel
+        )?,
+    }
     Ok(exit::OK)
 }
 

@@ -189,9 +189,11 @@ pub(crate) async fn set_channel(
             ),
             _ => (u.rollout.clone(), u.notes.clone()),
         };
-        let (sequence, yanked) = match current {
-            Some(c) => (c.sequence + 1, c.yanked),
-            None => (1, Vec::new()),
+        // What promote does not own (the yanked list, members a newer publisher
+        // added) is carried over as it is (spec §8.6).
+        let (sequence, yanked, extra) = match current {
+            Some(c) => (c.sequence + 1, c.yanked, c.extra),
+            None => (1, Vec::new(), manifest::Extra::new()),
         };
         if let Some(y) = yanked.iter().find(|y| &y.version == u.version) {
             return Err(PublishError::PromoteYanked {
@@ -212,6 +214,7 @@ pub(crate) async fn set_channel(
             rollout,
             yanked,
             notes,
+            extra,
         })
     })
     .await
@@ -343,10 +346,9 @@ pub async fn yank(
         }
         match doc.yanked.iter_mut().find(|y| y.version == req.version) {
             Some(y) => y.reason = reason.clone(),
-            None => doc.yanked.push(Yanked {
-                version: req.version.clone(),
-                reason: reason.clone(),
-            }),
+            None => doc
+                .yanked
+                .push(Yanked::new(req.version.clone(), reason.clone())),
         }
         doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
         doc.sequence += 1;
@@ -355,6 +357,40 @@ pub async fn yank(
         Ok(doc)
     })
     .await
+}
+
+pub struct UnyankRequest {
+    pub app: AppName,
+    pub channel: Channel,
+    pub version: Version,
+    pub expires_in: Duration,
+}
+
+/// Take a version off a channel's yanked list (a yank made by mistake, or a fix that
+/// turned out not to be needed). Returns None, writing nothing, when the version is not
+/// listed, so running it twice is harmless. Everything else is carried over.
+pub async fn unyank(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    req: UnyankRequest,
+    now: SystemTime,
+) -> Result<Option<ChannelDoc>, PublishError> {
+    let current = current_channel(store, signer, &req.app, &req.channel).await?;
+    let current = must_exist(current, &req.app, &req.channel)?;
+    if current.is_yanked(&req.version).is_none() {
+        return Ok(None);
+    }
+    let doc = change_channel(store, signer, &req.app, &req.channel, now, |cur| {
+        let mut doc = next_of(
+            must_exist(cur, &req.app, &req.channel)?,
+            now,
+            req.expires_in,
+        );
+        doc.yanked.retain(|y| y.version != req.version);
+        Ok(doc)
+    })
+    .await?;
+    Ok(Some(doc))
 }
 
 /// Re-sign a channel document as it is, with the sequence one higher and a new expiry:
@@ -552,10 +588,8 @@ pub async fn yank_and_fall_back(
             });
         }
         doc.yanked.retain(|y| y.version != req.version);
-        doc.yanked.push(Yanked {
-            version: req.version.clone(),
-            reason: req.reason.clone(),
-        });
+        doc.yanked
+            .push(Yanked::new(req.version.clone(), req.reason.clone()));
         doc.yanked.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(doc)
     })

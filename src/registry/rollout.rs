@@ -95,12 +95,13 @@ pub fn share(rollout: Option<&Rollout>, now: SystemTime) -> u8 {
     if r.waves.is_empty() {
         return r.percent.unwrap_or(100).min(100);
     }
+    // Spec §10: the percent of the last wave that has started (starts are strictly
+    // increasing), not the largest: every implementation must admit the same share.
     r.waves
         .iter()
         .filter(|w| wave_start(w).is_some_and(|t| t <= now))
-        .map(|w| w.percent.min(100))
-        .max()
-        .unwrap_or(0)
+        .max_by_key(|w| wave_start(w))
+        .map_or(0, |w| w.percent.min(100))
 }
 
 fn admits(percent: u8, bucket: u32) -> bool {

@@ -18,6 +18,23 @@ pub fn file_etag(meta: &Metadata) -> String {
     format!("\"{:x}-{ns:x}\"", meta.len())
 }
 
+/// The `Last-Modified` of a response if it may serve as a validator, None if not.
+///
+/// It has one-second resolution: a document replaced within the second it was served
+/// in keeps its `Last-Modified`, and `If-Modified-Since` would then answer 304 for the
+/// new document until the next write (spec §11). RFC 9110 8.8.2.2 calls it weak unless
+/// it is at least one second before the response's `Date`; a weak one (or one that
+/// cannot be compared with a `Date`) is not kept, so the next poll fetches in full.
+pub fn strong_last_modified(last_modified: Option<&str>, date: Option<&str>) -> Option<String> {
+    let lm = last_modified?;
+    let modified = httpdate::parse_http_date(lm).ok()?;
+    let date = httpdate::parse_http_date(date?).ok()?;
+    let settled = date
+        .duration_since(modified)
+        .is_ok_and(|d| d >= std::time::Duration::from_secs(1));
+    settled.then(|| lm.to_string())
+}
+
 /// A `Content-Range` response header (RFC 9110 14.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentRange {
@@ -93,6 +110,30 @@ pub fn content_type(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_modified_within_a_second_of_date_is_weak() {
+        let lm = "Mon, 30 Nov 2026 10:00:00 GMT";
+        let cases = [
+            (Some(lm), Some("Mon, 30 Nov 2026 10:00:01 GMT"), true),
+            (Some(lm), Some("Mon, 30 Nov 2026 11:00:00 GMT"), true),
+            // Served in the second it was written: a later write may keep it.
+            (Some(lm), Some(lm), false),
+            // Ahead of the server's clock: nothing can be said.
+            (Some(lm), Some("Mon, 30 Nov 2026 09:59:59 GMT"), false),
+            // No Date to compare with, or nothing parseable.
+            (Some(lm), None, false),
+            (Some("yesterday"), Some(lm), false),
+            (None, Some(lm), false),
+        ];
+        for (last_modified, date, strong) in cases {
+            assert_eq!(
+                strong_last_modified(last_modified, date).is_some(),
+                strong,
+                "{last_modified:?} / {date:?}"
+            );
+        }
+    }
 
     #[test]
     fn content_ranges() {

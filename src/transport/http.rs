@@ -8,7 +8,7 @@
 use futures_util::StreamExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::header::{
-    CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
+    CONTENT_RANGE, DATE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
 
 use super::headers::ContentRange;
@@ -342,7 +342,11 @@ impl Transport for HttpRegistry {
             0
         };
         let etag = header(ETAG);
-        let last_modified = header(LAST_MODIFIED);
+        // Only a strong Last-Modified is a validator (spec §11, RFC 9110 8.8.2.2).
+        let last_modified = super::headers::strong_last_modified(
+            header(LAST_MODIFIED).as_deref(),
+            header(DATE).as_deref(),
+        );
         let len = resp.content_length();
         let stream = body_stream(resp, &location, &self.opts);
         let stream = Limited::new(stream, location, offset, len, req.limit)?;

@@ -9,6 +9,7 @@ pub mod app;
 pub mod crash;
 pub mod fault_server;
 pub mod nginx;
+pub mod plain_http;
 pub mod process;
 pub mod registry;
 pub mod s3;

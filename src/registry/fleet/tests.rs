@@ -381,6 +381,7 @@ fn channel_doc(channel: &str, version: &str) -> ChannelDoc {
         rollout: None,
         yanked: vec![],
         notes: None,
+        extra: Default::default(),
     }
 }
 

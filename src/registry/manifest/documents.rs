@@ -31,7 +31,25 @@ pub const SIG_SUFFIX: &str = ".minisig";
 pub struct Yanked {
     pub version: Version,
     pub reason: String,
+    /// Members a later revision added: kept when the list is rewritten (spec §8.6).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
+
+impl Yanked {
+    pub fn new(version: Version, reason: String) -> Yanked {
+        Yanked {
+            version,
+            reason,
+            extra: Extra::new(),
+        }
+    }
+}
+
+/// Members of a document object this version does not know. Ignored when reading
+/// (spec §4), but carried over by every command that writes the next document, so an
+/// older publisher never deletes what a newer one wrote (spec §8.6).
+pub type Extra = serde_json::Map<String, serde_json::Value>;
 
 /// `<app>/channels/<channel>.json`: which release a channel runs, as of `sequence`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +69,9 @@ pub struct ChannelDoc {
     pub yanked: Vec<Yanked>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// Top-level members this version does not know, carried over (see [`Extra`]).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// One downloadable file of a release.
@@ -202,6 +223,11 @@ impl ReleaseDoc {
             if a.size == 0 {
                 return Err(bad(format!("artifact {t}: size must be positive")));
             }
+            // Spec §6: one malformed entry invalidates the whole release, whichever
+            // target it is for, so every implementation accepts the same documents.
+            // (An unknown `format` is not malformed: only that target is refused.)
+            super::verify::resolve_url(&self.app, &self.version, &a.url)
+                .map_err(|e| bad(format!("artifact {t}: {e}")))?;
         }
         Ok(())
     }
@@ -220,6 +246,12 @@ fn parse_doc<T: for<'de> Deserialize<'de>>(
             kind,
             source,
         })?;
+    let malformed = |why: String| ManifestError::Malformed {
+        what: what.to_string(),
+        kind,
+        why,
+    };
+    super::strict::check(bytes).map_err(malformed)?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
         Some(v) if v > u64::from(SCHEMA_VERSION) => {
             return Err(ManifestError::UnsupportedSchema {
@@ -237,11 +269,36 @@ fn parse_doc<T: for<'de> Deserialize<'de>>(
             })
         }
     }
+    check_canonical_versions(&value).map_err(malformed)?;
     serde_json::from_value(value).map_err(|source| ManifestError::Unparsable {
         what: what.to_string(),
         kind,
         source,
     })
+}
+
+/// Spec §2.1: documents hold versions in canonical form only (`1.2.3`, never `v1.2.3`);
+/// the `v` spelling is a command-line convenience. An agent that canonicalised it would
+/// install what another implementation rejects.
+fn check_canonical_versions(doc: &serde_json::Value) -> Result<(), String> {
+    let yanked = doc
+        .get("yanked")
+        .and_then(|y| y.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|y| y.get("version"));
+    for v in doc.get("version").into_iter().chain(yanked) {
+        let Some(written) = v.as_str() else { continue };
+        if let Ok(parsed) = written.parse::<Version>() {
+            let canonical = parsed.to_string();
+            if canonical != written {
+                return Err(format!(
+                    "version {written:?} is not in canonical form: write {canonical:?} (a leading 'v' is accepted on the command line only)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parse a channel document without checking its signature: for publishers that have
@@ -275,6 +332,7 @@ pub(super) mod fixtures {
             rollout: None,
             yanked: vec![],
             notes: None,
+            extra: Extra::new(),
         }
     }
 
@@ -320,10 +378,9 @@ mod tests {
                 reason: "r".into(),
             }),
         });
-        channel.yanked.push(Yanked {
-            version: "1.0.0".parse().unwrap(),
-            reason: "r".into(),
-        });
+        channel
+            .yanked
+            .push(Yanked::new("1.0.0".parse().unwrap(), "r".into()));
         channel.notes = Some("n".into());
         let mut release = release_doc();
         release.notes = Some("n".into());

@@ -6,11 +6,12 @@
 //! fetch from where).
 
 mod documents;
+mod strict;
 mod verify;
 
 pub use documents::{
     artifact_file_name, channel_key, parse_channel, parse_release, release_dir_key, release_key,
-    sig_key, Artifact, ChannelDoc, ReleaseDoc, Yanked, FORMAT_TAR_GZ, MAX_ARTIFACT_BYTES,
+    sig_key, Artifact, ChannelDoc, Extra, ReleaseDoc, Yanked, FORMAT_TAR_GZ, MAX_ARTIFACT_BYTES,
     MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES, SCHEMA_VERSION, SIG_SUFFIX,
 };
 pub use verify::{check_not_expired, resolve_url, verify_channel, verify_release, Location};

@@ -251,12 +251,7 @@ mod tests {
             ),
             (
                 "points at yanked",
-                |d, _, _, _| {
-                    d.yanked.push(Yanked {
-                        version: d.version.clone(),
-                        reason: "bad".into(),
-                    })
-                },
+                |d, _, _, _| d.yanked.push(Yanked::new(d.version.clone(), "bad".into())),
                 |e| matches!(e, ManifestError::Malformed { .. }),
             ),
             (
