@@ -158,6 +158,9 @@ impl ChannelDoc {
         if self.sequence == 0 {
             return Err(bad("sequence must be at least 1".into()));
         }
+        if self.sequence > MAX_INTEGER {
+            return Err(bad("sequence must be below 2^53".into()));
+        }
         let issued = crate::time::parse_time(&self.issued).map_err(bad)?;
         let expires = crate::time::parse_time(&self.expires).map_err(bad)?;
         if expires <= issued {
@@ -220,8 +223,10 @@ impl ReleaseDoc {
                     "artifact {t}: sha256 must be 64 lowercase hex digits"
                 )));
             }
-            if a.size == 0 {
-                return Err(bad(format!("artifact {t}: size must be positive")));
+            if a.size == 0 || a.size > MAX_INTEGER {
+                return Err(bad(format!(
+                    "artifact {t}: size must be positive and below 2^53"
+                )));
             }
             // Spec §6: one malformed entry invalidates the whole release, whichever
             // target it is for, so every implementation accepts the same documents.
@@ -270,12 +275,39 @@ fn parse_doc<T: for<'de> Deserialize<'de>>(
         }
     }
     check_canonical_versions(&value).map_err(malformed)?;
+    check_no_nulls(&value, kind).map_err(malformed)?;
     serde_json::from_value(value).map_err(|source| ManifestError::Unparsable {
         what: what.to_string(),
         kind,
         source,
     })
 }
+
+/// Spec §4: no field of this format is nullable; `null` for an optional field would be
+/// "absent" to one reader and a type error to another (the schemas say the latter).
+fn check_no_nulls(doc: &serde_json::Value, kind: &str) -> Result<(), String> {
+    let optional: &[&str] = match kind {
+        "channel" => &["rollout", "yanked", "notes"],
+        _ => &["notes"],
+    };
+    let rollout = doc.get("rollout").filter(|_| kind == "channel");
+    let fields = optional.iter().copied().map(|f| (f, doc.get(f))).chain(
+        ["percent", "waves", "halted"]
+            .into_iter()
+            .map(|f| (f, rollout.and_then(|r| r.get(f)))),
+    );
+    for (name, value) in fields {
+        if value.is_some_and(serde_json::Value::is_null) {
+            return Err(format!(
+                "{name} is null (leave an optional field out instead)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Integers are below 2^53 (spec §4), so every JSON parser reads them exactly.
+const MAX_INTEGER: u64 = (1 << 53) - 1;
 
 /// Spec §2.1: documents hold versions in canonical form only (`1.2.3`, never `v1.2.3`);
 /// the `v` spelling is a command-line convenience. An agent that canonicalised it would

@@ -61,6 +61,14 @@ pub fn resolve_url(app: &AppName, version: &Version, url: &str) -> Result<Locati
         why: why.to_string(),
     };
     if url.starts_with("https://") || url.starts_with("http://") {
+        // The URL parser would read `https:///x` as host `x`; the spec wants a host
+        // right after `//`, as every other parser reads it.
+        if url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.starts_with('/'))
+        {
+            return Err(bad("absolute URL without a host"));
+        }
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if parsed.host_str().unwrap_or_default().is_empty() {
             return Err(bad("absolute URL without a host"));
@@ -377,6 +385,7 @@ mod tests {
             ("a//b", false),
             ("a%2e%2e/b", false),
             ("a?x=1", false),
+            ("https:///x.tar.gz", false),
         ] {
             assert_eq!(resolve_url(&app, &v, url).is_ok(), ok, "{url}");
         }
