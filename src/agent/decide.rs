@@ -580,6 +580,77 @@ mod tests {
         assert_eq!(d.target(), Some(&v("1.5.0")));
     }
 
+    /// The `decide` vectors of the registry-spec conformance suite
+    /// (registry-spec/conformance/vectors.json): the normative bucket and share (spec
+    /// §10.2) and what a rollout gates (§10.3, §8.5, §8.7), every vector, so one added
+    /// by the generator is tested here without touching this file.
+    #[test]
+    fn conformance_vectors() {
+        use crate::registry::rollout::{admission, bucket, Rollout};
+        use serde_json::Value;
+        let suite: Value =
+            serde_json::from_str(include_str!("../../registry-spec/conformance/vectors.json"))
+                .unwrap();
+        let mut ran = 0;
+        for vector in suite["vectors"].as_array().unwrap() {
+            if vector["check"] != "decide" {
+                continue;
+            }
+            let name = vector["name"].as_str().unwrap();
+            let i = &vector["inputs"];
+            let ver = |s: &Value| -> Version { s.as_str().unwrap().parse().unwrap() };
+            let list =
+                |f: &str| -> Vec<Version> { i[f].as_array().unwrap().iter().map(ver).collect() };
+            let current = i["current"].as_str().map(v);
+            let pinned = i["pinned"].as_str().map(v);
+            let channel = ver(&i["channel_version"]);
+            let blocked: BTreeMap<Version, Blocked> = i["blocked"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    let reason = if b["hold"].as_bool().unwrap() {
+                        crate::disk::state::HOLD_REASON.to_string()
+                    } else {
+                        "health check failed".to_string()
+                    };
+                    let at = "2026-05-01T00:00:00Z".parse().unwrap();
+                    (ver(&b["version"]), Blocked { reason, at })
+                })
+                .collect();
+            let rollout: Option<Rollout> = serde_json::from_value(i["rollout"].clone()).unwrap();
+            let machine_bucket = bucket(
+                i["machine_id"].as_str().unwrap(),
+                i["app"].as_str().unwrap(),
+                &channel.to_string(),
+            );
+            let now = crate::time::parse_time(i["now"].as_str().unwrap()).unwrap();
+            let (yanked, installed) = (list("yanked"), list("installed"));
+            let d = decide(&Inputs {
+                current: current.as_ref(),
+                channel_version: &channel,
+                channel_sequence: i["sequence"].as_u64().unwrap(),
+                last_sequence: i["last_sequence"].as_u64().unwrap(),
+                pinned: pinned.as_ref(),
+                blocked: &blocked,
+                yanked: &yanked,
+                installed: &installed,
+                admission: admission(rollout.as_ref(), machine_bucket, now),
+                bucket: machine_bucket,
+            });
+            let expect = &vector["expect"];
+            assert_eq!(d.name(), expect["decision"], "{name}: {}", d.explain());
+            assert_eq!(
+                d.target().map(ToString::to_string).as_deref(),
+                expect["target"].as_str(),
+                "{name}: {}",
+                d.explain()
+            );
+            ran += 1;
+        }
+        assert!(ran > 20, "only {ran} decide vectors");
+    }
+
     #[test]
     fn every_rule() {
         let not_yet_next = Admission::NotYet {
