@@ -187,14 +187,19 @@ impl Suite {
             std::fs::write(format!("{}.minisig", path.display()), sig).unwrap();
         }
         let root = work.join("root");
+        let limits = match v["max_artifact_bytes"].as_u64() {
+            Some(n) => format!("[limits]\nmax_artifact_bytes = {n}\n"),
+            None => String::new(),
+        };
         let config = work.join("agent.toml");
         std::fs::write(
             &config,
             format!(
-                "app = \"demo\"\nregistry = \"file://{}\"\nchannel = \"prod\"\npublic_keys = [\"{}\"]\nmachine_id = \"conformance\"\ntarget = \"x86_64-linux\"\nroot = \"{}\"\n",
+                "app = \"demo\"\nregistry = \"file://{}\"\nchannel = \"prod\"\npublic_keys = [\"{}\"]\nmachine_id = \"conformance\"\ntarget = \"x86_64-linux\"\nroot = \"{}\"\n{}",
                 reg.display(),
                 sk.public_key().to_file_text().lines().nth(1).unwrap(),
-                root.display()
+                root.display(),
+                limits
             ),
         )
         .unwrap();
@@ -207,6 +212,7 @@ impl Suite {
         match code(&o) {
             0 => Ok(serde_json::json!({ "tree": tree(&root.join("releases").join(version)) })),
             5 if said.contains("refused tarball entry") => Err(("hostile-archive".into(), said)),
+            5 if said.contains("larger than the limit") => Err(("too-large".into(), said)),
             5 if said.contains("mismatch") || said.contains("size") => {
                 Err(("mismatch".into(), said))
             }

@@ -258,6 +258,11 @@ def channel_vectors(sk, other_sk):
     body = pretty(ok)
     ch("channel-ok-exactly-the-document-limit", body + b" " * (limit - len(body)))
     ch("channel-too-large", body + b" " * (limit + 1 - len(body)), "reject", "too-large")
+    # The signature limit (4 KiB): lines after the fourth are ignored (§7), so padding
+    # with empty lines keeps the signature valid and only its size changes.
+    pad_to = lambda n: (lambda t: t + b"\n" * (n - len(t)))
+    ch("channel-ok-signature-exactly-the-limit", ok, sig_edit=pad_to(4096))
+    ch("channel-signature-too-large", ok, "reject", "too-large", sig_edit=pad_to(4097))
 
 
 # ---------------------------------------------------------------- release documents
@@ -296,6 +301,8 @@ def release_vectors(sk, other_sk):
         return release_doc(artifacts={TARGET: artifact(), "aarch64-linux": entry})
 
     rl("release-ok", release_doc())
+    big = pretty(release_doc())
+    rl("release-too-large", big + b" " * ((1 << 20) + 1 - len(big)), "reject", "too-large")
     rl("release-ok-notes-and-unknown-members",
        release_doc(notes="n", build={"ci": 1}, artifacts={TARGET: dict(artifact(), signed_by="ci")}))
     rl("release-ok-subdirectory-url", release_doc(artifacts={TARGET: artifact(url="bin/demo.tar.gz")}),
@@ -404,13 +411,15 @@ def s(path, target):
 
 
 def artifact_vectors():
-    def art(name, blob, verdict="accept", cls=None, tree=None, sha256=None, size=None):
+    def art(name, blob, verdict="accept", cls=None, tree=None, sha256=None, size=None, limit=None):
         path = os.path.join(CASES, name, "artifact.tar.gz")
         write(path, blob)
         v = {"name": name, "check": "artifact", "artifact": rel(path), "version": VERSION,
              "sha256": sha256 or sha(blob), "size": len(blob) if size is None else size, "verdict": verdict}
         if cls:
             v["class"] = cls
+        if limit is not None:
+            v["max_artifact_bytes"] = limit
         if tree is not None:
             v["expect"] = {"tree": sorted(tree, key=lambda e: e["path"])}
         vectors.append(v)
@@ -449,6 +458,8 @@ def artifact_vectors():
 
     good = basic.gz() if False else Tar().file("VERSION", ver).gz()
     art("artifact-mismatch-sha256", good, "reject", "mismatch", sha256="0" * 64)
+    art("artifact-ok-exactly-the-artifact-limit", good, tree=[f("VERSION", ver)], limit=len(good))
+    art("artifact-too-large-for-the-artifact-limit", good, "reject", "too-large", limit=len(good) - 1)
     art("artifact-mismatch-size", good, "reject", "mismatch", size=len(good) + 1)
 
     h = lambda name, tar: art(name, tar.gz(), "reject", "hostile-archive")
