@@ -421,7 +421,7 @@ async fn command_attempt(
 
 async fn attempt(
     probe: &Probe<'_>,
-    client: &reqwest::Client,
+    client: Option<&reqwest::Client>,
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<(), Failure> {
@@ -432,7 +432,16 @@ async fn attempt(
                 expected,
                 body_contains,
                 version,
-            } => http_attempt(client, url, *expected, *body_contains, *version).await,
+            } => match client {
+                Some(client) => {
+                    http_attempt(client, url, *expected, *body_contains, *version).await
+                }
+                // `http_client` makes one whenever a check has `http`.
+                None => Err(Failure::CannotRun {
+                    program: url.to_string(),
+                    reason: "no HTTP client was set up for this check".into(),
+                }),
+            },
             Probe::Tcp(addr) => tcp_attempt(addr).await,
             Probe::Command(argv) => command_attempt(argv, env, timeout).await,
         }
@@ -449,16 +458,22 @@ async fn attempt(
     }
 }
 
-fn client(checks: &[HealthCheck]) -> Result<reqwest::Client, HealthError> {
+/// The client for the `http` checks among `checks`: none when no check speaks HTTP, so
+/// command and TCP checks cost no HTTP (or TLS) set-up.
+fn http_client(checks: &[HealthCheck]) -> Result<Option<reqwest::Client>, HealthError> {
+    let Some(first) = checks.iter().find(|c| c.http.is_some()) else {
+        return Ok(None);
+    };
     // Health endpoints are local: never through a proxy from the environment. A fresh
     // connection per attempt: a pooled one could outlive the process that accepted it.
-    reqwest::Client::builder()
+    crate::transport::tls::client_builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
         .build()
+        .map(Some)
         .map_err(|e| HealthError::Invalid {
-            check: checks.first().map(HealthCheck::label).unwrap_or_default(),
+            check: first.label(),
             reason: format!("cannot set up an HTTP client: {}", root_cause(&e)),
         })
 }
@@ -466,7 +481,7 @@ fn client(checks: &[HealthCheck]) -> Result<reqwest::Client, HealthError> {
 /// Run one check through its attempts (its grace period is the caller's business).
 async fn check_once(
     c: &HealthCheck,
-    client: &reqwest::Client,
+    client: Option<&reqwest::Client>,
     env: &[(String, String)],
 ) -> Result<CheckPassed, HealthError> {
     let probe = Probe::of(c, env)?;
@@ -501,13 +516,13 @@ pub async fn run_checks(
     checks: &[HealthCheck],
     env: &[(String, String)],
 ) -> Result<HealthReport, HealthError> {
-    let client = client(checks)?;
+    let client = http_client(checks)?;
     let mut report = HealthReport::default();
     for c in checks {
         if !c.grace.0.is_zero() {
             tokio::time::sleep(c.grace.0).await;
         }
-        let passed = check_once(c, &client, env).await?;
+        let passed = check_once(c, client.as_ref(), env).await?;
         info!(
             check = %passed.check,
             attempts = passed.attempts,
@@ -532,7 +547,7 @@ pub async fn watch(
     if checks.is_empty() && restarts.is_none() {
         return Ok(());
     }
-    let client = client(checks)?;
+    let client = http_client(checks)?;
     let deadline = Instant::now() + for_duration;
     let mut rounds = 0u64;
     loop {
@@ -542,7 +557,7 @@ pub async fn watch(
         }
         tokio::time::sleep(every.min(left)).await;
         for c in checks {
-            check_once(c, &client, env).await?;
+            check_once(c, client.as_ref(), env).await?;
         }
         if let Some(r) = restarts {
             r.check(env).await?;

@@ -68,7 +68,7 @@ impl HttpRegistry {
             Some((b, q)) => (b, format!("?{q}")),
             None => (url, String::new()),
         };
-        let client = reqwest::Client::builder()
+        let client = super::tls::client_builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
             .user_agent(concat!("updraft/", env!("CARGO_PKG_VERSION")))

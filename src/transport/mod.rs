@@ -21,6 +21,7 @@ pub(crate) mod limits;
 pub mod retry;
 pub mod s3;
 pub(crate) mod source;
+pub(crate) mod tls;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
 

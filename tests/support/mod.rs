@@ -14,6 +14,7 @@ pub mod process;
 pub mod registry;
 pub mod s3;
 pub mod tarball;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::free_port;
 use super::process::ProcessGroup;
+use super::tls::ServerCert;
 
 pub struct Nginx {
     /// `http://127.0.0.1:PORT` (no trailing slash).
@@ -22,24 +23,31 @@ pub struct Nginx {
 impl Nginx {
     /// Serve `root` (which must be readable by the current user).
     pub fn start(root: &Path) -> Nginx {
-        Nginx::start_with(root, "")
+        Nginx::start_with(root, "", None)
+    }
+
+    /// Serve `root` over https (nginx's `ssl` listener) with `cert`; `base` is
+    /// `https://127.0.0.1:PORT`.
+    pub fn start_tls(root: &Path, cert: &ServerCert) -> Nginx {
+        Nginx::start_with(root, "", Some(cert))
     }
 
     /// Serve `root` and accept uploads into it with WebDAV PUT, as a store for machine
     /// reports would.
     pub fn start_accepting_put(root: &Path) -> Nginx {
-        Nginx::start_with(root, "dav_methods PUT; create_full_put_path on;")
+        Nginx::start_with(root, "dav_methods PUT; create_full_put_path on;", None)
     }
 
-    /// Serve `root` with `server_extra` added to the `server` block.
-    fn start_with(root: &Path, server_extra: &str) -> Nginx {
+    /// Serve `root` with `server_extra` added to the `server` block, over https with
+    /// `tls`.
+    fn start_with(root: &Path, server_extra: &str, tls: Option<&ServerCert>) -> Nginx {
         let bin = which_nginx();
         // A free port can be taken between probing and nginx binding it: try again then.
         let mut last_log = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let conf = config(dir.path(), root, port, server_extra);
+            let conf = config(dir.path(), root, port, server_extra, tls);
             std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
             let p = dir.path();
             let mut cmd = Command::new(&bin);
@@ -67,7 +75,10 @@ impl Nginx {
                 // that, a connection could reach another test's server on that port.
                 if p.join("nginx.pid").exists() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Nginx {
-                        base: format!("http://127.0.0.1:{port}"),
+                        base: format!(
+                            "{}://127.0.0.1:{port}",
+                            if tls.is_some() { "https" } else { "http" }
+                        ),
                         server,
                         dir,
                     };
@@ -123,8 +134,22 @@ fn which_nginx() -> PathBuf {
     panic!("nginx is not installed: apt-get install -y nginx-light");
 }
 
-fn config(dir: &Path, root: &Path, port: u16, server_extra: &str) -> String {
+fn config(
+    dir: &Path,
+    root: &Path,
+    port: u16,
+    server_extra: &str,
+    tls: Option<&ServerCert>,
+) -> String {
     let d = dir.display();
+    let listen = match tls {
+        Some(c) => format!(
+            "listen 127.0.0.1:{port} ssl;\n        ssl_certificate {};\n        ssl_certificate_key {};",
+            c.cert.display(),
+            c.key.display()
+        ),
+        None => format!("listen 127.0.0.1:{port};"),
+    };
     // Workers switch to `user`; as root that would be nobody, who cannot read a 0700
     // temp dir, so stay root (tests only).
     let user = if unsafe { libc::geteuid() } == 0 {
@@ -147,7 +172,7 @@ http {{
     types {{ application/json json; }}
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         root {root};
         {server_extra}
     }}

@@ -60,7 +60,7 @@ impl S3Registry {
             Some(t) => Credentials::new_with_token(&c.key_id, &c.secret, t),
             None => Credentials::new(&c.key_id, &c.secret),
         });
-        let client = reqwest::Client::builder()
+        let client = super::tls::client_builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
             // A redirect would change the host and break the signature; S3 redirects
