@@ -671,10 +671,7 @@ pub fn main() -> ExitCode {
         config_path: cli.config.clone(),
         root_flag: cli.root.clone(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             let message = format!("cannot start async runtime: {e}");
@@ -689,6 +686,18 @@ pub fn main() -> ExitCode {
             fail(json, exit_code_for(class), class, &render_error(&e))
         }
     }
+}
+
+/// The polls a timer runs every few minutes (`update`, `check`) do one thing at a time:
+/// they run on the calling thread, without worker threads (or the cgroup files read to
+/// count CPUs for them), a measurable share of a poll that finds nothing new. Blocking
+/// work still goes to the blocking pool. Everything else gets a worker per CPU.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match command {
+        Command::Update | Command::Check(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 /// Report a failure: on stderr, and with `--json` also as the documented error object
