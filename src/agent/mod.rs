@@ -536,8 +536,8 @@ impl Agent {
         state.decided(decision.name());
         let explanation = decision.explain();
         let Some(target) = decision.target().cloned() else {
+            // Nothing to apply: saved once, by `update`, with how the run ended.
             state.mark_followed(view.doc.sequence);
-            p.save_state(state).await?;
             info!("{explanation}");
             if !view.unchanged {
                 self.note(p, Event::Decision, Some(&view.doc.version), &explanation);
