@@ -85,6 +85,11 @@ impl Pipeline<'_> {
                 "cannot remove a leftover of an interrupted run; it is out of the way and retried on every run (remove it by hand if this repeats: an immutable file or a mount inside it blocks removal)"
             );
         }
+        // Saved only when recovery changed something: most runs find nothing to do, and
+        // a no-change poll should not pay for a write and two fsyncs here (the caller
+        // saves how its run ended anyway).
+        let had_work = state.installing.is_some() || state.pending.is_some();
+        let link_before = state.link.clone();
         if let Some(i) = state.installing.clone() {
             self.reconcile_install(state, &i).await?;
         }
@@ -95,7 +100,9 @@ impl Pipeline<'_> {
         if state.pending.is_none() {
             self.notice_moved_current(state);
         }
-        self.save_state(state).await?;
+        if had_work || state.link != link_before {
+            self.save_state(state).await?;
+        }
         Ok(finished)
     }
 
