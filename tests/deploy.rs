@@ -817,3 +817,65 @@ fn expect_version_fails_a_health_check_answered_by_the_old_code() {
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
     assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
 }
+
+/// A unit systemd does not know is a config mistake, found before the switch: on a first
+/// install nothing becomes `current`, nothing is blocked, and the message names the unit.
+#[test]
+fn a_unit_systemd_does_not_know_is_a_config_error_before_the_switch() {
+    let app = unit_app("", "");
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    std::fs::write(
+        &app.config,
+        config.replace("units = [\"demo\"]", "units = [\"demo\", \"ghost\"]"),
+    )
+    .unwrap();
+    let t1 = release_tarball(app.tmp(), "1.0.0", "");
+    let out = app.deploy("1.0.0", &t1);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ghost") && err.contains("not-found") && err.contains("services.units"),
+        "{err}"
+    );
+    assert_eq!(app.current(), None);
+    assert_eq!(app.health_body(), None, "nothing was started");
+    let s = support::json(&app.run(&["status", "--json"]));
+    assert!(s["blocked"].as_object().is_none_or(|b| b.is_empty()), "{s}");
+
+    // Fixed config: the same release installs and runs.
+    std::fs::write(&app.config, &config).unwrap();
+    ok(&app.deploy("1.0.0", &t1));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+}
+
+/// A rollback or a pin checks the commands it will run, as a deploy does: a health script
+/// missing from the release rolled back to refuses the switch (exit 2) and changes nothing.
+#[test]
+fn rollback_and_pin_refuse_a_config_mistake_before_switching() {
+    let app = App::new("");
+    ok(&app.deploy("1.0.0", &release_tarball(app.tmp(), "1.0.0", "")));
+    ok(&app.deploy("1.1.0", &release_tarball(app.tmp(), "1.1.0", "")));
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    // Only 1.1.0 ships the health script the config now names.
+    let script = app.root.join("releases/1.1.0/bin/extra-health");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let current = app.root.join("releases/current/bin/extra-health");
+    std::fs::write(
+        &app.config,
+        format!(
+            "{config}\n[[health]]\ncommand = [\"{}\"]\n",
+            current.display()
+        ),
+    )
+    .unwrap();
+    for args in [&["rollback"][..], &["pin", "1.0.0"]] {
+        let out = app.run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("extra-health"), "{}", stderr(&out));
+        assert_eq!(app.current().as_deref(), Some("1.1.0"), "{args:?}");
+    }
+    let s = support::json(&app.run(&["status", "--json"]));
+    assert!(s["pinned"].is_null(), "a refused pin is not recorded: {s}");
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.1.0"));
+}

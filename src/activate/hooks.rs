@@ -73,9 +73,12 @@ impl Pipeline<'_> {
     /// Run the configured pre-activation check inside the (not yet active) release.
     /// Refuse (as a config error) an activation whose commands cannot run; see
     /// `preflight`.
-    pub fn preflight(&self, version: &Version) -> Result<(), DeployError> {
-        let problems =
+    pub async fn preflight(&self, version: &Version) -> Result<(), DeployError> {
+        let mut problems =
             super::preflight::check(self.config, self.root, &self.root.release_dir(version));
+        problems.extend(
+            super::preflight::unit_problems(self.config, self.config.services.timeout.0).await,
+        );
         if problems.is_empty() {
             return Ok(());
         }

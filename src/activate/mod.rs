@@ -155,7 +155,7 @@ pub async fn deploy(
     p.recover(&mut state).await?;
     let version = req.version.clone();
     let installed = p.install(&mut state, req).await?;
-    let checked = match p.preflight(&version) {
+    let checked = match p.preflight(&version).await {
         Ok(()) => p.pre_activate(&version).await,
         Err(e) => Err(e),
     };
@@ -210,6 +210,8 @@ pub async fn rollback(
         state.previous.as_ref(),
         version,
     )?;
+    // A config mistake refuses the rollback as it refuses a deploy: `current` stays.
+    p.preflight(&target).await?;
     let reason = "rollback requested by the operator";
     let hook = |phase| hooks::HookRun {
         phase,

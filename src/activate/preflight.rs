@@ -10,6 +10,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::disk::layout::AppRoot;
@@ -127,6 +128,53 @@ pub fn check(config: &Config, root: &AppRoot, release_dir: &Path) -> Vec<Problem
     problems
 }
 
+/// What systemd says of a unit in `systemctl show -p LoadState --value UNIT`: `loaded`
+/// (or `masked`, which the restart will report itself) when it knows the unit,
+/// `not-found` when there is no unit file, which a restart would only discover after
+/// `current` had been switched.
+pub fn load_state_problem(unit: &str, load_state: &str) -> Option<String> {
+    match load_state.trim() {
+        "loaded" | "masked" | "stub" | "merged" => None,
+        "not-found" => Some(format!(
+            "is not a unit systemd knows (LoadState=not-found): install {unit}.service, or fix services.units"
+        )),
+        "" => Some("has no LoadState (is this a unit name?)".to_string()),
+        other => Some(format!(
+            "cannot be loaded by systemd (LoadState={other}): see `systemctl status {unit}`"
+        )),
+    }
+}
+
+/// Every configured unit that systemd does not know, asked through the configured
+/// `services.systemctl` (a seam: tests and `systemctl --user` setups configure another).
+pub async fn unit_problems(config: &Config, timeout: Duration) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for unit in &config.services.units {
+        let mut argv = config.services.systemctl.clone();
+        argv.extend(["show", "-p", "LoadState", "--value", unit].map(String::from));
+        let command = argv.join(" ");
+        let why = match super::process::run(&argv, &[], timeout).await {
+            Ok(done) if done.status.success() => {
+                load_state_problem(unit, &String::from_utf8_lossy(&done.stdout))
+            }
+            Ok(done) => Some(format!(
+                "cannot be looked up: `{command}` {}: {}",
+                super::process::describe(done.status),
+                super::process::tail(&done.stderr, 3)
+            )),
+            Err(e) => Some(format!("cannot be looked up: `{command}`: {e}")),
+        };
+        if let Some(why) = why {
+            problems.push(Problem {
+                setting: "services.units".into(),
+                program: unit.clone(),
+                why,
+            });
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +207,22 @@ mod tests {
                 "{program}"
             );
         }
+    }
+
+    #[test]
+    fn load_states() {
+        for (state, ok) in [
+            ("loaded\n", true),
+            ("masked", true),
+            ("not-found\n", false),
+            ("", false),
+            ("bad-setting", false),
+            ("error", false),
+        ] {
+            assert_eq!(load_state_problem("demo", state).is_none(), ok, "{state:?}");
+        }
+        assert!(load_state_problem("demo", "not-found")
+            .unwrap()
+            .contains("install demo.service"));
     }
 }

@@ -564,7 +564,7 @@ impl Agent {
         self.note(p, Event::Decision, Some(&target), &explanation);
         self.stage(p, state, &target).await?;
         // A config mistake is not the release's fault: refused, and not blocked.
-        p.preflight(&target)?;
+        p.preflight(&target).await?;
         let to_pin = matches!(decision, Decision::SwitchToPin { .. });
         if let Err(e) = p.pre_activate(&target).await {
             state.block(&target, e.to_string());

@@ -283,6 +283,11 @@ pub async fn pin(ctx: &Ctx, a: VersionArg) -> anyhow::Result<u8> {
     let _lock = p.lock().await?;
     let mut state = p.load_state()?;
     p.recover(&mut state).await?;
+    // A pin that will switch now is refused for a config mistake before anything is
+    // recorded, like a deploy or a rollback: the pin is not set and `current` stays.
+    if p.current()?.as_ref() != Some(&a.version) && p.installed()?.contains(&a.version) {
+        p.preflight(&a.version).await?;
+    }
     state.pin(&a.version);
     // Pinning a version an operator's rollback held back is choosing it again.
     if state.blocked.get(&a.version).is_some_and(|b| b.is_hold()) {
