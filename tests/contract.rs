@@ -442,6 +442,8 @@ fn every_json_output_matches_its_schema_in_docs_json() {
     assert!(c["machine"].is_string() && c["hostname"].is_string(), "{c}");
     support::ok(&app.run(&["update"]));
     out.keep("check", &app.run(&["check", "--json"]), 0);
+    let doc = out.keep("doctor", &app.run(&["doctor", "--json"]), 0);
+    assert_eq!(doc["ok"], true, "{doc}");
     // The same facts under the same names in status and why.
     let st = out.keep("status", &app.run(&["status", "--json"]), 0);
     let w = out.keep("why", &app.run(&["why", "--json"]), 0);
@@ -526,6 +528,14 @@ fn every_json_output_matches_its_schema_in_docs_json() {
     ]
     .concat();
     out.keep("guard", &run(&guard), 0);
+    let refresh = [
+        &["refresh"][..],
+        &registry,
+        &["--channel", "prod", "--json", "--secret-key", key],
+    ]
+    .concat();
+    let r = out.keep("refresh", &run(&refresh), 0);
+    assert_eq!(r["channel"]["name"], "prod", "{r}");
 
     let v = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/validate_json.py"))
@@ -608,4 +618,88 @@ fn a_health_script_that_cannot_run_is_a_config_error_not_a_release_failure() {
     let o = run(&["--config", s(&config), "update"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(restarted.exists());
+}
+
+/// `doctor` runs every check the agent's run depends on without changing anything, one
+/// line each; a failure names what to fix and exits 1, warnings pass.
+#[test]
+fn doctor_names_each_problem_and_exits_1_on_a_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = support::registry::agent_app(&reg, "prod", "");
+    reg.ship("1.0.0", "", Some("prod"), &[]);
+    support::ok(&app.run(&["update"]));
+    let o = app.run(&["doctor"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    for check in [
+        "config", "root", "keys", "registry", "channel", "artifact", "clock", "commands",
+    ] {
+        let line = stdout(&o)
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(check))
+            .unwrap_or_else(|| panic!("no {check} line: {}", text(&o)))
+            .to_string();
+        assert!(line.starts_with("ok "), "{line}");
+    }
+    let before = std::fs::read(app.root.join(".updraft/state.json")).ok();
+
+    // A key that did not sign the channel, a health script that is gone, and a unit
+    // systemd does not know: each its own failing line, nothing changed.
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    let other = tmp.path().join("other.pub");
+    support::ok(&run(&[
+        "keygen",
+        "--secret-key",
+        s(&tmp.path().join("other.key")),
+        "--public-key",
+        s(&other),
+    ]));
+    let mut bad = String::new();
+    for line in config.lines() {
+        if line.starts_with("public_keys") || line.starts_with("public_key_files") {
+            bad.push_str(&format!("public_key_files = [\"{}\"]\n", s(&other)));
+        } else {
+            bad.push_str(line);
+            bad.push('\n');
+        }
+    }
+    bad.push_str(&format!(
+        "\n[[health]]\ncommand = [\"{}\"]\n",
+        s(&app.root.join("releases/current/bin/gone"))
+    ));
+    std::fs::write(&app.config, bad).unwrap();
+    let o = app.run(&["doctor", "--json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let d = json(&o);
+    assert_eq!(d["ok"], false, "{d}");
+    let status = |check: &str| -> Vec<String> {
+        d["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == check)
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["status"].as_str().unwrap(),
+                    c["detail"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let channel = status("channel").join("\n");
+    assert!(channel.starts_with("fail "), "{d}");
+    assert!(status("artifact").join("").starts_with("skip "), "{d}");
+    let commands = status("commands").join("\n");
+    assert!(
+        commands.starts_with("fail ")
+            && commands.contains("bin/gone")
+            && commands.contains("does not exist"),
+        "{d}"
+    );
+    assert_eq!(
+        std::fs::read(app.root.join(".updraft/state.json")).ok(),
+        before,
+        "doctor changed the state"
+    );
 }

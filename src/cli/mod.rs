@@ -38,6 +38,7 @@ macro_rules! usage {
 mod agent;
 mod demo;
 mod docs;
+mod doctor;
 mod fleet;
 mod json;
 mod logging;
@@ -131,6 +132,11 @@ pub enum Command {
     Unblock(VersionArg),
     /// Explain why this machine runs what it runs.
     Why(JsonArgs),
+    /// Check this machine's setup without changing anything: config, keys, app root,
+    /// registry, the channel's signature and expiry, this target's artifact, the
+    /// commands and units an activation runs, and the clock. Exit 0 when no check
+    /// failed (warnings pass), 1 otherwise.
+    Doctor(JsonArgs),
     /// Show the whole flow on a throw-away registry and app root (no setup needed).
     Demo(DemoArgs),
     /// Create a minisign-compatible key pair for signing releases.
@@ -174,7 +180,11 @@ impl Command {
         match self {
             Command::Deploy(a) => a.json,
             Command::Rollback(a) => a.json,
-            Command::List(a) | Command::Status(a) | Command::Check(a) | Command::Why(a) => a.json,
+            Command::List(a)
+            | Command::Status(a)
+            | Command::Check(a)
+            | Command::Why(a)
+            | Command::Doctor(a) => a.json,
             Command::Prune(a) => a.json,
             Command::Registry(RegistryCommand::Verify(a)) => a.json,
             Command::Fleet(FleetCommand::Status(a)) => a.json,
@@ -733,6 +743,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Unpin => agent::unpin(ctx).await,
         Command::Unblock(a) => agent::unblock(ctx, a).await,
         Command::Why(a) => agent::why(ctx, a).await,
+        Command::Doctor(a) => doctor::doctor(ctx, a).await,
         Command::Demo(a) => agent::demo(ctx, a).await,
         Command::Keygen(a) => publish::keygen(ctx, a),
         Command::Pack(a) => pack::pack(ctx, a),

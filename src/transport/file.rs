@@ -174,6 +174,7 @@ impl Transport for FileRegistry {
         Ok(Fetched::Body(Body {
             etag: Some(etag),
             last_modified: None,
+            date: None,
             len: Some(remaining),
             offset,
             stream: Box::pin(stream),

@@ -342,17 +342,17 @@ impl Transport for HttpRegistry {
             0
         };
         let etag = header(ETAG);
+        let date = header(DATE);
         // Only a strong Last-Modified is a validator (spec §11, RFC 9110 8.8.2.2).
-        let last_modified = super::headers::strong_last_modified(
-            header(LAST_MODIFIED).as_deref(),
-            header(DATE).as_deref(),
-        );
+        let last_modified =
+            super::headers::strong_last_modified(header(LAST_MODIFIED).as_deref(), date.as_deref());
         let len = resp.content_length();
         let stream = body_stream(resp, &location, &self.opts);
         let stream = Limited::new(stream, location, offset, len, req.limit)?;
         Ok(Fetched::Body(Body {
             etag,
             last_modified,
+            date,
             len,
             offset,
             stream: Box::pin(stream),

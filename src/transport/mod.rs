@@ -233,6 +233,9 @@ pub enum Fetched {
 pub struct Body {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// The server's clock (HTTP `Date`), for `doctor`'s clock-skew check; None for
+    /// file:// registries, which share this machine's clock.
+    pub date: Option<String>,
     /// Length of this response body if the server said so.
     pub len: Option<u64>,
     /// Byte offset of the first byte of `stream` in the object: equals the request's

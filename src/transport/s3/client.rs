@@ -176,11 +176,13 @@ impl S3Registry {
         let len = resp.content_length();
         let etag = header_str(resp.headers(), "etag");
         let last_modified = header_str(resp.headers(), "last-modified");
+        let date = header_str(resp.headers(), "date");
         let stream = body_stream(resp, &location, &self.opts);
         let stream = Limited::new(stream, location, start, len, req.limit)?;
         Ok(Fetched::Body(Body {
             etag,
             last_modified,
+            date,
             len,
             offset: start,
             stream: Box::pin(stream),
