@@ -22,7 +22,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/updraft-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 cargo build --release --example unpack-bench ${BENCH_FEATURES:+--features "$BENCH_FEATURES"}
-BIN=target/release/examples/unpack-bench
+BIN=${CARGO_TARGET_DIR:-target}/release/examples/unpack-bench
 
 # A release-like tree: a few large binaries (half random, half structured), many
 # text/JSON-like assets, some random blobs (images, fonts). Deterministic (seeded).
@@ -66,7 +66,7 @@ cat "$TARBALL" >/dev/null  # warm the page cache for every contestant alike
 
 now() { date +%s.%N; }
 best() { printf '%s\n' "$@" | sort -g | head -1; }
-seed=(); seed_sha=(); ours=()
+seed=(); seed_sha=(); ours=(); onepass=(); blocks=(); whole=()
 for run in $(seq "$RUNS"); do
   rm -rf "$WORK/d" "$WORK/copy.tar.gz"; sync
   t0=$(now)
@@ -83,8 +83,19 @@ for run in $(seq "$RUNS"); do
   t0=$(now)
   mkdir "$WORK/d" && "$BIN" "$TARBALL" "$WORK/d" >"$WORK/ours.out"
   t1=$(now); ours+=("$(echo "$t1 - $t0" | bc -l)")
-  echo "run $run: seed ${seed[-1]}s, seed+sha256sum ${seed_sha[-1]}s, updraft ${ours[-1]}s"
+
+  rm -rf "$WORK/b"; sync
+  mkdir "$WORK/b" && "$BIN" "$TARBALL" "$WORK/b" blocks >"$WORK/blocks.out"
+  blocks+=("$(sed -n 's/.*seconds=//p' "$WORK/blocks.out")")
+  rm -rf "$WORK/w"; sync
+  mkdir "$WORK/w" && "$BIN" "$TARBALL" "$WORK/w" whole >"$WORK/whole.out"
+  whole+=("$(sed -n 's/.*seconds=//p' "$WORK/whole.out")")
+  onepass+=("$(sed -n 's/.*seconds=//p' "$WORK/ours.out")")
+  echo "run $run: seed ${seed[-1]}s, seed+sha256sum ${seed_sha[-1]}s, updraft ${ours[-1]}s" \
+    "(in-process: one-pass ${onepass[-1]}s, verified blocks ${blocks[-1]}s, verified whole ${whole[-1]}s)"
 done
+diff -r "$WORK/d" "$WORK/b" >/dev/null && diff -r "$WORK/d" "$WORK/w" >/dev/null \
+  || { echo "block-verified trees differ!" >&2; exit 1; }
 # Same tree either way.
 rm -rf "$WORK/d2" && mkdir "$WORK/d2" && tar -xzf "$TARBALL" -C "$WORK/d2"
 diff -r "$WORK/d" "$WORK/d2" >/dev/null || { echo "trees differ!" >&2; exit 1; }
@@ -94,3 +105,7 @@ S=$(best "${seed[@]}"); SS=$(best "${seed_sha[@]}"); O=$(best "${ours[@]}")
 echo "best of $RUNS: seed (cp + tar -xzf) ${S}s; seed + sha256sum ${SS}s; updraft one-pass unpack+sha256 ${O}s"
 printf 'ratio seed/updraft: %.2fx   (seed+sha256sum)/updraft: %.2fx\n' \
   "$(echo "$S / $O" | bc -l)" "$(echo "$SS / $O" | bc -l)"
+P=$(best "${onepass[@]}"); B=$(best "${blocks[@]}"); W=$(best "${whole[@]}")
+printf 'in-process best of %s: one-pass %ss, verified blocks %ss (%.3fx), verified whole %ss (%.3fx)\n' \
+  "$RUNS" "$P" "$B" "$(echo "$B / $P" | bc -l)" "$W" "$(echo "$W / $P" | bc -l)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -650,9 +650,9 @@ fn an_unchanged_channel_costs_one_304_from_nginx() {
     reg.ship("1.0.0", "", Some("prod"), &[]);
     ok(&app.run(&["update"]));
     assert_eq!(app.current().as_deref(), Some("1.0.0"));
-    // Channel, its signature, release, its signature, artifact.
-    let before = web.access_log_with(5).len();
-    assert_eq!(before, 5, "{:#?}", web.access_log());
+    // Channel, its signature, release, its signature, block list, artifact.
+    let before = web.access_log_with(6).len();
+    assert_eq!(before, 6, "{:#?}", web.access_log());
     ok(&app.run(&["update"]));
     ok(&app.run(&["check"]));
     let polls: Vec<String> = web.access_log_with(before + 2)[before..].to_vec();

@@ -56,6 +56,7 @@ fn class_of_manifest(e: &ManifestError) -> &'static str {
         ManifestError::Expired { .. } => "expired",
         ManifestError::NoArtifact { .. } => "not-found",
         ManifestError::UnsupportedFormat { .. } => "unsupported-format",
+        ManifestError::BlockListMismatch { .. } => "mismatch",
         ManifestError::Serialise { .. } => "other",
     }
 }

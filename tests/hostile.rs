@@ -448,3 +448,237 @@ fn the_release_log_is_never_followed_through_a_symlink() {
     assert!(stderr(&out).contains("releases.log"), "{}", text(&out));
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
 }
+
+/// A gzip of `tar` with no compression, so a byte changed in the tar stream changes
+/// the same byte of the artifact (and the gzip CRC at its end).
+fn gzip_stored(tar: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    gz.write_all(tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A release whose second entry starts past the first MiB of the artifact (in its
+/// block 1): `(good artifact, hostile artifact)`. The hostile one differs only in that
+/// entry's header, renamed `../evil.tx` (checksum fixed), which any unpacker that sees
+/// it refuses by name; so the name in an error proves the parser saw the block.
+fn release_with_hostile_block_1(version: &str) -> (Vec<u8>, Vec<u8>) {
+    let pad: Vec<u8> = (0..1_300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let vfile = format!("{version}\n");
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("VERSION", vfile.as_bytes()),
+        ("pad.bin", &pad[..]),
+        ("second.txt", b"x"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let good = b.into_inner().unwrap();
+    let at = good.windows(11).position(|w| w == b"second.txt\0").unwrap();
+    assert_eq!(at % 512, 0);
+    let mut evil = good.clone();
+    evil[at..at + 10].copy_from_slice(b"../evil.tx");
+    let header = &mut evil[at..at + 512];
+    header[148..156].fill(b' ');
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let (good, evil) = (gzip_stored(&good), gzip_stored(&evil));
+    assert_eq!(good.len(), evil.len());
+    let first_diff = good.iter().zip(&evil).position(|(a, b)| a != b).unwrap();
+    assert!(
+        first_diff >= 1 << 20 && good.len() < 2 << 20,
+        "{first_diff} {}",
+        good.len()
+    );
+    (good, evil)
+}
+
+/// The published artifact of `version` in the registry's files, as served by it.
+fn artifact_path(reg: &Registry, version: &str) -> PathBuf {
+    reg.dir.join(format!(
+        "demo/releases/{version}/demo-{version}-{}-linux.tar.gz",
+        std::env::consts::ARCH
+    ))
+}
+
+/// An agent (no services) following `prod` of `reg` over HTTP.
+fn agent_root(reg: &Registry) -> Root {
+    Root::new(&support::registry::agent_toml(reg, &reg.http, "prod", ""))
+}
+
+/// A mirror serving a tampered block: refused by its block hash before the unpacker
+/// sees a byte of it. The same bytes deployed unverified reach the unpacker, which
+/// names the hostile entry: that name never appears on the agent's path.
+#[test]
+fn a_tampered_block_never_reaches_the_unpacker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let (good, evil) = release_with_hostile_block_1("1.0.0");
+    let r = agent_root(&reg);
+    reg.publish("1.0.0", &r.tarball("good.tar.gz", &good), Some("prod"), &[]);
+    std::fs::write(artifact_path(&reg, "1.0.0"), &evil).unwrap();
+
+    let out = r.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("block 1 (bytes 1048576..")
+            && err.contains("does not match its signed sha256"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !err.contains("evil"),
+        "the unpacker saw the tampered block: {}",
+        text(&out)
+    );
+    assert!(!r.releases().join("1.0.0").exists());
+    assert_eq!(r.hidden(), Vec::<String>::new());
+
+    // Control: unverified, the same bytes reach the parser, which names the entry.
+    let other = Root::new("");
+    let out = other.deploy("1.0.0", &other.tarball("evil.tar.gz", &evil));
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(stderr(&out).contains("../evil.tx"), "{}", text(&out));
+
+    // The good bytes back in place install.
+    std::fs::write(artifact_path(&reg, "1.0.0"), &good).unwrap();
+    ok(&r.run(&["update"]));
+    assert!(r.releases().join("1.0.0/second.txt").is_file());
+}
+
+/// Cut short, or longer than signed: refused, nothing installed, nothing left behind.
+#[test]
+fn a_truncated_or_extended_artifact_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let (good, _) = release_with_hostile_block_1("1.0.0");
+    let r = agent_root(&reg);
+    reg.publish("1.0.0", &r.tarball("good.tar.gz", &good), Some("prod"), &[]);
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"more");
+    for (what, bytes) in [
+        ("truncated", &good[..good.len() - 4096]),
+        ("extended", &longer[..]),
+    ] {
+        std::fs::write(artifact_path(&reg, "1.0.0"), bytes).unwrap();
+        let out = r.run(&["update"]);
+        assert_ne!(code(&out), 0, "{what}: {}", text(&out));
+        assert!(!stderr(&out).contains("evil"), "{what}: {}", text(&out));
+        assert!(!r.releases().join("1.0.0").exists(), "{what}");
+        assert_eq!(r.hidden(), Vec::<String>::new(), "{what}");
+    }
+}
+
+/// A block list that is not the one the release document signs is refused before it
+/// is parsed, even when it lists the hashes of the served (tampered) artifact.
+#[test]
+fn a_block_list_that_does_not_match_its_signed_hash_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let (good, evil) = release_with_hostile_block_1("1.0.0");
+    let r = agent_root(&reg);
+    reg.publish("1.0.0", &r.tarball("good.tar.gz", &good), Some("prod"), &[]);
+    let art = artifact_path(&reg, "1.0.0");
+    let list_path = PathBuf::from(format!("{}.blocks.json", art.display()));
+    let signed = std::fs::read(&list_path).unwrap();
+    // The attacker's list, for the attacker's artifact, in the same format.
+    let (list, _, _) = updraft::registry::manifest::BlockList::compute(&evil[..], 1 << 20).unwrap();
+    let forged = list.to_bytes().unwrap();
+    assert_eq!(forged.len(), signed.len());
+    std::fs::write(&list_path, &forged).unwrap();
+    std::fs::write(&art, &evil).unwrap();
+    let out = r.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("does not match its signed reference"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr(&out).contains("evil"), "{}", text(&out));
+    assert!(!r.releases().join("1.0.0").exists());
+    // The publisher's audit finds it too.
+    let audit = reg.cli(&[
+        "registry",
+        "verify",
+        "--registry",
+        &reg.url,
+        "--app",
+        "demo",
+        "--public-key",
+        reg.public.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&audit), 5, "{}", text(&audit));
+    assert!(
+        text(&audit).contains("does not match its signed reference"),
+        "{}",
+        text(&audit)
+    );
+}
+
+/// Strip the block list from a published release, as a release published before
+/// block lists looks, re-signed by the publisher's key.
+fn without_block_list(reg: &Registry, version: &str) {
+    let dir = reg.dir.join(format!("demo/releases/{version}"));
+    let doc_path = dir.join("release.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&doc_path).unwrap()).unwrap();
+    for artifact in doc["artifacts"].as_object_mut().unwrap().values_mut() {
+        let list = artifact.as_object_mut().unwrap().remove("blocks").unwrap();
+        std::fs::remove_file(dir.join(list["url"].as_str().unwrap())).unwrap();
+    }
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+    let key = updraft::registry::keys::SecretKey::load_from_file(&reg.secret, None).unwrap();
+    let sig = key.sign(&bytes, "release without a block list").unwrap();
+    std::fs::write(&doc_path, &bytes).unwrap();
+    std::fs::write(dir.join("release.json.minisig"), sig).unwrap();
+}
+
+/// A release without a block list (published before them) still installs; its
+/// artifact is downloaded whole and verified first, so a tampered one never reaches
+/// the unpacker either, and the temporary download does not outlive the run.
+#[test]
+fn a_release_without_a_block_list_is_verified_whole_before_unpacking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let (good, evil) = release_with_hostile_block_1("1.0.0");
+    let r = agent_root(&reg);
+    reg.publish("1.0.0", &r.tarball("good.tar.gz", &good), Some("prod"), &[]);
+    without_block_list(&reg, "1.0.0");
+    std::fs::write(artifact_path(&reg, "1.0.0"), &evil).unwrap();
+    let out = r.run(&["update"]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(stderr(&out).contains("checksum mismatch"), "{}", text(&out));
+    assert!(!stderr(&out).contains("evil"), "{}", text(&out));
+    assert_eq!(r.hidden(), Vec::<String>::new());
+
+    std::fs::write(artifact_path(&reg, "1.0.0"), &good).unwrap();
+    ok(&r.run(&["update"]));
+    assert!(r.releases().join("1.0.0/second.txt").is_file());
+    assert_eq!(r.hidden(), Vec::<String>::new());
+
+    // `deploy --sha256` of a local file: verified whole first too.
+    let other = Root::new("");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&good));
+    let out = other.run(&[
+        "deploy",
+        "--version",
+        "1.0.0",
+        "--artifact-path",
+        other.tarball("evil.tar.gz", &evil).to_str().unwrap(),
+        "--sha256",
+        &sha,
+    ]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("checksum mismatch") && !stderr(&out).contains("evil.tx"),
+        "{}",
+        text(&out)
+    );
+}

@@ -9,6 +9,7 @@ use crate::archive::unpack::UnpackError;
 use crate::disk::lock::LockError;
 use crate::disk::state::StateError;
 use crate::error::{Classify, ErrorClass};
+use crate::registry::manifest::BlockError;
 use crate::registry::names::Version;
 use crate::transport::TransportError;
 
@@ -45,6 +46,21 @@ pub enum DeployError {
     Write {
         location: String,
         path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refused artifact {location}: {source}")]
+    Blocks {
+        location: String,
+        #[source]
+        source: crate::registry::manifest::BlockError,
+    },
+    /// Reading an artifact that is verified whole before it is unpacked.
+    #[error(
+        "cannot download {location}: {source}; nothing was installed and `current` is unchanged"
+    )]
+    Download {
+        location: String,
         #[source]
         source: std::io::Error,
     },
@@ -159,7 +175,21 @@ impl Classify for DeployError {
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<TransportError>())
                 .map_or(ErrorClass::Other, Classify::class),
+            DeployError::Download { source: e, .. }
+            | DeployError::Blocks {
+                source: BlockError::Read(e),
+                ..
+            } => e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<TransportError>())
+                .map_or(ErrorClass::Other, Classify::class),
+            // A short download is the network's doing; other bytes are refused.
+            DeployError::Blocks {
+                source: BlockError::Truncated { .. },
+                ..
+            } => ErrorClass::Other,
             DeployError::Unpack { .. }
+            | DeployError::Blocks { .. }
             | DeployError::Checksum { .. }
             | DeployError::Size { .. }
             | DeployError::VersionMismatch(_) => ErrorClass::Verify,

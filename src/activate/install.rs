@@ -3,6 +3,8 @@
 //! `releases/<version>` so the release appears complete or not at all.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
 
 use serde::Serialize;
 use tracing::info;
@@ -11,10 +13,11 @@ use super::error::{io_err, is_disk_failure, DeployError};
 use super::Pipeline;
 use crate::archive::unpack::{self, UnpackError};
 use crate::archive::version_file;
-use crate::disk::releases::Staging;
+use crate::disk::releases::{Download, Staging};
 use crate::disk::state::{Installing, State};
 use crate::failpoint;
 use crate::fsutil;
+use crate::registry::manifest::{BlockError, BlockList};
 use crate::registry::names::Version;
 use crate::transport::source::{HashingReader, Progress, Source, StreamReader};
 
@@ -28,6 +31,10 @@ pub struct InstallRequest {
     /// Install even when the tarball's root `VERSION` file names another version
     /// (`--allow-version-mismatch`; the agent, whose registry publish already checked).
     pub allow_version_mismatch: bool,
+    /// The artifact's verified block list (from a signed release document): each block
+    /// is checked before the unpacker sees it. Without one, an artifact with an
+    /// expected sha256 is verified whole before it is unpacked.
+    pub blocks: Option<BlockList>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +95,57 @@ fn placement(
     }
 }
 
+/// Read `reader` to its end, bounded by `max` bytes, copying it to `copy` when given,
+/// and check the sha256 and size against what the caller vouched for.
+fn check_whole(
+    location: &str,
+    reader: impl Read,
+    expected: &str,
+    expected_size: Option<u64>,
+    max: u64,
+    mut copy: Option<(fs::File, &Path)>,
+) -> Result<(), DeployError> {
+    let mut hr = HashingReader::new(reader, max);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match hr.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(DeployError::Download {
+                    location: location.to_string(),
+                    source,
+                })
+            }
+        };
+        if let Some((f, path)) = &mut copy {
+            f.write_all(&buf[..n])
+                .map_err(|source| DeployError::Write {
+                    location: location.to_string(),
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        }
+    }
+    let (actual, size) = hr.finish();
+    if actual != expected {
+        return Err(DeployError::Checksum {
+            location: location.to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    if let Some(exp) = expected_size.filter(|e| *e != size) {
+        return Err(DeployError::Size {
+            location: location.to_string(),
+            expected: exp,
+            actual: size,
+        });
+    }
+    Ok(())
+}
+
 impl Pipeline<'_> {
     /// Stream a tarball into `releases/<version>`: hash, bound and unpack in one pass
     /// into a staging tree, verify, then rename into place.
@@ -128,38 +186,88 @@ impl Pipeline<'_> {
         let max_artifact = self.config.limits.max_artifact_bytes;
         let target = staging.path().to_path_buf();
         let loc = location.clone();
-        let (reader, total): (Box<dyn std::io::Read + Send>, Option<u64>) = match req.source {
-            Source::File(p) => {
-                let f = fs::File::open(&p).map_err(|source| DeployError::Read {
-                    location: p.display().to_string(),
-                    source,
-                })?;
-                let len = f.metadata().ok().map(|m| m.len());
-                (Box::new(f), len)
-            }
-            Source::Stream { stream, .. } => {
-                (Box::new(StreamReader::spawn(stream)), req.expected_size)
-            }
-        };
-        let label = format!("installing {}", req.version);
-        let reader: Box<dyn std::io::Read + Send> =
-            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                Box::new(Progress::new(reader, label, total))
-            } else {
-                Box::new(Progress::logged(reader, label, total))
-            };
         let vouched = expected.is_some();
         let force = req.force;
         let expected_size = req.expected_size;
         let check_version = (!req.allow_version_mismatch).then(|| req.version.clone());
+        let blocks = req.blocks;
+        let label = format!("installing {}", req.version);
+        let progress =
+            move |reader: Box<dyn Read + Send>, total: Option<u64>| -> Box<dyn Read + Send> {
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    Box::new(Progress::new(reader, label, total))
+                } else {
+                    Box::new(Progress::logged(reader, label, total))
+                }
+            };
+        let spool_root = self.root.clone();
+        let spool_version = req.version.clone();
+        let source = req.source;
         // Unpack and verify in one blocking task; the staging tree is dropped (deleted)
         // in blocking tasks too, whatever happens, and never on an async worker.
         let (sha256, size, staging) = fsutil::blocking(move || {
+            // How the bytes reach the unpacker: only ever verified ones when something
+            // vouches for them. A block list checks each block before handing it on;
+            // without one, the whole artifact is verified first (a local file in
+            // place, a download in a temporary file in the app root).
+            let mut spooled = None;
+            let input: Box<dyn Read + Send> = match (source, blocks, &expected) {
+                (Source::File(p), blocks, expected) => {
+                    let open = || {
+                        fs::File::open(&p).map_err(|source| DeployError::Read {
+                            location: p.display().to_string(),
+                            source,
+                        })
+                    };
+                    let f = open()?;
+                    let len = f.metadata().ok().map(|m| m.len());
+                    match (blocks, expected) {
+                        (Some(list), _) => Box::new(list.reader(progress(Box::new(f), len))),
+                        (None, Some(exp)) => {
+                            check_whole(&loc, f, exp, expected_size, max_artifact, None)?;
+                            progress(Box::new(open()?), len)
+                        }
+                        (None, None) => progress(Box::new(f), len),
+                    }
+                }
+                (Source::Stream { stream, .. }, blocks, expected) => {
+                    let reader = progress(Box::new(StreamReader::spawn(stream)), expected_size);
+                    match (blocks, expected) {
+                        (Some(list), _) => Box::new(list.reader(reader)),
+                        (None, Some(exp)) => {
+                            let mut d =
+                                Download::create(&spool_root, &spool_version).map_err(io_err(
+                                    "cannot create a temporary file for the download",
+                                    &spool_root.releases(),
+                                ))?;
+                            let file = d
+                                .file()
+                                .try_clone()
+                                .map_err(io_err("cannot write the download", d.path()))?;
+                            check_whole(
+                                &loc,
+                                reader,
+                                exp,
+                                expected_size,
+                                max_artifact,
+                                Some((file, d.path())),
+                            )?;
+                            let f = fs::File::open(d.path())
+                                .map_err(io_err("cannot read the download back", d.path()))?;
+                            spooled = Some(d);
+                            Box::new(f)
+                        }
+                        (None, None) => reader,
+                    }
+                }
+            };
             let mut hr = HashingReader::new(
-                std::io::BufReader::with_capacity(256 * 1024, reader),
+                std::io::BufReader::with_capacity(256 * 1024, input),
                 max_artifact,
             );
-            let (sha256, size) = match unpack::unpack_tar_gz(&mut hr, &target, &limits) {
+            let unpacked = unpack::unpack_tar_gz(&mut hr, &target, &limits);
+            drop(spooled);
+            let (sha256, size) = match unpacked {
                 Ok(_) => hr.finish(),
                 // Our disk failed us, not the tarball: not a verification failure.
                 Err(UnpackError::Io { path, source }) if is_disk_failure(&source) => {
@@ -168,6 +276,18 @@ impl Pipeline<'_> {
                         path,
                         source,
                     })
+                }
+                // A block that did not match: the unpacker never saw it.
+                Err(UnpackError::Read(e)) if e.get_ref().is_some_and(|i| i.is::<BlockError>()) => {
+                    let source = e
+                        .into_inner()
+                        .and_then(|i| i.downcast::<BlockError>().ok())
+                        .map(|b| *b)
+                        .unwrap_or_else(|| BlockError::Read(std::io::Error::other("unknown")));
+                    return Err(DeployError::Blocks {
+                        location: loc,
+                        source,
+                    });
                 }
                 Err(source) => {
                     return Err(DeployError::Unpack {

@@ -341,6 +341,43 @@ impl Agent {
         )?)
     }
 
+    /// The verified block list of `artifact`, when its release has one: fetched at
+    /// most as large as signed, and checked against the signed sha256 before parsing.
+    async fn fetch_block_list(
+        &self,
+        release: &ReleaseDoc,
+        artifact: &manifest::Artifact,
+    ) -> Result<Option<manifest::BlockList>, AgentError> {
+        let Some(reference) = &artifact.blocks else {
+            return Ok(None);
+        };
+        let location = manifest::resolve_url(&release.app, &release.version, &reference.url)?;
+        let (bytes, what) = match &location {
+            Location::Key(key) => (
+                self.fetch_small(key, reference.size).await?,
+                self.transport.location(key),
+            ),
+            Location::Url(url) => {
+                let (registry, key) = HttpRegistry::for_url(url, &self.config.transport_options())?;
+                let req = FetchRequest::whole(&key, reference.size);
+                let doc = self
+                    .with_timeout(&key, retry::fetch_document(&registry, &req, &self.policy))
+                    .await?;
+                let Document::Fresh { bytes, .. } = doc else {
+                    return Err(AgentError::Transport(TransportError::Status {
+                        location: url.clone(),
+                        status: 304,
+                        detail: " to an unconditional request".into(),
+                    }));
+                };
+                (bytes, url.clone())
+            }
+        };
+        Ok(Some(manifest::verify_block_list(
+            &bytes, reference, artifact, &what,
+        )?))
+    }
+
     pub fn decide(
         &self,
         state: &State,
@@ -648,6 +685,7 @@ impl Agent {
             Location::Key(k) => self.transport.location(k),
             Location::Url(u) => u.clone(),
         };
+        let blocks = self.fetch_block_list(&release, artifact).await?;
         let req = InstallRequest {
             version: target.clone(),
             source: Source::Stream {
@@ -659,6 +697,7 @@ impl Agent {
             force: false,
             // What the registry signed is what runs: publish checked the VERSION file.
             allow_version_mismatch: true,
+            blocks,
         };
         p.install(state, req).await?;
         Ok(())

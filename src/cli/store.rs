@@ -82,6 +82,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
         expected_size: None,
         force: a.force,
         allow_version_mismatch: a.allow_version_mismatch,
+        blocks: None,
     };
     let report = activate::deploy(&root, &ctx.config, req).await?;
     if a.json {

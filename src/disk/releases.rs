@@ -74,6 +74,48 @@ impl Drop for Staging {
     }
 }
 
+/// A temporary file under `releases/` holding an artifact downloaded whole, so it can
+/// be verified before anything parses it. Deleted when dropped; a SIGKILL leaves a
+/// `.staging-*` name that the next run removes with the staging trees.
+pub struct Download {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl Download {
+    pub fn create(root: &AppRoot, version: &Version) -> io::Result<Download> {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::create_dir_all(root.releases())?;
+        let path = root.releases().join(format!(
+            "{STAGING_PREFIX}{version}-{}-{:08x}.download",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        Ok(Download { path, file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&mut self) -> &mut fs::File {
+        &mut self.file
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// Device and inode of `path` itself (a symlink is not followed).
 pub fn identity(path: &Path) -> io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -192,6 +234,20 @@ mod tests {
         fs::write(s.path().join("f"), b"x").unwrap();
         s.commit(&root.release_dir(&v)).unwrap();
         assert_eq!(fs::read(root.release_dir(&v).join("f")).unwrap(), b"x");
+        assert!(root.leftover_staging().unwrap().is_empty());
+    }
+
+    #[test]
+    fn download_removes_itself_and_is_a_leftover_until_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = AppRoot::new(dir.path());
+        let mut d = Download::create(&root, &"1.0.0".parse().unwrap()).unwrap();
+        std::io::Write::write_all(d.file(), b"x").unwrap();
+        assert_eq!(
+            root.leftover_staging().unwrap(),
+            vec![d.path().to_path_buf()]
+        );
+        drop(d);
         assert!(root.leftover_staging().unwrap().is_empty());
     }
 

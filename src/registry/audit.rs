@@ -157,6 +157,36 @@ pub async fn audit_min_valid(
                     push(&mut items, &akey, status, detail);
                 }
             }
+            if let Some(reference) = &a.blocks {
+                match manifest::resolve_url(app, &version, &reference.url) {
+                    Ok(Location::Key(bkey)) => {
+                        explained.insert(bkey.clone());
+                        let (status, detail) = match store.get(&bkey, reference.size).await {
+                            Ok(Some(bytes)) => {
+                                match manifest::verify_block_list(&bytes, reference, a, &bkey) {
+                                    Ok(_) => (
+                                        AuditStatus::Ok,
+                                        format!("{target}: block list matches its signed sha256"),
+                                    ),
+                                    Err(e) => (AuditStatus::Fail, e.to_string()),
+                                }
+                            }
+                            Ok(None) => {
+                                (AuditStatus::Fail, format!("{target}: block list missing"))
+                            }
+                            Err(e) => (AuditStatus::Fail, e.to_string()),
+                        };
+                        push(&mut items, &bkey, status, detail);
+                    }
+                    Ok(Location::Url(u)) => push(
+                        &mut items,
+                        &u,
+                        AuditStatus::Warn,
+                        format!("{target}: external block list URL, not checked by this audit"),
+                    ),
+                    Err(e) => push(&mut items, key, AuditStatus::Fail, e.to_string()),
+                }
+            }
         }
     }
 

@@ -6,7 +6,6 @@
 //! A crash at any point leaves every channel pointing at a complete, signed release.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::registry::channel::{set_channel, ChannelUpdate};
 use crate::registry::manifest::{
-    self, Artifact, ChannelDoc, Location, ReleaseDoc, FORMAT_TAR_GZ, SCHEMA_VERSION,
+    self, Artifact, BlockList, BlocksRef, ChannelDoc, Location, ReleaseDoc, BLOCKS_SUFFIX,
+    BLOCK_SIZE, FORMAT_TAR_GZ, SCHEMA_VERSION,
 };
 use crate::registry::names::{AppName, Channel, Target, Version};
 use crate::registry::rollout::Rollout;
@@ -52,25 +52,18 @@ pub struct PublishReport {
     pub channel: Option<ChannelDoc>,
 }
 
-/// sha256 and size of a local file, in one pass.
-fn hash_file(path: &Path) -> Result<(String, u64), PublishError> {
-    let err = |source| PublishError::ReadArtifact {
+/// sha256, size and block list of a local file, in one pass.
+fn hash_file(path: &Path) -> Result<(BlockList, String, u64), PublishError> {
+    let f = std::fs::File::open(path).map_err(|source| PublishError::ReadArtifact {
         path: path.to_path_buf(),
         source,
-    };
-    let mut f = std::fs::File::open(path).map_err(err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(h.finalize()), size))
+    })?;
+    BlockList::compute(std::io::BufReader::with_capacity(256 * 1024, f), BLOCK_SIZE).map_err(
+        |source| PublishError::ReadArtifact {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 /// sha256 and size of a registry object, streamed (artifacts can be gigabytes).
@@ -151,9 +144,10 @@ pub async fn publish(
         return Err(PublishError::Invalid("no --artifact given".into()));
     }
     let mut local: BTreeMap<Target, (PathBuf, String, u64)> = BTreeMap::new();
+    let mut block_lists: BTreeMap<Target, BlockList> = BTreeMap::new();
     for (target, path) in &req.artifacts {
         let path2 = path.clone();
-        let (sha, size) = tokio::task::spawn_blocking(move || hash_file(&path2))
+        let (blocks, sha, size) = tokio::task::spawn_blocking(move || hash_file(&path2))
             .await
             .map_err(|source| PublishError::Hashing {
                 path: path.clone(),
@@ -165,6 +159,7 @@ pub async fn publish(
                 path.display()
             )));
         }
+        block_lists.insert(target.clone(), blocks);
         if local
             .insert(target.clone(), (path.clone(), sha, size))
             .is_some()
@@ -264,6 +259,24 @@ pub async fn publish(
                 Err(e) => return Err(e.into()),
             }
         }
+        // A new release gets a block list next to its artifact, written before the
+        // document that vouches for it; a published one stays as it was signed.
+        let blocks = match (&key, &existing_doc, block_lists.get(target)) {
+            (Some(key), None, Some(list)) => {
+                let bytes = list.to_bytes()?;
+                let reference = BlocksRef {
+                    url: format!("{url}{BLOCKS_SUFFIX}"),
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    size: bytes.len() as u64,
+                };
+                store.put(&format!("{key}{BLOCKS_SUFFIX}"), bytes).await?;
+                Some(reference)
+            }
+            _ => existing_doc
+                .as_ref()
+                .and_then(|d| d.artifacts.get(target))
+                .and_then(|a| a.blocks.clone()),
+        };
         artifacts.insert(
             target.clone(),
             Artifact {
@@ -271,6 +284,7 @@ pub async fn publish(
                 sha256: sha.clone(),
                 size: *size,
                 format: FORMAT_TAR_GZ.to_string(),
+                blocks,
             },
         );
         reports.push(ArtifactReport {

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::blocks::BlocksRef;
 use super::ManifestError;
 use crate::registry::names::{AppName, Channel, Target, Version};
 use crate::registry::rollout::Rollout;
@@ -81,6 +82,10 @@ pub struct Artifact {
     pub sha256: String,
     pub size: u64,
     pub format: String,
+    /// Where the artifact's block list is (spec §6.2); absent in releases published
+    /// before block lists, which agents download whole and verify before unpacking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<BlocksRef>,
 }
 
 /// `<app>/releases/<version>/release.json`: the immutable description of a release.
@@ -233,6 +238,12 @@ impl ReleaseDoc {
             // (An unknown `format` is not malformed: only that target is refused.)
             super::verify::resolve_url(&self.app, &self.version, &a.url)
                 .map_err(|e| bad(format!("artifact {t}: {e}")))?;
+            if let Some(b) = &a.blocks {
+                b.check_shape()
+                    .map_err(|why| bad(format!("artifact {t}: {why}")))?;
+                super::verify::resolve_url(&self.app, &self.version, &b.url)
+                    .map_err(|e| bad(format!("artifact {t}: blocks: {e}")))?;
+            }
         }
         Ok(())
     }
@@ -377,6 +388,7 @@ pub(super) mod fixtures {
                 sha256: "a".repeat(64),
                 size: 10,
                 format: "tar.gz".into(),
+                blocks: None,
             },
         );
         ReleaseDoc {
@@ -416,6 +428,13 @@ mod tests {
         channel.notes = Some("n".into());
         let mut release = release_doc();
         release.notes = Some("n".into());
+        for a in release.artifacts.values_mut() {
+            a.blocks = Some(BlocksRef {
+                url: "demo-1.2.0-x86_64-linux.tar.gz.blocks.json".into(),
+                sha256: "b".repeat(64),
+                size: 100,
+            });
+        }
         for (schema, doc) in [
             (
                 include_str!("../../../registry-spec/channel.schema.json"),
@@ -429,6 +448,28 @@ mod tests {
             let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
             crate::registry::assert_schema_describes(&schema, &doc, SCHEMA_VERSION);
         }
+        // Artifact fields (the block list reference included) are described too.
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../registry-spec/release.schema.json"))
+                .unwrap();
+        let described = schema["$defs"]["artifact"]["properties"]
+            .as_object()
+            .unwrap();
+        let written = serde_json::to_value(&release).unwrap();
+        for a in written["artifacts"].as_object().unwrap().values() {
+            for k in a.as_object().unwrap().keys() {
+                assert!(
+                    described.contains_key(k),
+                    "artifact field {k} not in the schema"
+                );
+            }
+        }
+        let blocks: serde_json::Value =
+            serde_json::from_str(include_str!("../../../registry-spec/blocks.schema.json"))
+                .unwrap();
+        let (list, _, _) = super::super::BlockList::compute(&[7u8; 5000][..], 4096).unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&list.to_bytes().unwrap()).unwrap();
+        crate::registry::assert_schema_describes(&blocks, &list, 1);
     }
 
     /// A document that cannot be serialised must not be signed as an empty one.

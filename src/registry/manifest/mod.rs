@@ -5,10 +5,15 @@
 //! document: signature, what was asked for, sequence, expiry, and which artifact to
 //! fetch from where).
 
+mod blocks;
 mod documents;
 mod strict;
 mod verify;
 
+pub use blocks::{
+    verify_block_list, BlockError, BlockList, BlockListDoc, BlocksRef, VerifiedBlocks,
+    BLOCKS_SUFFIX, BLOCK_SIZE, MAX_BLOCK_SIZE,
+};
 pub use documents::{
     artifact_file_name, channel_key, parse_channel, parse_release, release_dir_key, release_key,
     sig_key, Artifact, ChannelDoc, Extra, ReleaseDoc, Yanked, FORMAT_TAR_GZ, MAX_ARTIFACT_BYTES,
@@ -85,6 +90,14 @@ pub enum ManifestError {
         version: String,
         url: String,
         why: String,
+    },
+    #[error("{what} does not match its signed reference: expected sha256 {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes); the registry or a mirror serves another block list: republish the release, or check what serves it")]
+    BlockListMismatch {
+        what: String,
+        expected: String,
+        expected_size: u64,
+        actual: String,
+        actual_size: u64,
     },
     #[error("cannot write the {kind} document as JSON: {source}")]
     Serialise {
