@@ -88,6 +88,9 @@ pub struct Config {
     /// Outside a window, still download and install (stage) the update.
     #[serde(default)]
     pub stage_outside_window: bool,
+    /// Data snapshots before a release raises the data epoch (README "Data epochs").
+    #[serde(default)]
+    pub data: DataConfig,
     /// Lifecycle hooks after activation and around rollbacks (README "Lifecycle hooks").
     #[serde(default)]
     pub hooks: Hooks,
@@ -132,6 +135,20 @@ pub struct ReportConfig {
     pub report_s3_access_key_id: Option<String>,
     pub report_s3_secret_access_key: Option<String>,
     pub report_s3_session_token: Option<String>,
+}
+
+/// `[data]`: how `data/` is snapshotted and restored around a data-epoch change.
+/// Empty: a copy of `<root>/data` (reflinked where the filesystem can).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Command (argv) that saves the data into `$UPDRAFT_SNAPSHOT_DIR` (pg_dump, an
+    /// LVM or ZFS snapshot, ...).
+    #[serde(default)]
+    pub snapshot: Vec<String>,
+    /// Command (argv) that puts the data saved in `$UPDRAFT_SNAPSHOT_DIR` back.
+    #[serde(default)]
+    pub restore: Vec<String>,
 }
 
 /// `[hooks]`: commands (argv) run at the phases of an activation and of a rollback,
@@ -306,6 +323,10 @@ pub struct Services {
     /// Command (argv) that restarts the app.
     #[serde(default)]
     pub restart: Vec<String>,
+    /// Command (argv) that stops the app, before its data is restored from a snapshot;
+    /// unset: `systemctl stop` of `units`.
+    #[serde(default)]
+    pub stop: Vec<String>,
     /// Command (argv) printing how often the supervisor restarted the app (crash-loop
     /// detection); unset: systemd's NRestarts of `units`; `[]`: off.
     #[serde(default)]
@@ -331,6 +352,7 @@ impl Default for Services {
             pidfile: None,
             reload: Vec::new(),
             restart: Vec::new(),
+            stop: Vec::new(),
             restart_count: None,
             timeout: default_service_timeout(),
         }

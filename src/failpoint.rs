@@ -42,6 +42,9 @@ pub const ALL: &[&str] = &[
     // prune: a release renamed aside, then deleted.
     "prune.renamed",
     "prune.removed",
+    // data epochs: data/ snapshotted (before the switch); restored (before switching back).
+    "data.snapshotted",
+    "data.restored",
     // pin: the pin saved, before switching to it.
     "pin.saved",
     // update: the accepted channel document saved, before the download.

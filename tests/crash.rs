@@ -737,6 +737,16 @@ fn every_command_killed_at_every_failpoint_finishes_or_undoes_when_run_again() {
                 &["prune".into(), "--keep".into(), "1".into()],
             ));
         });
+        // A deploy raising the data epoch that fails its health checks: data/ is
+        // snapshotted before the switch and restored before switching back.
+        scope.spawn(|| {
+            let mut base = push(&["1.0.0"]);
+            std::fs::create_dir_all(base.root.join("data")).unwrap();
+            std::fs::write(base.root.join("data/db"), b"epoch 0").unwrap();
+            let mut d = base.deploy_args("1.1.0", false);
+            d.extend(["--data-epoch".to_string(), "1".to_string()]);
+            note(sweep("deploy (unhealthy, new data epoch)", &base, &d));
+        });
         // Pull mode: update (install, switch, restart, health, bake), and one whose
         // release fails its health checks (switch back).
         scope.spawn(|| {

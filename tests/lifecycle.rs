@@ -300,3 +300,242 @@ fn assert_valid(schema: &str, doc: &serde_json::Value) {
         .unwrap();
     assert!(v.status.success(), "{}", text(&v));
 }
+
+/// An app whose fixture server keeps a SQLite database in `data/`; the server's pid
+/// file lives outside `data/` (a restored pid file would name a dead server).
+fn sqlite_app(extra: &str) -> App {
+    let app = App::new(extra);
+    let run = app.tmp().join("run");
+    let restart = fixtures().join("app/restart.sh");
+    let stop = fixtures().join("app/stop.sh");
+    let root = app.root.display();
+    let cfg = std::fs::read_to_string(&app.config).unwrap();
+    let old = format!("restart = [\"{}\", \"{root}\"]", restart.display());
+    assert!(cfg.contains(&old), "{cfg}");
+    let env = format!("FIXTURE_RUN_DIR={}", run.display());
+    let new = format!(
+        "restart = [\"env\", \"{env}\", \"{}\", \"{root}\"]\nstop = [\"env\", \"{env}\", \"{}\", \"{root}\"]",
+        restart.display(),
+        stop.display()
+    );
+    std::fs::write(&app.config, cfg.replace(&old, &new)).unwrap();
+    app
+}
+
+impl Drop for SqliteStop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(fixtures().join("app/stop.sh"))
+            .arg(&self.0)
+            .env("FIXTURE_RUN_DIR", &self.1)
+            .status();
+    }
+}
+
+/// Stops a [`sqlite_app`]'s server (its pid file is not where `App`'s drop looks).
+struct SqliteStop(std::path::PathBuf, std::path::PathBuf);
+
+fn stopper(app: &App) -> SqliteStop {
+    SqliteStop(app.root.clone(), app.tmp().join("run"))
+}
+
+/// A fixture release on schema `schema`; `migrate` makes it migrate the database up to
+/// it, `broken` makes its health check fail.
+fn sqlite_release(
+    app: &App,
+    version: &str,
+    schema: u32,
+    migrate: bool,
+    broken: bool,
+) -> std::path::PathBuf {
+    let tree = app.tmp().join(format!("tree-sqlite-{version}"));
+    let mut cmd = std::process::Command::new(fixtures().join("app/make-release.sh"));
+    cmd.arg(&tree).arg(version);
+    if broken {
+        cmd.arg("broken");
+    }
+    assert!(cmd.status().unwrap().success());
+    std::fs::write(tree.join("SCHEMA"), format!("{schema}\n")).unwrap();
+    if migrate {
+        std::fs::write(tree.join("MIGRATE"), "").unwrap();
+    }
+    let tarball = app.tmp().join(format!("sqlite-{version}.tar.gz"));
+    tar_gz(&tree, &tarball);
+    tarball
+}
+
+fn deploy_epoch(
+    app: &App,
+    version: &str,
+    tarball: &std::path::Path,
+    epoch: u32,
+) -> std::process::Output {
+    app.run(&[
+        "deploy",
+        "--version",
+        version,
+        "--artifact-path",
+        tarball.to_str().unwrap(),
+        "--data-epoch",
+        &epoch.to_string(),
+    ])
+}
+
+fn db(app: &App) -> Vec<u8> {
+    std::fs::read(app.root.join("data/app.db")).unwrap()
+}
+
+/// `PRAGMA user_version` of the app's database, read with Python's sqlite3.
+fn schema_of(app: &App) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA user_version').fetchone()[0])",
+        ])
+        .arg(app.root.join("data/app.db"))
+        .output()
+        .unwrap();
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn a_migration_that_fails_its_health_check_gets_the_database_back_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let app = sqlite_app(&format!(
+        "{}\n",
+        support::registry::agent_toml(&reg, &reg.http, "prod", "")
+    ));
+    let _stop = stopper(&app);
+    // Published through the registry: the epochs are signed in the release documents.
+    let v1 = sqlite_release(&app, "1.0.0", 1, false, false);
+    let v2 = sqlite_release(&app, "2.0.0", 2, true, true);
+    ok(&reg.publish("1.0.0", &v1, Some("prod"), &["--data-epoch", "1"]));
+    ok(&app.run(&["update"]));
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    let before = db(&app);
+    assert_eq!(schema_of(&app), "1");
+    // Without --data-epoch, 2.0.0 would inherit epoch 1 from the channel's release.
+    ok(&reg.publish("2.0.0", &v2, Some("prod"), &["--data-epoch", "2"]));
+    let doc = std::fs::read_to_string(reg.dir.join("demo/releases/2.0.0/release.json")).unwrap();
+    assert!(doc.contains("\"data_epoch\": 2"), "{doc}");
+    let out = app.run(&["update"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("restored the data (epoch 1) from the snapshot taken before 2.0.0"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(
+        db(&app) == before,
+        "the database is not the one from before the migration"
+    );
+    assert_eq!(schema_of(&app), "1");
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    // The snapshot is kept with its release and shown by `list`.
+    let list = json(&app.run(&["list", "--json"]));
+    assert_valid("list", &list);
+    let rows = list["releases"].as_array().unwrap();
+    let two = rows.iter().find(|r| r["version"] == "2.0.0").unwrap();
+    assert_eq!(two["data_epoch"], 2, "{list}");
+    assert_eq!(two["snapshot"]["data_epoch"], 1, "{list}");
+    let one = rows.iter().find(|r| r["version"] == "1.0.0").unwrap();
+    assert!(one["snapshot"].is_null(), "{list}");
+    assert!(stdout(&app.run(&["list"])).contains("data snapshot of epoch 1"));
+    // Pruned with its release.
+    ok(&app.run(&["prune", "--keep", "1"]));
+    assert!(!app.root.join(".updraft/snapshots/2.0.0").exists());
+}
+
+#[test]
+fn a_rollback_across_an_epoch_restores_the_snapshot_and_refuses_without_one() {
+    let app = sqlite_app("");
+    let _stop = stopper(&app);
+    let v1 = sqlite_release(&app, "1.0.0", 1, false, false);
+    let v2 = sqlite_release(&app, "2.0.0", 2, true, false);
+    ok(&deploy_epoch(&app, "1.0.0", &v1, 1));
+    let before = db(&app);
+    ok(&deploy_epoch(&app, "2.0.0", &v2, 2));
+    assert_eq!(app.health_body().as_deref(), Some("ok 2.0.0"));
+    assert_eq!(schema_of(&app), "2");
+    // With the snapshot: stop, restore, start the old release.
+    ok(&app.run(&["rollback"]));
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(db(&app) == before, "not restored");
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+
+    // Again, but the snapshot is gone: refused, nothing moves.
+    // Forward again (2.0.0 migrates the restored data again, after a new snapshot).
+    ok(&app.run(&["rollback", "--version", "2.0.0"]));
+    assert_eq!(schema_of(&app), "2");
+    std::fs::remove_dir_all(app.root.join(".updraft/snapshots/2.0.0")).unwrap();
+    let out = app.run(&["rollback", "--version", "1.0.0"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("needs data epoch 1") && stderr(&out).contains("--force-data"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(app.current().as_deref(), Some("2.0.0"));
+    assert_eq!(schema_of(&app), "2");
+    // --force-data rolls back the code only: 1.0.0 cannot read epoch 2 and says so in
+    // its health check, so the rollback fails and 2.0.0 runs again.
+    let out = app.run(&["rollback", "--version", "1.0.0", "--force-data"]);
+    assert!(!stderr(&out).contains("refusing"), "{}", text(&out));
+    assert!(stderr(&out).contains("--force-data"), "{}", text(&out));
+    assert_eq!(app.current().as_deref(), Some("2.0.0"));
+}
+
+#[test]
+fn a_kill_between_the_snapshot_and_the_switch_or_after_the_migration_recovers() {
+    let app = sqlite_app("");
+    let _stop = stopper(&app);
+    let v1 = sqlite_release(&app, "1.0.0", 1, false, false);
+    let v2 = sqlite_release(&app, "2.0.0", 2, true, false);
+    ok(&deploy_epoch(&app, "1.0.0", &v1, 1));
+    let before = db(&app);
+    let deploy2 = [
+        "deploy",
+        "--version",
+        "2.0.0",
+        "--artifact-path",
+        v2.to_str().unwrap(),
+        "--data-epoch",
+        "2",
+    ];
+    let killed_at = |point: &str| {
+        let out = std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&app.config)
+            .args(deploy2)
+            .env("UPDRAFT_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "not killed at {point}: {}",
+            text(&out)
+        );
+    };
+    // Between the snapshot and the switch: nothing ran on the data; the next run
+    // finds no activation to undo, and the data is as it was.
+    killed_at("data.snapshotted");
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    ok(&app.run(&["status"]));
+    assert!(db(&app) == before);
+    // After the switch and the migration (health passed): the next run rolls back,
+    // restores the data, and 1.0.0 serves again.
+    killed_at("activate.healthy");
+    assert_eq!(schema_of(&app), "2");
+    let out = app.run(&["rollback", "--version", "1.0.0"]);
+    ok(&out);
+    assert_eq!(app.current().as_deref(), Some("1.0.0"));
+    assert!(
+        db(&app) == before,
+        "not restored after the crash: {}",
+        text(&out)
+    );
+    assert_eq!(app.health_body().as_deref(), Some("ok 1.0.0"));
+    app.assert_blocked("2.0.0", "interrupted");
+}

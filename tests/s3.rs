@@ -970,6 +970,7 @@ fn publish_request(
         notes: None,
         rollout: None,
         expires_in: std::time::Duration::from_secs(3600),
+        data_epoch: None,
     }
 }
 

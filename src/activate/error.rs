@@ -114,6 +114,14 @@ pub enum DeployError {
     BadSha(String),
     #[error(transparent)]
     VersionMismatch(#[from] crate::archive::version_file::Mismatch),
+    #[error(transparent)]
+    Data(Box<super::data::DataError>),
+}
+
+impl From<super::data::DataError> for DeployError {
+    fn from(e: super::data::DataError) -> Self {
+        DeployError::Data(Box::new(e))
+    }
 }
 
 /// Why a lifecycle hook failed (the pre-activation check refusing a release, a
@@ -202,6 +210,9 @@ impl Classify for DeployError {
                 ErrorClass::RolledBack
             }
             DeployError::BadSha(_) | DeployError::Config { .. } => ErrorClass::Usage,
+            DeployError::Data(d) if matches!(**d, super::data::DataError::NoSnapshot { .. }) => {
+                ErrorClass::Usage
+            }
             _ => ErrorClass::Other,
         }
     }

@@ -35,6 +35,9 @@ pub struct InstallRequest {
     /// is checked before the unpacker sees it. Without one, an artifact with an
     /// expected sha256 is verified whole before it is unpacked.
     pub blocks: Option<BlockList>,
+    /// The data epoch the release needs (its signed `data_epoch`, `deploy
+    /// --data-epoch`), recorded with it; None keeps what is recorded (else 0).
+    pub data_epoch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +153,22 @@ impl Pipeline<'_> {
     /// Stream a tarball into `releases/<version>`: hash, bound and unpack in one pass
     /// into a staging tree, verify, then rename into place.
     pub async fn install(
+        &self,
+        state: &mut State,
+        req: InstallRequest,
+    ) -> Result<Installed, DeployError> {
+        let epoch = req.data_epoch;
+        let installed = self.install_release(state, req).await?;
+        if let Some(e) = epoch {
+            if self.epoch(state, Some(&installed.version)) != e {
+                state.set_data_epoch(&installed.version, e);
+                self.save_state(state).await?;
+            }
+        }
+        Ok(installed)
+    }
+
+    async fn install_release(
         &self,
         state: &mut State,
         req: InstallRequest,

@@ -17,6 +17,7 @@
 //! (`logs/releases.log` and the history), [`error`]. This file holds the [`Pipeline`]
 //! they all extend and the push-mode `deploy` and `rollback`.
 
+pub mod data;
 pub mod error;
 pub mod health;
 mod hooks;
@@ -186,6 +187,7 @@ pub async fn rollback(
     root: &AppRoot,
     config: &Config,
     version: Option<Version>,
+    force_data: bool,
 ) -> Result<RolledBack, DeployError> {
     let p = Pipeline::new(root, config);
     let _lock = p.lock().await?;
@@ -222,6 +224,9 @@ pub async fn rollback(
     };
     // Rollback hooks are reported (log, history) and never stop the rollback.
     p.run_hooks_reported(&hook(hooks::Phase::PreRollback)).await;
+    // Back across a data epoch: the data goes back first (or the rollback is refused).
+    p.restore_for(&state, current.as_ref(), &target, force_data)
+        .await?;
     let activated = p.activate(&mut state, &target, Kind::Rollback).await?;
     p.run_hooks_reported(&hook(hooks::Phase::PostRollback))
         .await;

@@ -69,12 +69,15 @@ impl Pipeline<'_> {
     /// outcome of an interrupted rollback it finished.
     pub async fn recover(&self, state: &mut State) -> Result<Option<Finished>, DeployError> {
         let root = self.root.clone();
-        let removed = fsutil::blocking(move || releases::clean_leftovers(&root))
-            .await
-            .map_err(io_err(
-                "cannot remove what an interrupted run left",
-                self.root.path(),
-            ))?;
+        let removed = fsutil::blocking(move || {
+            super::data::clean_leftovers(&root);
+            releases::clean_leftovers(&root)
+        })
+        .await
+        .map_err(io_err(
+            "cannot remove what an interrupted run left",
+            self.root.path(),
+        ))?;
         for p in removed.removed {
             info!(path = %p.display(), "removed a temporary file or staging directory an interrupted run left");
         }
@@ -181,6 +184,19 @@ impl Pipeline<'_> {
                     shipped_by: Some(&version),
                 };
                 let mut what = String::new();
+                // The old code must not start on data the new one may have migrated;
+                // restoring is repeated in full if a restore was interrupted.
+                let data_note = if pending.data_snapshot {
+                    match self.restore_snapshot(&version).await {
+                        Ok(note) => note,
+                        Err(e) => {
+                            warn!("{e}");
+                            format!(" (but {e})")
+                        }
+                    }
+                } else {
+                    String::new()
+                };
                 if current.as_ref() == Some(&version) {
                     let note = self.run_hooks_reported(&hook(Phase::PreRollback)).await;
                     what = self
@@ -206,7 +222,7 @@ impl Pipeline<'_> {
                     shipped_by: Some(&version),
                 };
                 notes += &self.run_hooks_reported(&failed).await;
-                info!("{what}{how}{notes}");
+                info!("{what}{data_note}{how}{notes}");
                 self.log(LogLine::Recovered {
                     version: &version,
                     restored: pending.previous.as_ref(),
@@ -259,6 +275,7 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             bake_until: None,
             undo,
+            data_snapshot: false,
         };
         // (pending kind, undo under way, current, what recovery does)
         let cases = [

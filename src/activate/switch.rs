@@ -160,7 +160,14 @@ impl Pipeline<'_> {
             Some(_) => None,
             None => self.unmanaged_current(),
         };
+        // A release that raises the data epoch may migrate `data/`: keep it as it is.
+        let snapshot = self
+            .snapshot_before(state, previous.as_ref(), version)
+            .await?;
         state.begin_activation(kind, version, previous.as_ref(), previous_link.as_deref());
+        if snapshot {
+            state.pending_data_snapshot();
+        }
         // Crash safety: the pending activation is on disk before `current` moves.
         self.save_state(state).await?;
         failpoint::hit("activate.pending");
@@ -214,6 +221,7 @@ impl Pipeline<'_> {
             }
             Err(failure) => {
                 let reason = failure.to_string();
+                let restore = state.pending.as_ref().is_some_and(|p| p.data_snapshot);
                 warn!(%version, "activation failed: {reason}; switching back to {}", show(previous.as_ref()));
                 // Blocked, and marked as an undo, before `current` moves back.
                 state.activation_failed(kind, version, &reason);
@@ -227,9 +235,19 @@ impl Pipeline<'_> {
                     shipped_by: Some(version),
                 };
                 let mut notes = self.run_hooks_reported(&back(Phase::PreRollback)).await;
+                // The old code must not start on data the new one migrated.
+                let data_note = if restore {
+                    match self.restore_snapshot(version).await {
+                        Ok(note) => note,
+                        Err(e) => format!(" (but {e})"),
+                    }
+                } else {
+                    String::new()
+                };
                 let mut restored = self
                     .switch_back(previous.as_ref(), previous_link.as_deref())
                     .await?;
+                restored.push_str(&data_note);
                 failpoint::hit("activate.switched-back");
                 restored.push_str(
                     &self

@@ -609,6 +609,11 @@ impl Agent {
             self.note(p, Event::Blocked, Some(&target), &e.to_string());
             return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await);
         }
+        // Following the channel back below the data epoch: the data goes back first
+        // (or the update is refused when there is no snapshot to restore).
+        let current = p.current()?;
+        p.restore_for(state, current.as_ref(), &target, false)
+            .await?;
         let activated = match p.activate(state, &target, Kind::Update).await {
             Ok(a) => a,
             Err(e) => return Err(self.clear_failed_pin(p, state, to_pin, &target, e).await),
@@ -698,6 +703,7 @@ impl Agent {
             // What the registry signed is what runs: publish checked the VERSION file.
             allow_version_mismatch: true,
             blocks,
+            data_epoch: Some(release.data_epoch),
         };
         p.install(state, req).await?;
         Ok(())

@@ -373,6 +373,7 @@ mod tests {
             started_at: ts("2026-11-30T05:00:00Z"),
             bake_until: None,
             undo: false,
+            data_snapshot: false,
         });
         let long = "x".repeat(5000);
         s.last_error = Some(long.clone());

@@ -247,6 +247,10 @@ pub struct DeployArgs {
     /// Install even if the tarball's root VERSION file names another version.
     #[arg(long)]
     pub allow_version_mismatch: bool,
+    /// The data format this release needs: data/ is snapshotted before it raises the
+    /// epoch, and restored when going back (default: as recorded, else 0).
+    #[arg(long, value_name = "N")]
+    pub data_epoch: Option<u64>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -257,6 +261,10 @@ pub struct RollbackArgs {
     /// Version to switch to (default: the previous release).
     #[arg(long)]
     pub version: Option<Version>,
+    /// Roll back across a data epoch without a snapshot to restore: the code only, the
+    /// data stays as it is (restore it by hand first).
+    #[arg(long)]
+    pub force_data: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -365,6 +373,10 @@ pub struct PublishArgs {
     /// Channel document validity, e.g. 30d or 12h (default 30d); agents refuse it after.
     #[arg(long, value_name = "DURATION")]
     pub expires_in: Option<String>,
+    /// Data format the release needs: machines snapshot data/ before activating a
+    /// higher epoch (default: the epoch of the release --channel runs now, else 0).
+    #[arg(long, value_name = "N")]
+    pub data_epoch: Option<u64>,
     #[command(flatten)]
     pub key: SecretKeyArgs,
 }

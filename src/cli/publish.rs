@@ -183,6 +183,7 @@ pub async fn publish(ctx: &Ctx, a: PublishArgs) -> anyhow::Result<u8> {
         notes: a.notes.clone(),
         rollout: percent_rollout(a.rollout)?,
         expires_in: expires_in(&a.expires_in)?,
+        data_epoch: a.data_epoch,
     };
     let r = pubops::publish(store.as_ref(), &signer, &req, SystemTime::now()).await?;
     for art in &r.artifacts {

@@ -83,6 +83,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
         force: a.force,
         allow_version_mismatch: a.allow_version_mismatch,
         blocks: None,
+        data_epoch: a.data_epoch,
     };
     let report = activate::deploy(&root, &ctx.config, req).await?;
     if a.json {
@@ -117,7 +118,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<u8> {
 
 pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
     let root = ctx.app_root()?;
-    let done = activate::rollback(&root, &ctx.config, a.version).await?;
+    let done = activate::rollback(&root, &ctx.config, a.version, a.force_data).await?;
     if a.json {
         super::json::print(&RollbackJson {
             root: root.path().display().to_string(),
@@ -151,6 +152,18 @@ struct ReleaseRow {
     pinned: bool,
     blocked: Option<String>,
     sha256: Option<String>,
+    /// The data format it needs (0: none declared).
+    data_epoch: u64,
+    /// The data snapshot taken before it raised the epoch, if kept.
+    snapshot: Option<SnapshotRow>,
+}
+
+#[derive(Serialize)]
+struct SnapshotRow {
+    path: String,
+    /// The data epoch the snapshot holds (what a rollback below this release needs).
+    data_epoch: u64,
+    size_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -201,6 +214,15 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
             pinned: state.pinned.as_ref() == Some(&v),
             blocked: state.blocked.get(&v).map(|b| b.reason.clone()),
             sha256: rec.map(|r| r.sha256.clone()),
+            data_epoch: rec.map_or(0, |r| r.data_epoch),
+            snapshot: {
+                let dir = root.snapshot_dir(&v);
+                crate::activate::data::snapshot_epoch(&dir).map(|e| SnapshotRow {
+                    size_bytes: crate::fsutil::tree_size(&dir).unwrap_or(0),
+                    path: dir.display().to_string(),
+                    data_epoch: e,
+                })
+            },
             installed_at,
             version: v,
         });
@@ -235,6 +257,16 @@ pub fn list(ctx: &Ctx, a: JsonArgs) -> anyhow::Result<u8> {
         }
         if let Some(b) = &r.blocked {
             notes.push(format!("blocked: {b}"));
+        }
+        if r.data_epoch > 0 {
+            notes.push(format!("data epoch {}", r.data_epoch));
+        }
+        if let Some(s) = &r.snapshot {
+            notes.push(format!(
+                "data snapshot of epoch {} ({})",
+                s.data_epoch,
+                human_bytes(s.size_bytes)
+            ));
         }
         outln!(
             "  {} {:<12} ({})  {:>9}  {}",

@@ -176,6 +176,10 @@ impl AppRoot {
     pub fn meta(&self) -> PathBuf {
         self.root.join(".updraft")
     }
+    /// Where `data/` was saved before release `v` raised the data epoch.
+    pub fn snapshot_dir(&self, v: &Version) -> PathBuf {
+        self.meta().join("snapshots").join(v.to_string())
+    }
     pub fn state_file(&self) -> PathBuf {
         self.meta().join("state.json")
     }

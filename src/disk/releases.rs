@@ -162,6 +162,13 @@ pub fn remove_release(root: &AppRoot, version: &Version) -> io::Result<()> {
         warn!(path = %doomed.display(), error = %e, "cannot delete the removed release's files yet; the next run tries again");
     }
     crate::failpoint::hit("prune.removed");
+    // Its data snapshot goes with it (the release it restores data for is gone).
+    let snapshot = root.snapshot_dir(version);
+    if snapshot.exists() {
+        if let Err(e) = fsutil::remove_tree(&snapshot) {
+            warn!(path = %snapshot.display(), error = %e, "cannot delete the removed release's data snapshot; remove it by hand");
+        }
+    }
     Ok(())
 }
 

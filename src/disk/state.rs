@@ -69,6 +69,14 @@ pub struct ReleaseRecord {
     pub installed_at: Timestamp,
     #[serde(default)]
     pub source: String,
+    /// The data format the release needs (its signed `data_epoch`, or
+    /// `deploy --data-epoch`); 0 when none was given, and then not written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub data_epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -167,6 +175,10 @@ pub struct Pending {
     /// blocked by then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub undo: bool,
+    /// `data/` was snapshotted before this activation (its epoch rose): undoing it
+    /// restores that snapshot before the release it replaced starts again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_snapshot: bool,
 }
 
 /// A release about to be renamed into `releases/`, recorded before the rename: a run
@@ -334,6 +346,7 @@ impl State {
                 sha256: sha256.to_string(),
                 installed_at: Timestamp::now(),
                 source: source.to_string(),
+                data_epoch: 0,
             },
         );
     }
@@ -358,7 +371,22 @@ impl State {
             started_at: Timestamp::now(),
             bake_until: None,
             undo: false,
+            data_snapshot: false,
         });
+    }
+
+    /// The pending activation's undo must restore the data snapshot taken before it.
+    pub fn pending_data_snapshot(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            p.data_snapshot = true;
+        }
+    }
+
+    /// Record the data epoch an installed release needs.
+    pub fn set_data_epoch(&mut self, v: &Version, epoch: u64) {
+        if let Some(r) = self.releases.get_mut(v) {
+            r.data_epoch = epoch;
+        }
     }
 
     /// The pending activation's health checks passed; it is now baking until `until`.

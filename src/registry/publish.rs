@@ -31,6 +31,9 @@ pub struct PublishRequest {
     pub notes: Option<String>,
     pub rollout: Option<Rollout>,
     pub expires_in: Duration,
+    /// The release's data epoch; None: that of the release `channel` points at now,
+    /// else 0.
+    pub data_epoch: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +53,28 @@ pub struct PublishReport {
     pub release_written: bool,
     pub artifacts: Vec<ArtifactReport>,
     pub channel: Option<ChannelDoc>,
+}
+
+/// The default data epoch of a new release: that of the release the channel it is
+/// published to runs now (data formats only move forward with intent), else 0.
+async fn previous_epoch(
+    store: &dyn Store,
+    signer: &Signer<'_>,
+    req: &PublishRequest,
+) -> Result<u64, PublishError> {
+    let Some(channel) = &req.channel else {
+        return Ok(0);
+    };
+    let Some(current) =
+        crate::registry::channel::current_channel(store, signer, &req.app, channel).await?
+    else {
+        return Ok(0);
+    };
+    let key = manifest::release_key(&req.app, &current.version);
+    match load_signed(store, signer, &key).await? {
+        Some((bytes, _)) => Ok(manifest::parse_release(&bytes, &key)?.data_epoch),
+        None => Ok(0),
+    }
 }
 
 /// sha256, size and block list of a local file, in one pass.
@@ -183,6 +208,16 @@ pub async fn publish(
                         .get(t)
                         .is_some_and(|a| &a.sha256 == sha && a.size == *size)
                 });
+            if let Some(epoch) = req.data_epoch.filter(|e| *e != doc.data_epoch) {
+                return Err(PublishError::Immutable {
+                    app: req.app.to_string(),
+                    version: req.version.to_string(),
+                    why: format!(
+                        "it is published with data epoch {}, not {epoch}",
+                        doc.data_epoch
+                    ),
+                });
+            }
             if !same {
                 let theirs: Vec<String> = doc
                     .artifacts
@@ -316,6 +351,10 @@ pub async fn publish(
                 issued: crate::time::format_time(now),
                 artifacts,
                 notes: req.notes.clone(),
+                data_epoch: match req.data_epoch {
+                    Some(n) => n,
+                    None => previous_epoch(store, signer, req).await?,
+                },
             };
             match put_signed(store, signer, &rkey, doc.to_bytes()?, now, Prior::Absent).await {
                 Ok(()) => true,

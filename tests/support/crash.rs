@@ -224,13 +224,15 @@ interval = "50ms"
     /// than updraft's own files): what a killed run may leave and the next must remove.
     pub fn litter(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for d in ["releases", ".updraft", "commands"] {
+        for d in ["releases", ".updraft", "commands", ".updraft/snapshots"] {
             let Ok(rd) = std::fs::read_dir(self.root.join(d)) else {
                 continue;
             };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let ours = ["state.json", "history.jsonl", "lock"].contains(&name.as_str());
+                // Data snapshots are kept with their release (issue 15).
+                let ours =
+                    ["state.json", "history.jsonl", "lock", "snapshots"].contains(&name.as_str());
                 if name.starts_with('.') || (d == ".updraft" && !ours) {
                     out.push(format!("{d}/{name}"));
                 }

@@ -100,6 +100,15 @@ pub struct ReleaseDoc {
     pub artifacts: BTreeMap<Target, Artifact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// The data format the release needs (registry-spec §6): a machine snapshots its
+    /// `data/` before activating a higher epoch. Absent means 0, and 0 is not written,
+    /// so documents without epochs keep their exact bytes (and signatures).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub data_epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn channel_key(app: &AppName, channel: &Channel) -> String {
@@ -399,6 +408,7 @@ pub(super) mod fixtures {
             issued: "2026-01-01T00:00:00Z".into(),
             artifacts,
             notes: None,
+            data_epoch: 0,
         }
     }
 }
@@ -435,6 +445,7 @@ mod tests {
                 size: 100,
             });
         }
+        release.data_epoch = 3;
         for (schema, doc) in [
             (
                 include_str!("../../../registry-spec/channel.schema.json"),
@@ -470,6 +481,22 @@ mod tests {
         let (list, _, _) = super::super::BlockList::compute(&[7u8; 5000][..], 4096).unwrap();
         let list: serde_json::Value = serde_json::from_slice(&list.to_bytes().unwrap()).unwrap();
         crate::registry::assert_schema_describes(&blocks, &list, 1);
+    }
+
+    /// Epoch 0 is not written, so a release without epochs keeps the bytes (and the
+    /// signature) it had before the field existed; a document without it reads as 0.
+    #[test]
+    fn data_epoch_zero_keeps_the_old_bytes() {
+        let doc = release_doc();
+        let bytes = doc.to_bytes().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("data_epoch"), "{text}");
+        assert_eq!(parse_release(&bytes, "r").unwrap().data_epoch, 0);
+        let mut raised = doc;
+        raised.data_epoch = 2;
+        let bytes = raised.to_bytes().unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains("\"data_epoch\": 2"));
+        assert_eq!(parse_release(&bytes, "r").unwrap().data_epoch, 2);
     }
 
     /// A document that cannot be serialised must not be signed as an empty one.
