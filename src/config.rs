@@ -62,6 +62,13 @@ pub struct Config {
     pub public_keys: Vec<String>,
     #[serde(default)]
     pub public_key_files: Vec<PathBuf>,
+    /// Pinned root keys of the app's signed keys document (`<app>/keys.json`), which
+    /// then says which publisher keys sign channel and release documents.
+    #[serde(default)]
+    pub root_keys: Vec<String>,
+    /// How many of `root_keys` must sign the first keys document this machine accepts.
+    #[serde(default = "default_root_threshold")]
+    pub root_threshold: u32,
     pub target: Option<Target>,
     #[serde(default = "default_keep")]
     pub keep: usize,
@@ -174,6 +181,10 @@ pub struct Hooks {
     /// ...). Off by default: a release then runs code before any health check vouched for it.
     #[serde(default)]
     pub release_hooks: bool,
+}
+
+fn default_root_threshold() -> u32 {
+    1
 }
 
 fn default_report_every() -> HumanDuration {

@@ -80,6 +80,7 @@ fn class_of(e: &(dyn Error + 'static)) -> Option<ErrorClass> {
         .or_else(|| try_as::<crate::agent::AgentError>(e))
         .or_else(|| try_as::<crate::registry::signed::PublishError>(e))
         .or_else(|| try_as::<crate::registry::manifest::ManifestError>(e))
+        .or_else(|| try_as::<crate::registry::keyring::KeyringError>(e))
         .or_else(|| try_as::<crate::registry::keys::KeyError>(e))
         .or_else(|| try_as::<crate::registry::fleet::GateNotMet>(e))
         .or_else(|| try_as::<crate::archive::unpack::UnpackError>(e))

@@ -12,6 +12,7 @@ pub mod machine;
 pub mod machine_state;
 pub mod metrics;
 pub mod report;
+pub mod trust;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,6 +26,7 @@ use crate::disk::history::Event;
 use crate::disk::layout::AppRoot;
 use crate::disk::state::{ChannelSeen, State};
 use crate::error::{Classify, ErrorClass};
+use crate::registry::keyring::{self, KeyringError, Roots};
 use crate::registry::keys::{KeyError, PublicKey, TrustedKeys};
 use crate::registry::manifest::{self, ChannelDoc, Location, ManifestError, ReleaseDoc};
 use crate::registry::names::{AppName, Channel, Target, Version};
@@ -41,8 +43,14 @@ use decide::Decision;
 pub enum AgentError {
     #[error("config: `{0}` is required for the agent (see README \"Configuration\")")]
     Missing(&'static str),
-    #[error("config: no trusted public keys: set `public_keys` or `public_key_files`")]
+    #[error("config: no trusted public keys: set `public_keys` or `public_key_files`, or `root_keys` for a registry with a keys document")]
     NoKeys,
+    #[error("config: `root_keys` and `public_keys`/`public_key_files` are both set: with root keys, the registry's signed keys document says which publisher keys to trust (so a revoked key stops being trusted everywhere); remove `public_keys` and `public_key_files`")]
+    BothKeys,
+    #[error("config: {0}")]
+    BadRoots(#[source] crate::registry::keyring::KeyringError),
+    #[error(transparent)]
+    Keys(#[from] crate::registry::keyring::KeyringError),
     /// `what` names the `public_keys` entry or the `public_key_files` file.
     #[error("config: {what}: {source}")]
     BadKey {
@@ -77,9 +85,12 @@ pub enum AgentError {
 impl Classify for AgentError {
     fn class(&self) -> ErrorClass {
         match self {
-            AgentError::Missing(_) | AgentError::NoKeys | AgentError::BadKey { .. } => {
-                ErrorClass::Usage
-            }
+            AgentError::Missing(_)
+            | AgentError::NoKeys
+            | AgentError::BothKeys
+            | AgentError::BadRoots(_)
+            | AgentError::BadKey { .. } => ErrorClass::Usage,
+            AgentError::Keys(k) => k.class(),
             AgentError::Manifest(_) => ErrorClass::Verify,
             // Spec §9 step 8: a release without this machine's target is "not found".
             AgentError::NoArtifact { .. } => ErrorClass::NotFound,
@@ -91,6 +102,9 @@ impl Classify for AgentError {
     }
 }
 
+/// Versions of the keys document one poll walks forward at most; the rest next poll.
+const MAX_KEYS_STEPS: u64 = 64;
+
 /// `check`'s decision when the channel's release has no artifact for this target.
 pub const NO_ARTIFACT_FOR_TARGET: &str = "no-artifact-for-target";
 
@@ -101,7 +115,11 @@ pub struct Agent {
     pub app: AppName,
     pub channel: Channel,
     pub target: Target,
-    pub keys: TrustedKeys,
+    /// The publisher keys documents must be signed by: from the config, or from the
+    /// keys document when `root_keys` are pinned (refreshed on every poll).
+    keys: std::sync::RwLock<TrustedKeys>,
+    /// The pinned root keys, when the registry's keys document decides the keys.
+    roots: Option<trust::Pinned>,
     pub transport: Arc<dyn Transport>,
     pub machine_id: String,
     pub policy: RetryPolicy,
@@ -166,7 +184,38 @@ impl Agent {
                 })?,
             );
         }
-        if keys.is_empty() {
+        let roots = if config.root_keys.is_empty() {
+            None
+        } else {
+            if !keys.is_empty() {
+                return Err(AgentError::BothKeys);
+            }
+            let n = config.root_keys.len();
+            let mut parsed = Vec::new();
+            for (i, k) in config.root_keys.iter().enumerate() {
+                parsed.push(PublicKey::from_base64_line(k).map_err(|source| {
+                    AgentError::BadKey {
+                        what: format!("root_keys entry {} of {n}", i + 1),
+                        source,
+                    }
+                })?);
+            }
+            let roots = Roots::new(parsed, config.root_threshold, "root_keys")
+                .map_err(AgentError::BadRoots)?;
+            let pinned = trust::Pinned {
+                roots,
+                lines: config.root_keys.clone(),
+                threshold: config.root_threshold,
+            };
+            // Offline commands (`why`) use the version accepted last.
+            if let Some(doc) = trust::load(&trust::accepted_path(&root), &pinned) {
+                if let Ok(k) = doc.publisher_keys("the accepted keys document") {
+                    keys = k.keys().to_vec();
+                }
+            }
+            Some(pinned)
+        };
+        if keys.is_empty() && roots.is_none() {
             return Err(AgentError::NoKeys);
         }
         let opts = config.transport_options();
@@ -181,12 +230,124 @@ impl Agent {
             app,
             channel,
             target: config.target.clone().unwrap_or_else(Target::host),
-            keys: TrustedKeys::new(keys),
+            keys: std::sync::RwLock::new(TrustedKeys::new(keys)),
+            roots,
             transport,
             machine_id,
             policy: RetryPolicy::from_timeouts(&config.timeouts),
             config: config.clone(),
         })
+    }
+
+    /// The publisher keys documents must be signed by, as of the last refresh.
+    pub fn keys(&self) -> TrustedKeys {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// How many root keys the config pins and their threshold, when it pins any.
+    pub fn pinned_roots(&self) -> Option<(usize, u32)> {
+        self.roots
+            .as_ref()
+            .map(|p| (p.roots.keys().len(), p.roots.threshold()))
+    }
+
+    /// A small object, or None when the registry does not have it.
+    async fn fetch_optional(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, AgentError> {
+        match self.fetch_small(key, limit).await {
+            Ok(b) => Ok(Some(b)),
+            Err(AgentError::Transport(TransportError::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// With pinned root keys: fetch the keys document, walk forward from the version
+    /// accepted last (each version checked against the root keys of the one before),
+    /// refuse an older or expired one, remember the result, and trust its publisher
+    /// keys. Without root keys: nothing to do, the config's keys are the keys.
+    pub async fn refresh_keys(&self) -> Result<(), AgentError> {
+        let Some(pinned) = &self.roots else {
+            return Ok(());
+        };
+        let path = trust::accepted_path(&self.root);
+        let accepted = {
+            let (path, pinned) = (path.clone(), pinned.clone());
+            crate::fsutil::blocking(move || trust::load(&path, &pinned)).await
+        };
+        let (mut roots, known) = match &accepted {
+            Some(d) => (d.roots(&path.display().to_string())?, d.version),
+            None => (pinned.roots.clone(), 0),
+        };
+        let key = keyring::keys_key(&self.app);
+        let what = self.transport.location(&key);
+        let Some(bytes) = self.fetch_optional(&key, self.limit()).await? else {
+            return Err(KeyringError::NoKeysDocument { what }.into());
+        };
+        let sigs = self
+            .fetch_optional(&manifest::sig_key(&key), keyring::MAX_KEYS_SIGNATURE_BYTES)
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let adopted = match keyring::verify_keys_doc(&bytes, &sigs, &roots, &self.app, known, &what)
+        {
+            Ok(doc) => (doc, bytes, sigs),
+            Err(e @ KeyringError::Rollback { .. }) => return Err(e.into()),
+            // Not signed by the roots we know: they were rotated since. Walk the
+            // history forward, one version at a time.
+            Err(first) => {
+                let mut last = None;
+                for n in known + 1..=known + MAX_KEYS_STEPS {
+                    let vkey = keyring::keys_version_key(&self.app, n);
+                    let vwhat = self.transport.location(&vkey);
+                    let Some(b) = self.fetch_optional(&vkey, self.limit()).await? else {
+                        break;
+                    };
+                    let s = self
+                        .fetch_optional(
+                            &manifest::sig_key(&vkey),
+                            keyring::MAX_KEYS_SIGNATURE_BYTES,
+                        )
+                        .await?
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    let doc = keyring::verify_keys_doc(&b, &s, &roots, &self.app, n, &vwhat)?;
+                    if doc.version != n {
+                        return Err(KeyringError::VersionGap {
+                            what: vwhat,
+                            expected: n,
+                            found: doc.version,
+                        }
+                        .into());
+                    }
+                    roots = doc.roots(&vwhat)?;
+                    last = Some((doc, b, s));
+                }
+                last.ok_or(first)?
+            }
+        };
+        let (doc, bytes, sigs) = adopted;
+        keyring::check_keys_not_expired(&doc, &what, SystemTime::now())?;
+        let publisher = doc.publisher_keys(&what)?;
+        if accepted.as_ref().map_or(0, |a| a.version) < doc.version {
+            info!(version = doc.version, "keys document accepted");
+            let (path, pinned, version) = (path.clone(), pinned.clone(), doc.version);
+            crate::fsutil::blocking(move || trust::store(&path, &pinned, &bytes, &sigs, version))
+                .await
+                .map_err(|source| {
+                    AgentError::Deploy(DeployError::Io {
+                        what: "cannot remember the accepted keys document",
+                        path: trust::accepted_path(&self.root),
+                        source,
+                    })
+                })?;
+        }
+        match self.keys.write() {
+            Ok(mut k) => *k = publisher,
+            Err(poisoned) => *poisoned.into_inner() = publisher,
+        }
+        Ok(())
     }
 
     /// What the state remembers of *this* channel (a config may switch channels).
@@ -244,6 +405,7 @@ impl Agent {
 
     /// Fetch and verify the channel document, using the cached copy on a 304.
     pub async fn fetch_channel(&self, state: &State) -> Result<ChannelView, AgentError> {
+        self.refresh_keys().await?;
         let key = manifest::channel_key(&self.app, &self.channel);
         let cached = self.seen(state).filter(|c| c.document.is_some());
         let req = FetchRequest {
@@ -298,11 +460,12 @@ impl Agent {
             }
         };
         // Verified every time, cached or not: expiry (freeze attacks) moves with the clock.
+        let keys = self.keys();
         let verify = |bytes: &[u8], sig: &str| {
             manifest::verify_channel(
                 bytes,
                 sig,
-                &self.keys,
+                &keys,
                 &self.app,
                 &self.channel,
                 min_sequence,
@@ -337,7 +500,11 @@ impl Agent {
         let bytes = self.fetch_small(&key, self.limit()).await?;
         let sig = self.fetch_signature(&key).await?;
         Ok(manifest::verify_release(
-            &bytes, &sig, &self.keys, &self.app, version,
+            &bytes,
+            &sig,
+            &self.keys(),
+            &self.app,
+            version,
         )?)
     }
 
@@ -420,7 +587,7 @@ impl Agent {
         let parsed = manifest::verify_channel(
             doc.as_bytes(),
             sig,
-            &self.keys,
+            &self.keys(),
             &self.app,
             &self.channel,
             0,
@@ -821,6 +988,7 @@ impl Agent {
     /// Whether `version` can be pinned without being installed: its release document
     /// is published, signed by a trusted key, and has an artifact for this target.
     pub async fn published_for_target(&self, version: &Version) -> Result<(), AgentError> {
+        self.refresh_keys().await?;
         let release = self.fetch_release(version).await?;
         release
             .artifact_location(&self.target)

@@ -177,13 +177,21 @@ async fn run(ctx: &Ctx) -> Vec<Finding> {
             out.push(found(
                 "keys",
                 Status::Ok,
-                format!("{} trusted public key(s)", agent.keys.keys().len()),
+                match agent.pinned_roots() {
+                    Some((n, threshold)) => format!(
+                        "{n} pinned root key(s), threshold {threshold}: publisher keys come from the registry's keys document"
+                    ),
+                    None => format!("{} trusted public key(s)", agent.keys().keys().len()),
+                },
             ));
             agent
         }
         Err(e) => {
             let check = match e {
-                AgentError::BadKey { .. } | AgentError::NoKeys => "keys",
+                AgentError::BadKey { .. }
+                | AgentError::NoKeys
+                | AgentError::BothKeys
+                | AgentError::BadRoots(_) => "keys",
                 AgentError::Transport(_) => "registry",
                 _ => "config",
             };

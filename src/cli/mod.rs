@@ -41,6 +41,7 @@ mod docs;
 mod doctor;
 mod fleet;
 mod json;
+mod keys;
 mod logging;
 mod output;
 mod pack;
@@ -156,6 +157,10 @@ pub enum Command {
     /// Registry maintenance.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// The app's signed keys document: which publisher keys agents that pin root keys
+    /// trust (see README "Signing keys and rotation").
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// What the fleet's machine reports say (see README "Operating a fleet").
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -197,6 +202,7 @@ impl Command {
             | Command::Unblock(_)
             | Command::Demo(_)
             | Command::Keygen(_)
+            | Command::Keys(_)
             | Command::Pack(_)
             | Command::Publish(_)
             | Command::Promote(_)
@@ -585,6 +591,86 @@ pub struct RolloutResumeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create <app>/keys.json version 1: root keys, threshold and publisher keys,
+    /// signed by the root keys given with --root-secret-key.
+    Init(KeysInitArgs),
+    /// Trust one more publisher key (a new version, signed by the root keys).
+    Add(KeysAddArgs),
+    /// Stop trusting a publisher key on every agent that pins the root keys.
+    Revoke(KeysRevokeArgs),
+    /// Replace the root keys (signed by the threshold of the current ones).
+    RotateRoot(KeysRotateRootArgs),
+    /// Publish the same keys again with a new expiry.
+    Renew(KeysCommonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysCommonArgs {
+    /// Registry: file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "R")]
+    pub registry: String,
+    /// App name.
+    #[arg(long, value_name = "A")]
+    pub app: AppName,
+    /// A root secret key that signs the new version (repeat up to the threshold of the
+    /// current root keys; for init, of the new ones).
+    #[arg(long, value_name = "F", required = true)]
+    pub root_secret_key: Vec<PathBuf>,
+    /// Environment variable holding the root secret keys' password (if they have one).
+    #[arg(long, value_name = "VAR", default_value = "UPDRAFT_KEY_PASSWORD")]
+    pub password_env: String,
+    /// How long the new version stays valid (default 365d); agents refuse it after.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysInitArgs {
+    #[command(flatten)]
+    pub common: KeysCommonArgs,
+    /// A further root key (.pub) that does not sign now (repeat).
+    #[arg(long, value_name = "F")]
+    pub root_public_key: Vec<PathBuf>,
+    /// How many root keys must sign each next version.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub root_threshold: u32,
+    /// A publisher key (.pub) trusted for channel and release documents (repeat).
+    #[arg(long, value_name = "F", required = true)]
+    pub key: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysAddArgs {
+    #[command(flatten)]
+    pub common: KeysCommonArgs,
+    /// The publisher key (.pub) to trust.
+    #[arg(long, value_name = "F")]
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    #[command(flatten)]
+    pub common: KeysCommonArgs,
+    /// The publisher key to stop trusting: its .pub file or its key id.
+    #[arg(long, value_name = "F|ID")]
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateRootArgs {
+    #[command(flatten)]
+    pub common: KeysCommonArgs,
+    /// A new root key (.pub); repeat. Replaces the current root keys.
+    #[arg(long, value_name = "F", required = true)]
+    pub new_root_key: Vec<PathBuf>,
+    /// How many of the new root keys must sign each next version.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub new_root_threshold: u32,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
     /// Audit a registry: every signature, checksum and size.
     Verify(RegistryVerifyArgs),
@@ -765,6 +851,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<u8> {
         Command::Unyank(a) => publish::unyank(ctx, a).await,
         Command::Refresh(a) => publish::refresh(ctx, a).await,
         Command::Registry(RegistryCommand::Verify(a)) => publish::verify(ctx, a).await,
+        Command::Keys(c) => keys::keys(ctx, c).await,
         Command::Serve(a) => publish::serve(ctx, a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet::status(ctx, a).await,
         Command::Guard(a) => fleet::guard(ctx, a).await,

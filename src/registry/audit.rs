@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::registry::keyring;
 use crate::registry::keys::TrustedKeys;
 use crate::registry::manifest::{
     self, Location, ManifestError, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES,
@@ -256,6 +257,89 @@ pub async fn audit_min_valid(
                 ),
             ),
         }
+    }
+
+    // The keys document's history: each version signed by the roots of the one before.
+    let mut roots: Option<crate::registry::keyring::Roots> = None;
+    for n in 1u64.. {
+        let vkey = keyring::keys_version_key(app, n);
+        if !all.contains(&vkey) {
+            break;
+        }
+        explained.insert(vkey.clone());
+        explained.insert(manifest::sig_key(&vkey));
+        let checked = async {
+            let bytes = store
+                .get(&vkey, manifest::MAX_DOCUMENT_BYTES)
+                .await?
+                .unwrap_or_default();
+            let sig = store
+                .get(&manifest::sig_key(&vkey), keyring::MAX_KEYS_SIGNATURE_BYTES)
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let doc = keyring::parse_keys_doc(&bytes, &vkey)?;
+            let by = match &roots {
+                Some(r) => r.clone(),
+                None => doc.roots(&vkey)?,
+            };
+            keyring::verify_threshold(&bytes, &sig, &by, &vkey)?;
+            Ok::<_, keyring::KeyringError>(doc)
+        }
+        .await;
+        match checked {
+            Ok(doc) if doc.version == n => {
+                roots = doc.roots(&vkey).ok();
+                push(
+                    &mut items,
+                    &vkey,
+                    AuditStatus::Ok,
+                    format!(
+                        "keys version {n}: signed by the root threshold, {} publisher key(s), expires {}",
+                        doc.keys.len(),
+                        doc.expires
+                    ),
+                );
+            }
+            Ok(doc) => {
+                push(
+                    &mut items,
+                    &vkey,
+                    AuditStatus::Fail,
+                    format!("holds version {}, not {n}", doc.version),
+                );
+                break;
+            }
+            Err(e) => {
+                push(&mut items, &vkey, AuditStatus::Fail, e.to_string());
+                break;
+            }
+        }
+    }
+    let kkey = keyring::keys_key(app);
+    if all.contains(&kkey) {
+        explained.insert(kkey.clone());
+        explained.insert(manifest::sig_key(&kkey));
+        let latest = keyring::load_current(store, app).await;
+        let (status, detail) = match latest {
+            Ok(Some(doc)) if doc.expires_at() <= now => (
+                AuditStatus::Fail,
+                format!(
+                    "keys version {} expired at {}: renew it with `updraft keys renew`",
+                    doc.version, doc.expires
+                ),
+            ),
+            Ok(Some(doc)) => (
+                AuditStatus::Ok,
+                format!(
+                    "keys version {}: signature ok, expires {}",
+                    doc.version, doc.expires
+                ),
+            ),
+            Ok(None) => (AuditStatus::Fail, "vanished while auditing".to_string()),
+            Err(e) => (AuditStatus::Fail, e.to_string()),
+        };
+        push(&mut items, &kkey, status, detail);
     }
 
     for key in &all {

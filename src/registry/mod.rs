@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod channel;
 pub(crate) mod fleet;
+pub mod keyring;
 pub mod keys;
 pub mod manifest;
 pub mod names;
