@@ -544,7 +544,8 @@ fn hermetic_updraft() -> std::process::Command {
     cmd.env(
         "AWS_SHARED_CREDENTIALS_FILE",
         "/nonexistent/updraft-test/credentials",
-    );
+    )
+    .env("AWS_CONFIG_FILE", "/nonexistent/updraft-test/config");
     cmd
 }
 
@@ -1197,6 +1198,109 @@ async fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
         app::stderr(&missing).contains("no [nope] section"),
         "{}",
         app::stderr(&missing)
+    );
+}
+
+/// A profile in `~/.aws/config` whose `credential_process` prints temporary
+/// credentials (with a session token, sent as x-amz-security-token) signs publishing
+/// and verification end to end; a helper that prints a wrong secret or fails is named
+/// in the error, and its output (a secret) is never echoed.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_a_profiles_credential_process() {
+    let server = S3Server::start();
+    server.create_bucket("releases").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (sec, public, _) = keygen(&server, tmp.path());
+    let art = tmp.path().join("demo.tar.gz");
+    std::fs::write(&art, b"release bytes").unwrap();
+    let helper = |name: &str, secret: &str, exit: i32| {
+        let path = tmp.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho 'helper ran' >&2\ncat <<'JSON'\n{{\"Version\": 1, \"AccessKeyId\": \"{}\", \"SecretAccessKey\": \"{secret}\", \"SessionToken\": \"FwoGZXIvYXdzEtemporary==\", \"Expiration\": \"2999-01-01T00:00:00Z\"}}\nJSON\nexit {exit}\n",
+                s3support::ACCESS_KEY
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let good = helper("good-helper", s3support::SECRET_KEY, 0);
+    let wrong = helper("wrong-helper", "SECRETTHATISWRONG", 0);
+    let failing = helper("failing-helper", "SECRETOFAFAILURE", 7);
+    let config = tmp.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\nregion = {}\n\n[profile ci]\ncredential_process = {}\n\n[profile wrong]\ncredential_process = {}\n\n[profile failing]\ncredential_process = {}\n",
+            s3support::REGION,
+            good.display(),
+            wrong.display(),
+            failing.display()
+        ),
+    )
+    .unwrap();
+    let run = |profile: &str, args: &[&str]| {
+        let mut cmd = hermetic_updraft();
+        cmd.env("AWS_ENDPOINT_URL", &server.endpoint)
+            .env("AWS_REGION", s3support::REGION)
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_PROFILE", profile);
+        cmd.args(args).output().unwrap()
+    };
+    let reg = "s3://releases/registry";
+    ok(&run(
+        "ci",
+        &[
+            "publish",
+            "--registry",
+            reg,
+            "--app",
+            "demo",
+            "--version",
+            "1.0.0",
+            "--artifact",
+            art.to_str().unwrap(),
+            "--target",
+            "x86_64-linux",
+            "--channel",
+            "prod",
+            "--secret-key",
+            sec.to_str().unwrap(),
+        ],
+    ));
+    let verify = [
+        "registry",
+        "verify",
+        "--registry",
+        reg,
+        "--app",
+        "demo",
+        "--public-key",
+        public.to_str().unwrap(),
+    ];
+    ok(&run("ci", &verify));
+
+    let denied = run("wrong", &verify);
+    assert!(!denied.status.success());
+    let err = app::stderr(&denied);
+    assert!(
+        err.contains("credential_process of profile [wrong]")
+            && err.contains(&config.display().to_string())
+            && !err.contains("SECRETTHATISWRONG"),
+        "{err}"
+    );
+    let failed = run("failing", &verify);
+    assert!(!failed.status.success());
+    let err = app::stderr(&failed);
+    assert!(
+        err.contains("credential_process of profile [failing]")
+            && err.contains("exit status: 7")
+            && err.contains("helper ran")
+            && !err.contains("SECRETOFAFAILURE"),
+        "{err}"
     );
 }
 

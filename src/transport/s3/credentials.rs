@@ -1,5 +1,7 @@
-//! Who signs the requests: keys from the config, the environment, or a profile of the
-//! AWS shared credentials file, in that order (as the AWS CLI looks them up).
+//! Who signs the requests: keys from the config, the environment, or the AWS profile
+//! (static keys of the shared credentials file, else the profile's `credential_process`
+//! from that file or the shared config file), in that order (as the AWS SDKs look
+//! them up).
 
 use crate::transport::{S3Options, TransportError};
 
@@ -13,6 +15,11 @@ pub(super) enum CredsFrom {
         path: String,
         profile: String,
     },
+    /// The `credential_process` of a profile, found in the file at `path`.
+    Process {
+        path: String,
+        profile: String,
+    },
 }
 
 impl std::fmt::Display for CredsFrom {
@@ -22,6 +29,9 @@ impl std::fmt::Display for CredsFrom {
             CredsFrom::Config => write!(f, "config"),
             CredsFrom::Environment => write!(f, "environment"),
             CredsFrom::SharedFile { path, profile } => write!(f, "profile [{profile}] of {path}"),
+            CredsFrom::Process { path, profile } => {
+                write!(f, "credential_process of profile [{profile}] in {path}")
+            }
         }
     }
 }
@@ -38,9 +48,35 @@ impl std::fmt::Display for CredsFrom {
 /// separator. The AWS rules followed here: a comment after a section header, a comment
 /// in a value only after whitespace, the last value of a key wins.
 pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Option<Creds>, String> {
+    let Some(props) = section(text, &|name| name == profile) else {
+        return Ok(None);
+    };
+    let get = |k: &str| {
+        props
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(key_id), Some(secret)) => Ok(Some(Creds {
+            key_id,
+            secret,
+            token: get("aws_session_token"),
+        })),
+        _ => Err(format!(
+            "profile [{profile}] needs both aws_access_key_id and aws_secret_access_key"
+        )),
+    }
+}
+
+/// The non-empty properties (in file order) of the sections whose header `wanted`
+/// accepts, or `None` when there is no such section; same grammar as
+/// [`parse_shared_credentials`].
+fn section(text: &str, wanted: &dyn Fn(&str) -> bool) -> Option<Vec<(String, String)>> {
     let mut in_profile = false;
     let mut seen = false;
-    let (mut key_id, mut secret, mut token) = (None, None, None);
+    let mut props = Vec::new();
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -50,7 +86,7 @@ pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Opti
             .strip_prefix('[')
             .and_then(|l| l.strip_suffix(']'))
         {
-            in_profile = name.trim() == profile;
+            in_profile = wanted(name.trim());
             seen |= in_profile;
             continue;
         }
@@ -60,24 +96,172 @@ pub(super) fn parse_shared_credentials(text: &str, profile: &str) -> Result<Opti
         let Some((k, v)) = strip_comment(line, true).split_once('=') else {
             continue;
         };
-        let v = Some(v.trim().to_string()).filter(|v| !v.is_empty());
-        match k.trim() {
-            "aws_access_key_id" => key_id = v,
-            "aws_secret_access_key" => secret = v,
-            "aws_session_token" => token = v,
-            _ => {}
+        if !v.trim().is_empty() {
+            props.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    match (key_id, secret) {
-        (Some(key_id), Some(secret)) => Ok(Some(Creds {
-            key_id,
-            secret,
-            token,
-        })),
-        (None, None) if !seen => Ok(None),
-        _ => Err(format!(
-            "profile [{profile}] needs both aws_access_key_id and aws_secret_access_key"
-        )),
+    seen.then_some(props)
+}
+
+/// The `credential_process` of `profile` in a shared config file, where a profile's
+/// section is `[profile NAME]` (`[default]` for the default one).
+fn config_file_process(text: &str, profile: &str) -> Option<String> {
+    let wanted = |name: &str| {
+        let mut words = name.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("profile"), Some(n), None) => n == profile,
+            (Some("default"), None, _) => profile == "default",
+            _ => false,
+        }
+    };
+    last(&section(text, &wanted)?, "credential_process")
+}
+
+fn last(props: &[(String, String)], key: &str) -> Option<String> {
+    props
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// A shared file's text: `None` when it is absent; an error when it is there but
+/// unreadable and the operator pointed at it (`asked`), since the requests would then
+/// go out unsigned and fail as a puzzling AccessDenied.
+fn read_shared_file(
+    path: &Option<String>,
+    what: &str,
+    var: &str,
+    asked: bool,
+) -> Result<Option<String>, TransportError> {
+    let Some(p) = path else { return Ok(None) };
+    match std::fs::read_to_string(p) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if asked => Err(TransportError::Credentials {
+            why: format!(
+                "cannot read the {what} file {p}: {e}; make it readable by this user or point {var} at another"
+            ),
+            source: Some(e),
+        }),
+        Err(e) => {
+            tracing::warn!("ignoring the {what} file {p}: cannot read it: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Last of the static sources, as the AWS SDKs read it: the profile (`AWS_PROFILE`,
+/// else `default`): its static keys in the shared credentials file, else its
+/// `credential_process` (credentials file first, then the shared config file).
+fn from_profile(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<Creds>, CredsFrom), TransportError> {
+    let profile = env("AWS_PROFILE");
+    let name = profile.clone().unwrap_or_else(|| "default".into());
+    let home = env("HOME").map(|h| h.trim_end_matches('/').to_string());
+    let creds_path = env("AWS_SHARED_CREDENTIALS_FILE")
+        .or_else(|| home.as_ref().map(|h| format!("{h}/.aws/credentials")));
+    let config_path =
+        env("AWS_CONFIG_FILE").or_else(|| home.as_ref().map(|h| format!("{h}/.aws/config")));
+    let creds_text = read_shared_file(
+        &creds_path,
+        "credentials",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        profile.is_some() || env("AWS_SHARED_CREDENTIALS_FILE").is_some(),
+    )?;
+    let config_text = read_shared_file(
+        &config_path,
+        "config",
+        "AWS_CONFIG_FILE",
+        env("AWS_CONFIG_FILE").is_some(),
+    )?;
+
+    let in_creds = creds_text
+        .as_deref()
+        .and_then(|t| section(t, &|n| n == name));
+    let process = match (&in_creds, &creds_path) {
+        (Some(props), Some(path)) => last(props, "credential_process").map(|c| (c, path.clone())),
+        _ => None,
+    }
+    .or_else(|| {
+        let cmd = config_file_process(config_text.as_deref()?, &name)?;
+        Some((cmd, config_path.clone()?))
+    });
+
+    if let (Some(text), Some(path)) = (&creds_text, &creds_path) {
+        match parse_shared_credentials(text, &name) {
+            Ok(Some(c)) => {
+                return Ok((
+                    Some(c),
+                    CredsFrom::SharedFile {
+                        path: path.clone(),
+                        profile: name,
+                    },
+                ))
+            }
+            Ok(None) => {}
+            // Keys are not the only way a profile gives credentials.
+            Err(_) if process.is_some() => {}
+            // A default profile without static keys (role_arn, SSO) is for other
+            // tools: not an error unless this profile was asked for.
+            Err(why) if profile.is_none() => {
+                tracing::warn!("ignoring the [default] profile of {path}: {why}");
+                return Ok((None, CredsFrom::None));
+            }
+            Err(why) => {
+                return Err(TransportError::Credentials {
+                    why: format!("{path}: {why}"),
+                    source: None,
+                })
+            }
+        }
+    }
+
+    if let Some((cmd, path)) = process {
+        let from = CredsFrom::Process {
+            path,
+            profile: name,
+        };
+        return match super::credential_process::run(&cmd) {
+            Ok(c) => {
+                tracing::debug!("S3 credentials from the {from}");
+                Ok((Some(c), from))
+            }
+            Err(why) => Err(TransportError::Credentials {
+                why: format!(
+                    "the {from} ({cmd}): {why}; run the command by hand to see what it prints"
+                ),
+                source: None,
+            }),
+        };
+    }
+
+    let in_config = config_text
+        .as_deref()
+        .and_then(|t| {
+            section(t, &|n| {
+                n.split_whitespace().eq(["profile", name.as_str()])
+                    || (name == "default" && n == "default")
+            })
+        })
+        .is_some();
+    match (&creds_text, &creds_path) {
+        _ if profile.is_none() || in_config => Ok((None, CredsFrom::None)),
+        (Some(_), Some(path)) if in_creds.is_none() => Err(TransportError::Credentials {
+            why: format!(
+                "AWS_PROFILE={name}, but {path} has no [{name}] section: add it, or pick another profile"
+            ),
+            source: None,
+        }),
+        (None, _) => Err(TransportError::Credentials {
+            why: format!(
+                "AWS_PROFILE is set, but there is no credentials file to read it from ({}); create it or set AWS_SHARED_CREDENTIALS_FILE",
+                env("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into())
+            ),
+            source: None,
+        }),
+        _ => Ok((None, CredsFrom::None)),
     }
 }
 
@@ -162,86 +346,7 @@ pub(super) fn resolve(
                     "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into(),
                 ))
             }
-            (None, None) => {
-                // Last, as the AWS CLI does: the shared credentials file.
-                let profile = env("AWS_PROFILE");
-                let path = env("AWS_SHARED_CREDENTIALS_FILE").or_else(|| {
-                    env("HOME").map(|h| format!("{}/.aws/credentials", h.trim_end_matches('/')))
-                });
-                let text = match &path {
-                    None => None,
-                    Some(p) => match std::fs::read_to_string(p) {
-                        Ok(text) => Some(text),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                        // There but unreadable is not "no credentials": the requests
-                        // would go out unsigned and fail as a puzzling AccessDenied.
-                        Err(e)
-                            if profile.is_some()
-                                || env("AWS_SHARED_CREDENTIALS_FILE").is_some() =>
-                        {
-                            return Err(TransportError::Credentials {
-                                why: format!(
-                                    "cannot read the credentials file {p}: {e}; make it readable by this user or point AWS_SHARED_CREDENTIALS_FILE at another"
-                                ),
-                                source: Some(e),
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!("ignoring the credentials file {p}: cannot read it: {e}");
-                            None
-                        }
-                    },
-                };
-                match (text, path) {
-                    (Some(text), Some(path)) => {
-                        let name = profile.clone().unwrap_or_else(|| "default".into());
-                        match parse_shared_credentials(&text, &name) {
-                            Ok(Some(c)) => (
-                                Some(c),
-                                CredsFrom::SharedFile {
-                                    path,
-                                    profile: name,
-                                },
-                            ),
-                            // A default profile without static keys (role_arn, SSO,
-                            // credential_process) is for other tools: not an error
-                            // unless this profile was asked for.
-                            Err(why) if profile.is_none() => {
-                                tracing::warn!(
-                                    "ignoring the [default] profile of {path}: {why}"
-                                );
-                                (None, CredsFrom::None)
-                            }
-                            Ok(None) if profile.is_some() => {
-                                return Err(TransportError::Credentials {
-                                    why: format!(
-                                        "AWS_PROFILE={name}, but {path} has no [{name}] section: add it, or pick another profile"
-                                    ),
-                                    source: None,
-                                })
-                            }
-                            Ok(None) => (None, CredsFrom::None),
-                            Err(why) => {
-                                return Err(TransportError::Credentials {
-                                    why: format!("{path}: {why}"),
-                                    source: None,
-                                })
-                            }
-                        }
-                    }
-                    (None, _) if profile.is_some() => {
-                        return Err(TransportError::Credentials {
-                            why: format!(
-                                "AWS_PROFILE is set, but there is no credentials file to read it from ({}); create it or set AWS_SHARED_CREDENTIALS_FILE",
-                                env("AWS_SHARED_CREDENTIALS_FILE")
-                                    .unwrap_or_else(|| "~/.aws/credentials".into())
-                            ),
-                            source: None,
-                        })
-                    }
-                    _ => (None, CredsFrom::None),
-                }
-            }
+            (None, None) => from_profile(&env)?,
         },
     })
 }
@@ -359,6 +464,66 @@ mod tests {
             &[("AWS_SHARED_CREDENTIALS_FILE", f)],
         );
         assert_eq!(s.credentials.unwrap().key_id, "A");
+    }
+
+    #[test]
+    fn a_profiles_credential_process_comes_after_its_static_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (creds, config) = (dir.path().join("credentials"), dir.path().join("config"));
+        let answer = |key: &str| {
+            format!("echo '{{\"Version\":1,\"AccessKeyId\":\"{key}\",\"SecretAccessKey\":\"S\"}}'")
+        };
+        std::fs::write(
+            &creds,
+            format!(
+                "[keys]\naws_access_key_id=STATIC\naws_secret_access_key=S\ncredential_process={}\n[proc]\ncredential_process={}\n",
+                answer("NOTRUN"),
+                answer("FROMCREDS")
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[default]\ncredential_process={}\n[profile proc]\ncredential_process={}\n[profile cfg]\ncredential_process={}\n[profile regiononly]\nregion=eu-west-1\n[cfg]\ncredential_process=false\n",
+                answer("DEFAULT"),
+                answer("SHADOWED"),
+                answer("FROMCONFIG")
+            ),
+        )
+        .unwrap();
+        let (c, k) = (creds.to_str().unwrap(), config.to_str().unwrap());
+        let key = |profile: Option<&str>| {
+            let mut env = vec![("AWS_SHARED_CREDENTIALS_FILE", c), ("AWS_CONFIG_FILE", k)];
+            env.extend(profile.map(|p| ("AWS_PROFILE", p)));
+            let s = resolve("s3://rel", &S3Options::default(), &env);
+            (
+                s.credentials.map(|c| c.key_id),
+                s.credentials_from.to_string(),
+            )
+        };
+        assert_eq!(key(Some("keys")).0.as_deref(), Some("STATIC"));
+        let (id, from) = key(Some("proc"));
+        assert_eq!(id.as_deref(), Some("FROMCREDS"));
+        assert_eq!(from, format!("credential_process of profile [proc] in {c}"));
+        // In the config file a profile is [profile NAME]; [cfg] is not it.
+        let (id, from) = key(Some("cfg"));
+        assert_eq!(id.as_deref(), Some("FROMCONFIG"));
+        assert_eq!(from, format!("credential_process of profile [cfg] in {k}"));
+        assert_eq!(key(None).0.as_deref(), Some("DEFAULT"));
+        // A profile with only settings gives no credentials (later sources may).
+        assert_eq!(key(Some("regiononly")).0, None);
+        let e = Settings::resolve(
+            "s3://rel",
+            &S3Options::default(),
+            &env_of(&[
+                ("AWS_SHARED_CREDENTIALS_FILE", c),
+                ("AWS_CONFIG_FILE", k),
+                ("AWS_PROFILE", "absent"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no [absent] section"), "{e}");
     }
 
     #[test]

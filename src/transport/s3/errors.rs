@@ -160,6 +160,10 @@ pub(super) fn denied_hint(info: &ErrorInfo, ctx: &Ctx<'_>) -> String {
             format!("aws_access_key_id of [{profile}] in {path}"),
             format!("aws_secret_access_key of [{profile}] in {path}"),
         ),
+        CredsFrom::Process { .. } => (
+            format!("the AccessKeyId printed by the {}", s.credentials_from),
+            format!("the SecretAccessKey printed by the {}", s.credentials_from),
+        ),
         CredsFrom::Environment | CredsFrom::None => (
             "AWS_ACCESS_KEY_ID".to_string(),
             "AWS_SECRET_ACCESS_KEY".to_string(),

@@ -11,6 +11,7 @@
 //! `tests/s3.rs` drives the I/O against a real one.
 
 mod client;
+mod credential_process;
 mod credentials;
 mod errors;
 mod multipart;
