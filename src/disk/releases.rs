@@ -123,25 +123,12 @@ pub fn identity(path: &Path) -> io::Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
+/// `renameat2` through rustix's raw syscall rather than glibc's wrapper, which only
+/// exists since glibc 2.28: the release binary is linked against glibc 2.17
+/// (`dist/build`), and the kernel call itself is there since Linux 3.15.
 fn exchange_paths(a: &Path, b: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let ca = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let cb = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
 }
 
 /// Remove an installed release so that a crash half-way never leaves a partial tree
