@@ -103,19 +103,22 @@ pub fn parse_pid(text: &str) -> Result<u32, String> {
         .map_err(|_| format!("expected a process id, got {t:?}"))
 }
 
-/// The main pid of `unit`: `<systemctl> show -p MainPID --value <unit>`.
-pub async fn unit_main_pid(
+/// One property of `unit`: `<systemctl> show -p <property> --value <unit>`, and the
+/// command as run (for messages); an error names the command and how it ended.
+pub async fn unit_property(
     systemctl: &[String],
+    property: &str,
     unit: &str,
     env: &[(String, String)],
     timeout: Duration,
-) -> Result<u32, String> {
+) -> Result<(String, String), String> {
     let mut argv = systemctl.to_vec();
-    argv.extend(["show", "-p", "MainPID", "--value", unit].map(String::from));
+    argv.extend(["show", "-p", property, "--value", unit].map(String::from));
     let command = argv.join(" ");
     match process::run(&argv, env, timeout).await {
-        Ok(done) if done.status.success() => parse_pid(&String::from_utf8_lossy(&done.stdout))
-            .map_err(|e| format!("`{command}`: {e}")),
+        Ok(done) if done.status.success() => {
+            Ok((String::from_utf8_lossy(&done.stdout).into_owned(), command))
+        }
         Ok(done) => Err(format!(
             "`{command}` {}: {}",
             process::describe(done.status),
@@ -123,6 +126,17 @@ pub async fn unit_main_pid(
         )),
         Err(e) => Err(format!("`{command}`: {e}")),
     }
+}
+
+/// The main pid of `unit`: `<systemctl> show -p MainPID --value <unit>`.
+pub async fn unit_main_pid(
+    systemctl: &[String],
+    unit: &str,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<u32, String> {
+    let (value, command) = unit_property(systemctl, "MainPID", unit, env, timeout).await?;
+    parse_pid(&value).map_err(|e| format!("`{command}`: {e}"))
 }
 
 /// The pid in `path`, written by the restart command.

@@ -150,19 +150,17 @@ pub fn load_state_problem(unit: &str, load_state: &str) -> Option<String> {
 pub async fn unit_problems(config: &Config, timeout: Duration) -> Vec<Problem> {
     let mut problems = Vec::new();
     for unit in &config.services.units {
-        let mut argv = config.services.systemctl.clone();
-        argv.extend(["show", "-p", "LoadState", "--value", unit].map(String::from));
-        let command = argv.join(" ");
-        let why = match super::process::run(&argv, &[], timeout).await {
-            Ok(done) if done.status.success() => {
-                load_state_problem(unit, &String::from_utf8_lossy(&done.stdout))
-            }
-            Ok(done) => Some(format!(
-                "cannot be looked up: `{command}` {}: {}",
-                super::process::describe(done.status),
-                super::process::tail(&done.stderr, 3)
-            )),
-            Err(e) => Some(format!("cannot be looked up: `{command}`: {e}")),
+        let shown = super::main_process::unit_property(
+            &config.services.systemctl,
+            "LoadState",
+            unit,
+            &[],
+            timeout,
+        )
+        .await;
+        let why = match shown {
+            Ok((state, _)) => load_state_problem(unit, &state),
+            Err(e) => Some(format!("cannot be looked up: {e}")),
         };
         if let Some(why) = why {
             problems.push(Problem {
